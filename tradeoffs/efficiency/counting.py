@@ -1,0 +1,87 @@
+"""Counting parameters and weight bytes of a parameter pytree.
+
+These are the theoretical, hardware-independent costs: how many numbers a model
+stores, how many of them are non-zero, and how many bytes they take at the
+precision they are stored (or would be stored, for quantized weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# A bit width per leaf: a pytree matching `params` (ints, or None for "as stored"),
+# or a callback `(path_string, leaf) -> bits | None`.
+BitsPerLeaf = Any | Callable[[str, Any], "int | None"]
+
+
+def _leaves(params: Any) -> list[Any]:
+  return [leaf for leaf in jax.tree.leaves(params) if hasattr(leaf, "shape")]
+
+
+def param_count(params: Any) -> int:
+  """Number of scalars in all array leaves of `params`."""
+  return int(sum(int(np.prod(leaf.shape)) for leaf in _leaves(params)))
+
+
+def nonzero_count(params: Any) -> int:
+  """Number of non-zero scalars in `params` (pruned weights are exact zeros)."""
+  return int(sum(int(np.count_nonzero(np.asarray(leaf))) for leaf in _leaves(params)))
+
+
+def leaf_density(leaf: Any) -> float:
+  """Fraction of non-zero entries of one array (1.0 for an empty array)."""
+  size = int(np.prod(leaf.shape))
+  return 1.0 if size == 0 else float(np.count_nonzero(np.asarray(leaf))) / size
+
+
+def path_string(path: tuple[Any, ...]) -> str:
+  """'params/Dense_0/kernel' for a jax key path."""
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))))
+                  for k in path)
+
+
+def stored_bits(leaf: Any) -> int:
+  """Bits per element of `leaf` as stored (float32 -> 32, bfloat16 -> 16, bool -> 8)."""
+  return int(jnp.dtype(leaf.dtype).itemsize) * 8
+
+
+def weight_bytes(params: Any, bits_per_leaf: BitsPerLeaf | None = None) -> int:
+  """Bytes the weights take at their stored precision, or at `bits_per_leaf`.
+
+  Args:
+    params: the parameter pytree.
+    bits_per_leaf: None (count every leaf at its dtype), a pytree with the structure of
+      `params` holding a bit width per leaf (None keeps the dtype), or a callback
+      `(path_string, leaf) -> bits or None`. Quantized weights simulated in float32
+      ("fake quantization") count at their bit width this way, e.g. 8 or 4.
+
+  Returns:
+    Total bytes, the total rounded up to whole bytes.
+  """
+  with_paths = [(p, x) for p, x in jax.tree_util.tree_flatten_with_path(params)[0]
+                if hasattr(x, "shape")]
+  if bits_per_leaf is None:
+    bits = [None] * len(with_paths)
+  elif callable(bits_per_leaf):
+    bits = [bits_per_leaf(path_string(p), x) for p, x in with_paths]
+  else:
+    treedef = jax.tree.structure(params)
+    try:
+      bits = treedef.flatten_up_to(bits_per_leaf)
+    except (ValueError, TypeError) as e:
+      raise ValueError(f"bits_per_leaf must have the structure of params or be a callback "
+                       f"(path, leaf) -> bits; got a mismatching pytree: {e}") from None
+    all_leaves = jax.tree.leaves(params)
+    bits = [b for b, x in zip(bits, all_leaves) if hasattr(x, "shape")]
+  total_bits = 0
+  for (path, leaf), b in zip(with_paths, bits):
+    b = stored_bits(leaf) if b is None else b
+    if not isinstance(b, (int, np.integer)) or b <= 0:
+      raise ValueError(f"bits_per_leaf for {path_string(path)!r} is {b!r}; expected a "
+                       "positive int or None")
+    total_bits += int(np.prod(leaf.shape)) * int(b)
+  return int(-(-total_bits // 8))
