@@ -1,0 +1,121 @@
+"""Human audit of CIEs: an image grid and a machine-readable list of example ids.
+
+Host-side writers (numpy + matplotlib's Agg canvas, no pyplot global state); only
+process 0 writes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+
+from tradeoffs import workdir as workdir_lib
+
+
+def _select(ids, dense_modal, comp_modal, is_cie, scores):
+  """Indices of the CIEs to show/list: highest score first, else in example order."""
+  ids = np.asarray(ids)
+  if is_cie is None:
+    if dense_modal is None or comp_modal is None:
+      raise ValueError("pass is_cie=, or dense_modal= and comp_modal= to derive it")
+    is_cie = np.asarray(dense_modal) != np.asarray(comp_modal)
+  is_cie = np.asarray(is_cie, bool)
+  if is_cie.shape != ids.shape:
+    raise ValueError(f"is_cie has shape {is_cie.shape}, ids {ids.shape}: one per example")
+  index = np.flatnonzero(is_cie)
+  if scores is not None:
+    scores = np.asarray(scores)
+    if scores.shape != ids.shape:
+      raise ValueError(f"scores has shape {scores.shape}, ids {ids.shape}: one per example")
+    index = index[np.argsort(-scores[index], kind="stable")]
+  return index
+
+
+def _name(value, class_names):
+  value = int(value)
+  return class_names[value] if class_names is not None else str(value)
+
+
+def audit_sheet(path_png: str, images, ids, dense_modal, comp_modal, labels, *,
+                max_images: int = 64, is_cie=None, scores=None,
+                class_names: Sequence[str] | None = None, title: str | None = None) -> int:
+  """Writes a PNG grid of CIE images captioned with id, both modal labels and the label.
+
+  Args:
+    path_png: output file.
+    images: float [examples, H, W, C] in [0, 1] (C = 1 or 3).
+    ids: example ids [examples].
+    dense_modal, comp_modal: modal labels [examples] of the two populations.
+    labels: true labels [examples].
+    max_images: at most this many images are drawn (highest `scores` first when given).
+    is_cie: which examples to draw; default: where the modal labels differ.
+    scores: optional per-example scores (e.g. taxicab) to order the grid.
+    class_names: optional names for the label ints.
+    title: optional figure title.
+
+  Returns:
+    The number of images drawn (the file is written even when it is 0).
+  """
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  if int(max_images) < 0:
+    raise ValueError(f"max_images={max_images!r}: must be >= 0")
+  images = np.asarray(images, np.float32)
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise ValueError(f"images has shape {images.shape}: expected [examples, H, W, 1 or 3]")
+  if images.shape[0] != np.asarray(ids).shape[0]:
+    raise ValueError(f"images has {images.shape[0]} examples, ids {np.asarray(ids).shape[0]}")
+  index = _select(ids, dense_modal, comp_modal, is_cie, scores)[:int(max_images)]
+  dense_modal, comp_modal = np.asarray(dense_modal), np.asarray(comp_modal)
+  labels, ids = np.asarray(labels), np.asarray(ids)
+  if not workdir_lib.is_writer():
+    return len(index)
+  columns = max(1, min(8, len(index)))
+  rows = max(1, math.ceil(len(index) / columns))
+  figure = Figure(figsize=(1.6 * columns, 1.9 * rows + (0.4 if title else 0.0)), dpi=100)
+  FigureCanvasAgg(figure)
+  if title:
+    figure.suptitle(title, fontsize=9)
+  if not len(index):
+    figure.text(0.5, 0.5, "no CIE examples", ha="center", va="center")
+  for slot, i in enumerate(index):
+    axis = figure.add_subplot(rows, columns, slot + 1)
+    image = np.clip(images[i], 0.0, 1.0)
+    if image.shape[-1] == 1:
+      axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+      axis.imshow(image, interpolation="nearest")
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.set_title(f"id {int(ids[i])}\ndense {_name(dense_modal[i], class_names)} "
+                   f"comp {_name(comp_modal[i], class_names)}\n"
+                   f"true {_name(labels[i], class_names)}", fontsize=6)
+  figure.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path_png)), exist_ok=True)
+  figure.savefig(path_png, format="png")
+  return len(index)
+
+
+def write_cie_list(path_json: str, ids, *, is_cie=None, scores=None, dense_modal=None,
+                   comp_modal=None, labels=None, **metadata) -> list[dict]:
+  """Writes the CIEs as JSON: {"count", "examples": [{"id", ...}], **metadata}.
+
+  Each entry holds the example id and, when given, its score, both modal labels and the
+  true label; entries are ordered by score (highest first) when scores are given, else by
+  example order. `is_cie` defaults to where the modal labels differ.
+  """
+  index = _select(ids, dense_modal, comp_modal, is_cie, scores)
+  columns = {"score": scores, "dense_modal": dense_modal, "compressed_modal": comp_modal,
+             "label": labels}
+  columns = {k: np.asarray(v) for k, v in columns.items() if v is not None}
+  ids = np.asarray(ids)
+  examples = [{"id": ids[i].item(), **{k: v[i].item() for k, v in columns.items()}}
+              for i in index]
+  if workdir_lib.is_writer():
+    workdir_lib.write_json(path_json, {"count": len(examples), "examples": examples,
+                                       **metadata})
+  return examples
