@@ -49,12 +49,18 @@ def append_records(workdir: str, records: Iterable[Mapping[str, Any]] | Mapping[
 
 def load_records(*workdirs: str) -> list[dict[str, Any]]:
   """Records from one or several workdirs, each tagged with the workdir it came from."""
+  if not workdirs:
+    raise ValueError("load_records() needs at least one workdir")
   out = []
   for wd in workdirs:
     path = os.path.join(wd, RECORDS_FILE)
     if not os.path.exists(path):
       raise FileNotFoundError(f"{wd} has no {RECORDS_FILE}: run a study into it first")
-    for record in workdir_lib.read_jsonl(path):
+    found = workdir_lib.read_jsonl(path)
+    if not found:
+      raise ValueError(f"{path} holds no records: the study in {wd} has not finished an "
+                       "evaluation yet")
+    for record in found:
       record.setdefault("workdir", wd)
       out.append(record)
   return out

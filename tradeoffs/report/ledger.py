@@ -1,0 +1,207 @@
+"""What was traded for what: one accountability entry per variant.
+
+In the spirit of Cooper, Levy and De Sa (EAAMO 2021; PAPERS.md section 18): every knob
+that trades accuracy for efficiency is stated as an explicit choice, with what it saved
+and what it cost measured against a reference variant, and who paid (the class or group
+hit hardest), so the decision stays auditable later.
+
+Formulation chosen (the paper's exact list was not retrieved): the reference is, per
+study, the variant named by the caller, else one named dense/baseline/reference, else
+the record with the most parameters; savings are ratios reference/variant ("x fewer");
+accuracy costs are differences in percentage points; "for whom" is the class or group
+whose accuracy dropped most against the reference (or, without reference per-class
+numbers, the lowest one).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+from tradeoffs.report.pareto import as_number
+from tradeoffs.report.pareto import get_path
+
+REFERENCE_NAMES = ("dense", "baseline", "reference", "full")
+STANDARD_FIELDS = frozenset({"study", "variant", "config", "environment", "efficiency",
+                             "accuracy", "hidden_costs", "members", "workdir", "seconds"})
+
+
+def _is_reference_name(variant: Any) -> bool:
+  name = str(variant).lower()
+  return name in REFERENCE_NAMES or name.startswith(tuple(f"{n}_" for n in REFERENCE_NAMES)) \
+      or name.startswith(tuple(f"{n}-" for n in REFERENCE_NAMES))
+
+
+def choose_reference(record: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
+                     reference: str | None = None) -> Mapping[str, Any] | None:
+  """The record `record` is compared against (see module docstring for the rule)."""
+  same_study = [r for r in records if r.get("study") == record.get("study")]
+  # Prefer a reference from the same run (workdir), then from the same study.
+  pools = [[r for r in same_study if r.get("workdir") == record.get("workdir")], same_study]
+  for pool in pools:
+    if not pool:
+      continue
+    if reference is not None:
+      named = [r for r in pool if r.get("variant") == reference]
+      if named:
+        return named[0]
+      continue
+    named = [r for r in pool if _is_reference_name(r.get("variant"))]
+    if named:
+      return named[0]
+    sized = [r for r in pool if as_number(get_path(r, "efficiency.params")) is not None]
+    if sized:
+      return max(sized, key=lambda r: as_number(get_path(r, "efficiency.params")))
+  return None
+
+
+def flatten_scores(value: Any, prefix: str = "") -> dict[str, float]:
+  """Per-class or per-group accuracies as {name: value}: lists index by class, nested
+  dicts join as 'attribute=value'."""
+  out = {}
+  if isinstance(value, Mapping):
+    for key, sub in value.items():
+      name = f"{prefix}={key}" if prefix and not isinstance(sub, Mapping) else (
+          f"{prefix}.{key}" if prefix else str(key))
+      out.update(flatten_scores(sub, name))
+  elif isinstance(value, (list, tuple)):
+    for index, sub in enumerate(value):
+      out.update(flatten_scores(sub, f"{prefix}={index}" if prefix else str(index)))
+  else:
+    number = as_number(value)
+    if number is not None:
+      out[prefix] = number
+  return out
+
+
+def fmt_count(value: float | None) -> str:
+  """1234567 -> '1.23M'."""
+  if value is None:
+    return "–"
+  for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    if abs(value) >= factor:
+      return f"{value / factor:.3g}{suffix}"
+  return f"{value:.3g}" if value != int(value) else str(int(value))
+
+
+def fmt_accuracy(value: float | None) -> str:
+  if value is None:
+    return "–"
+  return f"{100 * value:.1f}%" if abs(value) <= 1.0 else f"{value:.2f}"
+
+
+def fmt_points(delta: float, scale: float) -> str:
+  return f"{delta * scale:+.1f} pp"
+
+
+def _accuracy_scale(*values: float | None) -> float:
+  # Fractions in [0, 1] become percentage points; anything larger is already in percent.
+  present = [abs(v) for v in values if v is not None]
+  return 100.0 if present and max(present) <= 1.0 else 1.0
+
+
+def _ratio_phrase(name: str, ref: float | None, value: float | None,
+                  formatter=fmt_count) -> str | None:
+  if ref is None or value is None:
+    return None
+  if value == ref:
+    return f"{name} unchanged ({formatter(value)})"
+  if value <= 0 or ref <= 0:
+    return f"{name} {formatter(ref)} → {formatter(value)}"
+  if value < ref:
+    return f"{ref / value:.2f}× fewer {name} ({formatter(ref)} → {formatter(value)})"
+  return f"{value / ref:.2f}× more {name} ({formatter(ref)} → {formatter(value)})"
+
+
+def _knobs(record: Mapping[str, Any]) -> list[str]:
+  return [f"{k}={record[k]}" for k in sorted(record)
+          if k not in STANDARD_FIELDS and not isinstance(record[k], (Mapping, list))]
+
+
+def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+  if isinstance(a, Mapping) and isinstance(b, Mapping):
+    out = []
+    for key in sorted(set(a) | set(b)):
+      out += _config_diff(a.get(key), b.get(key), f"{prefix}{key}.")
+    return out
+  return [] if a == b else [f"{prefix.rstrip('.')}={b!r} (reference {a!r})"]
+
+
+def trade_entry(record: Mapping[str, Any], reference: Mapping[str, Any] | None
+                ) -> dict[str, Any]:
+  """The accountability entry of one variant: choice, saved, cost, for whom, time, notes."""
+  def num(r, path):
+    return None if r is None else as_number(get_path(r, path))
+
+  entry: dict[str, Any] = {"variant": record.get("variant"), "study": record.get("study"),
+                           "reference": None if reference is None else reference.get("variant")}
+  choice = _knobs(record)
+  if reference is not None and reference is not record:
+    diff = _config_diff(reference.get("config"), record.get("config"))
+    if diff:
+      choice.append("config: " + "; ".join(diff[:6]) + (" …" if len(diff) > 6 else ""))
+  if record.get("members", 1) not in (None, 1):
+    choice.append(f"members={record.get('members')}")
+  entry["choice"] = choice
+
+  is_reference = reference is None or reference is record
+  saved, cost, whom, notes = [], [], [], []
+  if is_reference:
+    saved.append("reference variant: the others are measured against it")
+  else:
+    for name, path in (("params", "efficiency.params"),
+                       ("non-zero params", "efficiency.nonzero_params"),
+                       ("FLOPs", "efficiency.flops"),
+                       ("sparse FLOPs (theoretical)", "efficiency.sparse_flops"),
+                       ("weight bytes", "efficiency.weight_bytes"),
+                       ("peak bytes", "efficiency.peak_bytes")):
+      phrase = _ratio_phrase(name, num(reference, path), num(record, path))
+      if phrase:
+        saved.append(phrase)
+    ref_ms, ms = num(reference, "efficiency.latency_ms"), num(record, "efficiency.latency_ms")
+    if ref_ms is not None and ms is not None and ref_ms > 0:
+      saved.append(f"latency {ref_ms:.3g} ms → {ms:.3g} ms ({100 * (ms / ref_ms - 1):+.0f}%)")
+    nonzero, params = num(record, "efficiency.nonzero_params"), num(record, "efficiency.params")
+    if (nonzero is not None and params and nonzero < 0.95 * params and ref_ms and ms
+        and ms > 0.9 * ref_ms):
+      notes.append(f"sparsity ({100 * (1 - nonzero / params):.0f}% zeros) saves on paper "
+                   f"but not on this dense hardware: latency {100 * (ms / ref_ms - 1):+.0f}%")
+
+  for name, path in (("top-1", "accuracy.top1"), ("worst class", "accuracy.worst_class"),
+                     ("worst group", "accuracy.worst_group"), ("balanced", "accuracy.balanced")):
+    value, ref = num(record, path), num(reference, path)
+    if value is None:
+      continue
+    std = num(record, path + "_std")
+    spread = f" ± {fmt_accuracy(std)}" if std is not None else ""
+    if ref is None or is_reference:
+      cost.append(f"{name} {fmt_accuracy(value)}{spread}")
+    else:
+      scale = _accuracy_scale(value, ref)
+      cost.append(f"{name} {fmt_points(value - ref, scale)} "
+                  f"({fmt_accuracy(ref)} → {fmt_accuracy(value)}{spread})")
+  for key, value in sorted((record.get("hidden_costs") or {}).items()):
+    number = as_number(value)
+    if number is not None:
+      cost.append(f"{key} {fmt_count(number) if abs(number) >= 1 else f'{number:.3g}'}")
+
+  for kind, path in (("class", "accuracy.per_class"), ("group", "accuracy.per_group")):
+    scores = flatten_scores(get_path(record, path))
+    if not scores:
+      continue
+    ref_scores = flatten_scores(get_path(reference, path)) if not is_reference else {}
+    shared = [k for k in scores if k in ref_scores]
+    if shared:
+      name = min(shared, key=lambda k: (scores[k] - ref_scores[k], k))
+      scale = _accuracy_scale(scores[name], ref_scores[name])
+      whom.append(f"{kind} {name} hit hardest: {fmt_points(scores[name] - ref_scores[name], scale)}"
+                  f" ({fmt_accuracy(ref_scores[name])} → {fmt_accuracy(scores[name])})")
+    else:
+      name = min(scores, key=lambda k: (scores[k], k))
+      whom.append(f"lowest {kind}: {name} at {fmt_accuracy(scores[name])}")
+
+  entry.update(saved=saved, cost=cost, whom=whom, notes=notes,
+               seconds=as_number(record.get("seconds")))
+  if record.get("workdir"):
+    entry["run"] = os.path.basename(os.path.normpath(str(record["workdir"])))
+  return entry
