@@ -1,0 +1,26 @@
+"""Data: TFDS sources (ArrayRecord, no TensorFlow), embedded offline sets, batching.
+
+    ds = data.load("digits_groups")     # arrays + group attributes, offline
+    ds.train.images, ds.train.labels, ds.train.groups, ds.test.ids
+"""
+
+from tradeoffs.data.augment import AUGMENTATIONS
+from tradeoffs.data.augment import make_augment
+from tradeoffs.data.augment import pad_and_crop
+from tradeoffs.data.augment import random_erasing
+from tradeoffs.data.augment import random_flip
+from tradeoffs.data.batching import batch_indices
+from tradeoffs.data.batching import feistel_permute
+from tradeoffs.data.batching import steps_per_epoch
+from tradeoffs.data.sources import ArraySplit
+from tradeoffs.data.sources import DATASETS
+from tradeoffs.data.sources import Dataset
+from tradeoffs.data.sources import DatasetSpec
+from tradeoffs.data.sources import data_source
+from tradeoffs.data.sources import load
+from tradeoffs.data.sources import load_split
+from tradeoffs.data.sources import register_dataset
+
+
+def names() -> list[str]:
+  return sorted(DATASETS)

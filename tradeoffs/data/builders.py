@@ -1,0 +1,138 @@
+"""TFDS builders for the embedded, offline datasets (no TensorFlow, no download).
+
+Both are built from the vendored UCI optical digits file (`third_party/uci_digits`) into
+ArrayRecord files and read back with `tfds.data_source`.
+
+- `digits`: 1,797 8×8 grey images, 10 classes. Split: a permutation with
+  `numpy.random.default_rng(0)` over the file's rows; the first 360 form `test`, the other
+  1,437 `train` (the 80/20 split the anchor numbers use). Pixels 0–16 are stored as
+  `round(v · 255 / 16)` in PNG (an injective map, so nothing is lost).
+- `digits_groups`: the same images and split plus `subgroup` (0/1). 12% of the examples of
+  every class (chosen with `default_rng(1)`) form the under-represented subgroup (label 1),
+  and their images are rotated by 90° clockwise — a documented distribution shift that a
+  model must learn from few examples.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+DIGITS_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "third_party", "uci_digits",
+                           "digits.csv.gz")
+NUM_TEST = 360
+SUBGROUP_FRACTION = 0.12
+
+_CITATION = """@misc{alpaydin1998optical,
+  title={Optical Recognition of Handwritten Digits},
+  author={Alpaydin, E. and Kaynak, C.},
+  year={1998}, howpublished={UCI Machine Learning Repository},
+  note={DOI: 10.24432/C50P49}}"""
+
+
+def read_digits_file(path: str = DIGITS_FILE) -> tuple[np.ndarray, np.ndarray]:
+  """Images uint8 [1797, 8, 8] with values 0..16 and labels int [1797]."""
+  path = os.path.abspath(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"the embedded digits file is missing at {path}; it ships in third_party/uci_digits "
+        "of the tradeoffs repository (install from a checkout with `pip install -e .`)")
+  with gzip.open(path, "rt") as f:
+    table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+  return table[:, :64].reshape(-1, 8, 8).astype(np.uint8), table[:, 64].astype(np.int64)
+
+
+def digits_split_indices() -> dict[str, np.ndarray]:
+  order = np.random.default_rng(0).permutation(1797)
+  return {"test": np.sort(order[:NUM_TEST]), "train": np.sort(order[NUM_TEST:])}
+
+
+def subgroup_mask(labels: np.ndarray) -> np.ndarray:
+  """12% of every class, chosen with a fixed seed."""
+  rng = np.random.default_rng(1)
+  mask = np.zeros(len(labels), bool)
+  for c in np.unique(labels):
+    members = np.flatnonzero(labels == c)
+    count = int(round(SUBGROUP_FRACTION * len(members)))
+    mask[rng.choice(members, count, replace=False)] = True
+  return mask
+
+
+def _png(image: np.ndarray) -> bytes:
+  from PIL import Image  # Pillow ships with matplotlib.
+  buf = io.BytesIO()
+  Image.fromarray(image[..., 0] if image.ndim == 3 else image, mode="L").save(buf, format="PNG")
+  return buf.getvalue()
+
+
+def _examples(split: str, with_groups: bool):
+  images, labels = read_digits_file()
+  groups = subgroup_mask(labels)
+  scaled = np.round(images.astype(np.float64) * 255.0 / 16.0).astype(np.uint8)
+  for i in digits_split_indices()[split]:
+    image = np.rot90(scaled[i], k=-1) if (with_groups and groups[i]) else scaled[i]
+    example = {"image": _png(np.ascontiguousarray(image)), "label": int(labels[i]), "id": int(i)}
+    if with_groups:
+      example["subgroup"] = int(groups[i])
+    yield int(i), example
+
+
+class _DigitsBase(tfds.core.GeneratorBasedBuilder):
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  _WITH_GROUPS = False
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    features = {
+        "image": tfds.features.Image(shape=(8, 8, 1), dtype=np.uint8),
+        "label": tfds.features.ClassLabel(num_classes=10),
+        "id": tfds.features.Scalar(dtype=np.int32),
+    }
+    if self._WITH_GROUPS:
+      features["subgroup"] = tfds.features.ClassLabel(names=["majority", "subgroup"])
+    return self.dataset_info_from_configs(
+        description=__doc__,
+        features=tfds.features.FeaturesDict(features),
+        supervised_keys=("image", "label"),
+        homepage="https://doi.org/10.24432/C50P49",
+        citation=_CITATION,
+        license="CC BY 4.0",
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Offline: the data ships with the repository.
+    return {split: _examples(split, self._WITH_GROUPS) for split in ("train", "test")}
+
+  def _generate_examples(self, **kwargs):  # pragma: no cover - splits yield directly.
+    raise NotImplementedError
+
+
+class Digits(_DigitsBase):
+  """UCI optical digits, 8×8, 10 classes (embedded, offline)."""
+
+
+class DigitsGroups(_DigitsBase):
+  """UCI optical digits with a rotated, under-represented `subgroup` (embedded, offline)."""
+  _WITH_GROUPS = True
+
+
+EMBEDDED_BUILDERS = {"digits": Digits, "digits_groups": DigitsGroups}
+
+
+def prepare_embedded(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+  """Builds an embedded dataset to ArrayRecord in `data_dir` if it is not there yet."""
+  import fcntl  # Several local processes may ask at once: build once, under a file lock.
+  data_dir = data_dir or tfds.core.constants.DATA_DIR
+  os.makedirs(data_dir, exist_ok=True)
+  with open(os.path.join(data_dir, f".{name}.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    builder = EMBEDDED_BUILDERS[name](data_dir=data_dir, file_format="array_record")
+    if not builder.is_prepared():
+      tfds.disable_progress_bar()
+      builder.download_and_prepare(file_format="array_record")
+      builder = EMBEDDED_BUILDERS[name](data_dir=data_dir, file_format="array_record")
+  return builder

@@ -1,0 +1,254 @@
+"""Populations of models trained by `jax.vmap` inside one compiled program.
+
+A population is a `TrainState` whose array leaves carry a leading member axis. The
+single-member forward pass, batch selection, augmentation and optimizer update are
+vmapped over members; the batch itself is gathered inside the compiled step from the
+device-resident dataset, as a pure function of (member's data key, step). The member axis
+is sharded over the mesh's `members` axis and each member's batch over `data`.
+
+Losses: the population loss is Σ_members mean_batch loss_fn(logits, labels) — its gradient
+with respect to member i's parameters is member i's own gradient — plus an optional
+`coupling_fn(logits [M, B, C], labels [M, B], step)` for losses that tie members together
+(co-training). The optimizer update is vmapped, so per-member state (e.g. pruning masks)
+stays per member.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh
+
+from tradeoffs.data import batching
+from tradeoffs.train import mesh as mesh_lib
+from tradeoffs.train import seeds as seeds_lib
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+CouplingFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+class TrainState(flax.struct.PyTreeNode):
+  """Everything a run needs to continue: checkpoint this and nothing else."""
+  step: jax.Array  # int32 [M]
+  params: Any
+  batch_stats: Any  # {} for models without batch norm
+  opt_state: Any
+  rngs: dict[str, jax.Array]  # raw keys per source, [M, key_size]
+  apply_fn: Callable[..., Any] = flax.struct.field(pytree_node=False)
+  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+  @property
+  def members(self) -> int:
+    return int(self.step.shape[0])
+
+  def member(self, i: int) -> "TrainState":
+    """Member i as a population of one."""
+    return jax.tree.map(lambda x: x[i:i + 1], self)
+
+
+class DeviceData(flax.struct.PyTreeNode):
+  """A split resident on device (replicated), for in-jit batching."""
+  images: jax.Array
+  labels: jax.Array
+  groups: jax.Array
+  ids: jax.Array
+
+  @property
+  def num_examples(self) -> int:
+    return int(self.labels.shape[0])
+
+
+def to_device(split: Any, mesh: Mesh) -> DeviceData:
+  return DeviceData(images=mesh_lib.put_replicated(split.images, mesh),
+                    labels=mesh_lib.put_replicated(split.labels, mesh),
+                    groups=mesh_lib.put_replicated(split.groups, mesh),
+                    ids=mesh_lib.put_replicated(split.ids, mesh))
+
+
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+
+
+def _variables(params, batch_stats):
+  return {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+
+
+def create_population(model: Any, tx: optax.GradientTransformation, input_shape: tuple[int, ...],
+                      members: int, seeds: seeds_lib.Seeds, mesh: Mesh | None = None,
+                      init_fn: Callable[[Any, jax.Array], Any] | None = None) -> TrainState:
+  """Initialises `members` models and optimizer states in one compiled program.
+
+  Args:
+    model: a Flax Linen module called as `model.apply(variables, x, train=...)`.
+    tx: the optax transformation (vmapped per member).
+    input_shape: one example's shape, e.g. (8, 8, 1).
+    members: population size.
+    seeds: which sources of randomness vary per member.
+    mesh: the ('members', 'data') mesh; default: all devices.
+    init_fn: optional `(params, key) -> params` applied after init (e.g. rescaling).
+  """
+  mesh = mesh or mesh_lib.make_mesh(members)
+  keys = seeds.member_keys(members)
+
+  def init_one(init_key):
+    variables = model.init({"params": seeds_lib.wrap(init_key),
+                            "dropout": jax.random.key(0)},
+                           jnp.zeros((1, *input_shape), jnp.float32), train=False)
+    params = variables["params"]
+    if init_fn is not None:
+      params = init_fn(params, seeds_lib.wrap(init_key))
+    return params, variables.get("batch_stats", {}), tx.init(params)
+
+  sharding = mesh_lib.member_sharded(mesh)
+  init = jax.jit(jax.vmap(init_one), out_shardings=sharding)
+  params, batch_stats, opt_state = init(keys["init"])
+  rngs = {k: jax.device_put(keys[k], sharding) for k in ("data", "augment", "dropout")}
+  step = jax.device_put(jnp.zeros((members,), jnp.int32), sharding)
+  return TrainState(step=step, params=params, batch_stats=batch_stats, opt_state=opt_state,
+                    rngs=rngs, apply_fn=model.apply, tx=tx)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """Static settings of the training step."""
+  batch_size: int
+  augment_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+  loss_fn: LossFn = softmax_cross_entropy
+  coupling_fn: CouplingFn | None = None
+  # (params, grads, opt_state) -> dict of per-member scalars, e.g. gradient flow.
+  grad_metrics_fn: Callable[[Any, Any, Any], dict[str, jax.Array]] | None = None
+
+
+def member_batch(rngs: dict[str, jax.Array], step: jax.Array, data: DeviceData,
+                 config: StepConfig) -> tuple[jax.Array, jax.Array]:
+  """One member's (images, labels) at `step`: a pure function of its keys and the step."""
+  idx = batching.batch_indices(seeds_lib.wrap(rngs["data"]), step, data.num_examples,
+                               config.batch_size)
+  images, labels = data.images[idx], data.labels[idx]
+  if config.augment_fn is not None:
+    images = config.augment_fn(jax.random.fold_in(seeds_lib.wrap(rngs["augment"]), step),
+                               images)
+  return images, labels
+
+
+def train_step(state: TrainState, data: DeviceData, config: StepConfig,
+               mesh: Mesh | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimisation step for every member. Returns per-member metrics [M]."""
+  images, labels = jax.vmap(member_batch, in_axes=(0, 0, None, None))(
+      state.rngs, state.step, data, config)
+  if mesh is not None:
+    images = jax.lax.with_sharding_constraint(images, mesh_lib.batch_sharded(mesh))
+  dropout_keys = jax.vmap(lambda k, s: jax.random.fold_in(seeds_lib.wrap(k), s))(
+      state.rngs["dropout"], state.step)
+  has_stats = bool(jax.tree.leaves(state.batch_stats))
+
+  def forward(params, batch_stats, x, key):
+    variables = _variables(params, batch_stats)
+    if has_stats:
+      logits, updates = state.apply_fn(variables, x, train=True, rngs={"dropout": key},
+                                       mutable=["batch_stats"])
+      return logits, updates["batch_stats"]
+    return state.apply_fn(variables, x, train=True, rngs={"dropout": key}), batch_stats
+
+  def population_loss(params):
+    logits, batch_stats = jax.vmap(forward)(params, state.batch_stats, images, dropout_keys)
+    member_losses = jnp.mean(jax.vmap(config.loss_fn)(logits, labels), axis=-1)
+    total = jnp.sum(member_losses)
+    coupling = jnp.zeros(())
+    if config.coupling_fn is not None:
+      coupling = config.coupling_fn(logits, labels, state.step[0])
+      total = total + coupling
+    return total, (member_losses, logits, batch_stats, coupling)
+
+  grads, (member_losses, logits, batch_stats, coupling) = jax.grad(
+      population_loss, has_aux=True)(state.params)
+  updates, opt_state = jax.vmap(state.tx.update)(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = {
+      "loss": member_losses,
+      "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1),
+      "grad_norm": jax.vmap(optax.global_norm)(grads),
+  }
+  if config.coupling_fn is not None:
+    metrics["coupling_loss"] = jnp.broadcast_to(coupling, member_losses.shape)
+  if config.grad_metrics_fn is not None:
+    metrics.update(jax.vmap(config.grad_metrics_fn)(state.params, grads, state.opt_state))
+  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                            opt_state=opt_state)
+  return new_state, metrics
+
+
+@functools.lru_cache(maxsize=64)
+def make_runner(config: StepConfig, mesh: Mesh, num_steps: int):
+  """A compiled function running `num_steps` steps in a `lax.scan`; donates the state.
+
+  Returns (state, metrics) with metrics stacked [num_steps, M] and replicated, so every
+  process can read them.
+  """
+
+  def run(state, data):
+    state, metrics = jax.lax.scan(lambda s, _: train_step(s, data, config, mesh), state,
+                                  None, length=num_steps)
+    return state, jax.lax.with_sharding_constraint(metrics, mesh_lib.replicated(mesh))
+
+  return jax.jit(run, donate_argnums=(0,))
+
+
+def predict(state: TrainState, images: np.ndarray | jax.Array, batch_size: int = 512,
+            mesh: Mesh | None = None) -> np.ndarray:
+  """Per-member logits [M, N, C] for `images` [N, ...] (eval mode), as a numpy array."""
+  images = np.asarray(images)
+  n = images.shape[0]
+  degree = mesh_lib.data_degree(mesh) if mesh is not None else 1
+  batch_size = max(degree, (min(batch_size, n) + degree - 1) // degree * degree)
+  padded = -(-n // batch_size) * batch_size
+  images = np.concatenate([images, np.zeros((padded - n, *images.shape[1:]), images.dtype)])
+  batches = images.reshape(padded // batch_size, batch_size, *images.shape[1:])
+  if mesh is not None:
+    batches = mesh_lib.put_replicated(batches, mesh)
+  logits = _predict_fn(mesh)(state, batches)
+  logits = np.asarray(jax.device_get(logits))
+  return logits.reshape(logits.shape[0], padded, -1)[:, :n]
+
+
+@functools.lru_cache(maxsize=None)
+def _predict_fn(mesh: Mesh | None):
+  def run(state, batches):
+    def one_batch(_, x):
+      def member(params, batch_stats):
+        return state.apply_fn(_variables(params, batch_stats), x, train=False)
+      return None, jax.vmap(member)(state.params, state.batch_stats)
+
+    _, logits = jax.lax.scan(one_batch, None, batches)  # [num_batches, M, B, C]
+    return jnp.moveaxis(logits, 0, 1)
+
+  if mesh is None:
+    return jax.jit(run)
+  return jax.jit(run, out_shardings=mesh_lib.replicated(mesh))
+
+
+def fit(state: TrainState, split: Any, *, steps: int, batch_size: int, mesh: Mesh | None = None,
+        steps_per_dispatch: int = 100, **step_options: Any) -> tuple[TrainState, dict]:
+  """Trains a population for `steps` more steps on an in-memory split (no checkpoints).
+
+  The Colab-sized entry point; binaries use `tradeoffs.train.experiment.train_population`,
+  which adds resume, logging and preemption. Returns (state, metrics of the last chunk).
+  """
+  mesh = mesh or mesh_lib.make_mesh(state.members)
+  mesh_lib.check_batch(batch_size, mesh, "batch_size")
+  config = StepConfig(batch_size=batch_size, **step_options)
+  data = split if isinstance(split, DeviceData) else to_device(split, mesh)
+  metrics = {}
+  done = 0
+  while done < steps:
+    length = min(steps_per_dispatch, steps - done)
+    state, metrics = make_runner(config, mesh, length)(state, data)
+    done += length
+  return state, jax.device_get(metrics)
