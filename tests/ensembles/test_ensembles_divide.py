@@ -1,0 +1,208 @@
+"""Dividing a wide model: the paper's width rules, parameter parity, regularization."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from tradeoffs import ensembles
+from tradeoffs.ensembles import ModelSpec
+
+
+def wrn_param_count(depth: int, k: int, num_classes: int = 100) -> int:
+  """Closed-form WRN-depth-k parameters (convs, BN scale+bias, 1x1 shortcuts, classifier)."""
+  n = (depth - 4) // 6
+  widths = [16, 16 * k, 32 * k, 64 * k]
+  total = 3 * 3 * 3 * 16
+  in_ch = 16
+  for out_ch in widths[1:]:
+    for block in range(n):
+      c_in = in_ch if block == 0 else out_ch
+      total += 2 * c_in + 9 * c_in * out_ch          # BN, conv1
+      total += 2 * out_ch + 9 * out_ch * out_ch      # BN, conv2
+      if block == 0 and c_in != out_ch:
+        total += c_in * out_ch                       # 1x1 projection shortcut
+    in_ch = out_ch
+  return total + 2 * in_ch + in_ch * num_classes + num_classes
+
+
+def test_wrn_widen_factor_paper_cases():
+  assert ensembles.wrn_widen_factor(10, 2) == 7
+  assert ensembles.wrn_widen_factor(10, 4) == 5
+  assert ensembles.wrn_widen_factor(10, 1) == 10
+  # The max(., 1) floor keeps a narrow WRN alive.
+  assert ensembles.wrn_widen_factor(1, 16) == 1
+
+
+def test_divide_spec_wrn_divides_width_and_dropout():
+  wide = ModelSpec("wrn", {"depth": 28, "widen_factor": 10, "dropout": 0.3})
+  s2 = ensembles.divide_spec(wide, 2)
+  s4 = ensembles.divide_spec(wide, 4)
+  assert s2.kwargs["widen_factor"] == 7 and s4.kwargs["widen_factor"] == 5
+  assert s2.kwargs["dropout"] == pytest.approx(0.15)
+  assert s4.kwargs["dropout"] == pytest.approx(0.075)
+  assert s2.kwargs["depth"] == 28
+  assert ensembles.divide_spec(wide, 1) == wide
+
+
+def test_wrn_closed_form_matches_paper_and_parity_within_25_percent():
+  # The paper quotes 36.5M for WRN-28-10 on CIFAR-100: the closed form reproduces it.
+  wide = wrn_param_count(28, 10)
+  assert wide == pytest.approx(36.5e6, rel=0.01)
+  # Tolerance: int(k/sqrt(S) + 0.4) moves the width by -0.6..+0.4 of one unit of k; at
+  # k/sqrt(S) in [5, 7.1] that is at most 12% of the width, so at most ~25% in the
+  # (quadratic) parameter count. WRN-28-10 itself lands within a few percent.
+  for s in (2, 4):
+    k = ensembles.divide_spec(("wrn", {"depth": 28, "widen_factor": 10}), s).kwargs["widen_factor"]
+    ratio = s * wrn_param_count(28, k) / wide
+    assert 0.75 <= ratio <= 1.25, (s, ratio)
+    assert abs(ratio - 1) < 0.05, (s, ratio)
+
+
+def test_cifar_and_imagenet_resnet_tables():
+  for s, width in {2: 12, 4: 8, 8: 6, 16: 4}.items():
+    assert ensembles.divide_spec(("resnet110", {"base_width": 16}), s).kwargs["base_width"] == width
+  for s, width in {2: 44, 4: 32, 8: 24}.items():
+    assert ensembles.divide_spec(("resnet50", {"base_width": 64}), s).kwargs["base_width"] == width
+  # Off-table widths raise by default and use round(w/sqrt(S)) on request.
+  with pytest.raises(ValueError, match="base_width=20.*width_rule='sqrt'"):
+    ensembles.divide_spec(("resnet20", {"base_width": 20}), 2)
+  with pytest.raises(ValueError, match="num_members=3"):
+    ensembles.divide_spec(("resnet20", {"base_width": 16}), 3)
+  sqrt_spec = ensembles.divide_spec(("resnet20", {"base_width": 20}), 2, width_rule="sqrt")
+  assert sqrt_spec.kwargs["base_width"] == round(20 / math.sqrt(2))
+
+
+def test_mlp_and_cnn_sqrt_rule():
+  mlp = ensembles.divide_spec(("mlp", {"hidden": (512, 512)}), 4)
+  assert mlp.kwargs["hidden"] == (256, 256)
+  assert ensembles.divide_spec(("mlp", {"hidden": (100,)}), 2).kwargs["hidden"] == (71,)
+  cnn = ensembles.divide_spec(("cnn", {"channels": (32, 64), "dense": 128}), 2)
+  assert cnn.kwargs == {"channels": (23, 45), "dense": 91}
+  # Quadratic layers keep parity: hidden 512 -> 4 x 256 has the same hidden-hidden weights.
+  assert 4 * 256 * 256 == 512 * 512
+
+
+def test_bad_input_raises_value_errors():
+  with pytest.raises(ValueError, match="num_members must be >= 1, got 0"):
+    ensembles.divide_spec(("mlp", {"hidden": (8,)}), 0)
+  with pytest.raises(ValueError, match="integer"):
+    ensembles.divide_spec(("mlp", {"hidden": (8,)}), 2.0)
+  with pytest.raises(ValueError, match="hidden=1 cannot be divided into num_members=16"):
+    ensembles.divide_spec(("mlp", {"hidden": (1,)}), 16)
+  with pytest.raises(ValueError, match="valid:.*'mlp'"):
+    ensembles.divide_spec(("transformer9", {}), 2)
+  with pytest.raises(ValueError, match="width_rule='golden'.*'paper'"):
+    ensembles.divide_spec(("mlp", {"hidden": (8,)}), 2, width_rule="golden")
+  with pytest.raises(ValueError, match="weight_decay_rule='l2'.*'exp'"):
+    ensembles.divide(("mlp", {"hidden": (8,)}), 2, weight_decay=1e-4, weight_decay_rule="l2")
+
+
+@pytest.mark.parametrize("s", [1, 2, 4, 8, 16])
+def test_weight_decay_rules_match_formulas(s):
+  wd = 5e-4
+  assert ensembles.divide_weight_decay(wd, s) == pytest.approx(wd * np.exp(1 / s - 1))
+  assert ensembles.divide_weight_decay(wd, s, rule="divide") == pytest.approx(wd / s)
+  assert ensembles.divide_weight_decay(wd, s, rule="linear_floor") == pytest.approx(
+      wd * max(1 - s / 20, 1 / s))
+  assert ensembles.divide_weight_decay(wd, s, rule="none") == wd
+  assert ensembles.divide_dropout(0.3, s) == pytest.approx(0.3 / s)
+
+
+def test_divide_reports_divided_weight_decay():
+  division = ensembles.divide(("mlp", {"hidden": (512, 512)}), 4, weight_decay=1e-3)
+  assert division.member.kwargs["hidden"] == (256, 256)
+  assert division.weight_decay == pytest.approx(1e-3 * math.exp(-0.75))
+  assert division.member_specs == (division.member,) * 4
+  assert division.param_ratio is None  # Not counted unless asked.
+
+
+def test_count_init_params_counts_without_allocating():
+  def init(key, n_in, n_out):
+    del key
+    return {"params": {"w": jnp.zeros((n_in, n_out)), "b": jnp.zeros((n_out,))},
+            "batch_stats": {"mean": jnp.zeros((n_out,))}}
+
+  assert ensembles.count_init_params(init, jax.random.key(0), 3, 4, collection="params") == 16
+  assert ensembles.count_init_params(init, jax.random.key(0), 3, 4) == 20
+  # Huge shapes are fine: eval_shape never materializes them.
+  assert ensembles.count_init_params(init, None, 100_000, 100_000, collection="params") == (
+      100_000 * 100_000 + 100_000)
+
+
+@pytest.mark.parametrize("spec", [("mlp", {"hidden": (512, 512)}),
+                                  ("cnn", {"channels": (32, 64), "dense": 128})])
+def test_member_param_parity_on_real_models(spec):
+  # Within 25%: the quadratic hidden layers divide exactly by S, the input and output
+  # layers are linear in width and grow by sqrt(S) = 2 at S = 4.
+  division = ensembles.divide(spec, 4, count=True, num_classes=10, input_shape=(8, 8, 1))
+  assert division.wide_params > division.member_params > 0
+  assert 0.75 <= division.param_ratio <= 1.25, division
+
+
+@pytest.mark.parametrize("s", [2, 4])
+def test_wrn_parity_on_real_models(s):
+  division = ensembles.divide(("wrn", {"depth": 28, "widen_factor": 10}), s, count=True,
+                              num_classes=100)
+  # The model agrees with the independent closed form, for the wide model and a member.
+  assert division.wide_params == wrn_param_count(28, 10)
+  assert division.member_params == wrn_param_count(28, division.member.kwargs["widen_factor"])
+  assert 0.75 <= division.param_ratio <= 1.25, division
+
+
+def test_presets_resolve_to_general_models():
+  member = ensembles.divide_spec(("wrn28_10", {"dropout": 0.2}), 4)
+  assert member == ModelSpec("wrn", {"depth": 28, "widen_factor": 5, "dropout": 0.05})
+  # ResNeXt: cardinality / S, width per group unchanged.
+  resnext = ensembles.divide_spec("resnext50_32x4d", 2)
+  assert resnext == ModelSpec("resnet_imagenet",
+                              {"depth": 50, "groups": 16, "width_per_group": 4})
+  with pytest.raises(ValueError, match="groups=32.*num_members=3"):
+    ensembles.divide_spec("resnext50_32x4d", 3)
+  # WRN-50-2 at S=2 becomes two plain ResNet-50 widths (the paper's choice).
+  wide50 = ensembles.divide_spec("wide_resnet50_2", 2)
+  assert wide50.kwargs["width_per_group"] == 64
+  division = ensembles.divide("wide_resnet50_2", 2, count=True, num_classes=1000)
+  assert division.member_params == ensembles.count_model_params(
+      "resnet50", num_classes=1000, input_shape=(224, 224, 3))
+
+
+def test_weight_decay_mask_excludes_norms_and_biases():
+  params = {
+      "Dense_0": {"kernel": jnp.ones((3, 4)), "bias": jnp.ones((4,))},
+      "Conv_0": {"kernel": jnp.ones((3, 3, 1, 2)), "bias": jnp.ones((2,))},
+      "BatchNorm_0": {"scale": jnp.ones((2,)), "bias": jnp.ones((2,))},
+      "LayerNorm_1": {"scale": jnp.ones((4,))},
+      "group_norm": {"weight": jnp.ones((2, 2))},  # 2-D, but inside a norm layer.
+      "bn1": {"w": jnp.ones((2, 2))},
+      "Embed_0": {"embedding": jnp.ones((5, 3))},
+  }
+  mask = ensembles.weight_decay_mask(params)
+  assert mask == {
+      "Dense_0": {"kernel": True, "bias": False},
+      "Conv_0": {"kernel": True, "bias": False},
+      "BatchNorm_0": {"scale": False, "bias": False},
+      "LayerNorm_1": {"scale": False},
+      "group_norm": {"weight": False},
+      "bn1": {"w": False},
+      "Embed_0": {"embedding": True},
+  }
+  # A stacked population [S, ...]: member axes do not count as parameter dimensions.
+  stacked = jax.tree.map(lambda x: jnp.stack([x, x]), params)
+  assert ensembles.weight_decay_mask(stacked, member_axes=1) == mask
+  # Without member_axes, the stacked 1-D vectors would wrongly look like matrices.
+  assert ensembles.weight_decay_mask({"v": jnp.ones((2, 4))}, member_axes=1) == {"v": False}
+
+
+def test_weight_decay_mask_drives_optax():
+  params = {"Dense_0": {"kernel": jnp.full((2, 2), 2.0), "bias": jnp.full((2,), 2.0)}}
+  tx = optax.add_decayed_weights(0.1, mask=ensembles.weight_decay_mask)
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  np.testing.assert_allclose(updates["Dense_0"]["kernel"], 0.2)
+  np.testing.assert_allclose(updates["Dense_0"]["bias"], 0.0)
