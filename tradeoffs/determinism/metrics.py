@@ -1,0 +1,242 @@
+"""Variation across runs (Zhuang et al., MLSys 2022; PAPERS.md section 15).
+
+Every function takes the runs stacked on a leading axis: `predictions` int [runs, examples]
+(argmax labels, see `predicted_labels`), `labels` int [examples], `groups` int [examples]
+(one group attribute, values 0..num_groups-1). Standard deviations use `ddof=0` by default,
+like `np.std` in NeuralNetworkRandomness' `run_ae.py`; pass `ddof=1` for the sample std.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def predicted_labels(logits: jax.Array) -> jax.Array:
+  """int [runs, examples] from logits [runs, examples, classes]."""
+  return jnp.argmax(logits, axis=-1)
+
+
+def _check_predictions(predictions: Any, labels: Any = None) -> None:
+  if jnp.ndim(predictions) != 2:
+    raise ValueError(f"predictions shape={jnp.shape(predictions)}; need [runs, examples]")
+  if labels is not None and jnp.shape(labels) != jnp.shape(predictions)[1:]:
+    raise ValueError(f"labels shape={jnp.shape(labels)}; need [examples] = "
+                     f"{jnp.shape(predictions)[1:]}")
+
+
+def accuracy_per_run(predictions: jax.Array, labels: jax.Array) -> jax.Array:
+  _check_predictions(predictions, labels)
+  return jnp.mean(predictions == labels[None], axis=1)
+
+
+def top1_std(predictions: jax.Array, labels: jax.Array, ddof: int = 0) -> jax.Array:
+  """Standard deviation of top-1 accuracy across runs."""
+  return jnp.std(accuracy_per_run(predictions, labels), ddof=ddof)
+
+
+def per_class_accuracy(predictions: jax.Array, labels: jax.Array, num_classes: int
+                       ) -> jax.Array:
+  """float [runs, classes]: recall of each class per run; NaN for a class with no examples."""
+  _check_predictions(predictions, labels)
+  onehot = jax.nn.one_hot(labels, num_classes)                  # [examples, classes]
+  correct = (predictions == labels[None]).astype(jnp.float32)   # [runs, examples]
+  hits = correct @ onehot
+  counts = jnp.sum(onehot, axis=0)
+  return jnp.where(counts > 0, hits / jnp.maximum(counts, 1), jnp.nan)
+
+
+def per_class_accuracy_std(predictions: jax.Array, labels: jax.Array, num_classes: int,
+                           ddof: int = 0) -> jax.Array:
+  """float [classes]: std across runs of each class's accuracy."""
+  return jnp.std(per_class_accuracy(predictions, labels, num_classes), axis=0, ddof=ddof)
+
+
+def per_group_error_rates(predictions: jax.Array, labels: jax.Array, groups: jax.Array,
+                          num_groups: int, positive_class: int | None = None,
+                          num_classes: int | None = None) -> dict[str, jax.Array]:
+  """Per-run false positive and false negative rates within each group.
+
+  With `positive_class` the task is binary (positive = that class): returns 'fpr' and 'fnr'
+  of shape [runs, groups]. Without it every class is positive in turn (one-vs-rest) and
+  the shapes are [runs, groups, classes]. A rate with an empty denominator is NaN.
+  """
+  _check_predictions(predictions, labels)
+  if jnp.shape(groups) != jnp.shape(labels):
+    raise ValueError(f"groups shape={jnp.shape(groups)}; need [examples] = "
+                     f"{jnp.shape(labels)} (pick one group attribute column)")
+  if positive_class is None:
+    if num_classes is None:
+      raise ValueError("num_classes=None: one-vs-rest rates (positive_class=None) need "
+                       "num_classes")
+    classes = jnp.arange(num_classes)
+    true_pos = labels[None, :, None] == classes                 # [1, examples, classes]
+    pred_pos = predictions[:, :, None] == classes               # [runs, examples, classes]
+  else:
+    true_pos = (labels == positive_class)[None, :, None]
+    pred_pos = (predictions == positive_class)[:, :, None]
+  in_group = jax.nn.one_hot(groups, num_groups, dtype=jnp.float32)   # [examples, groups]
+
+  def count(mask):  # [runs or 1, examples, k] -> [runs or 1, groups, k]
+    return jnp.einsum("rek,eg->rgk", mask.astype(jnp.float32), in_group)
+
+  negatives, positives = count(~true_pos), count(true_pos)
+  false_pos, false_neg = count(pred_pos & ~true_pos), count(~pred_pos & true_pos)
+  fpr = jnp.where(negatives > 0, false_pos / jnp.maximum(negatives, 1), jnp.nan)
+  fnr = jnp.where(positives > 0, false_neg / jnp.maximum(positives, 1), jnp.nan)
+  if positive_class is not None:
+    fpr, fnr = fpr[..., 0], fnr[..., 0]
+  return {"fpr": fpr, "fnr": fnr}
+
+
+def per_group_error_rate_std(predictions: jax.Array, labels: jax.Array, groups: jax.Array,
+                             num_groups: int, positive_class: int | None = None,
+                             num_classes: int | None = None, ddof: int = 0
+                             ) -> dict[str, jax.Array]:
+  """Std across runs of each group's FPR and FNR ('fpr_std', 'fnr_std')."""
+  rates = per_group_error_rates(predictions, labels, groups, num_groups, positive_class,
+                                num_classes)
+  return {f"{k}_std": jnp.std(v, axis=0, ddof=ddof) for k, v in rates.items()}
+
+
+def pairwise_churn(predictions: jax.Array) -> jax.Array:
+  """float [runs, runs]: fraction of examples on which two runs' predictions differ."""
+  _check_predictions(predictions)
+  return jnp.mean(predictions[:, None, :] != predictions[None, :, :], axis=-1)
+
+
+def _mean_off_diagonal(matrix: jax.Array) -> jax.Array:
+  runs = matrix.shape[0]
+  if runs < 2:
+    raise ValueError(f"runs={runs}; a pairwise metric needs at least 2 runs")
+  return (jnp.sum(matrix) - jnp.trace(matrix)) / (runs * (runs - 1))
+
+
+def churn(predictions: jax.Array) -> jax.Array:
+  """Mean over pairs of runs of the disagreement rate.
+
+  This is churn as defined in the paper; NeuralNetworkRandomness' `get_churn` returns the
+  agreement, i.e. 1 - this value.
+  """
+  return _mean_off_diagonal(pairwise_churn(predictions))
+
+
+def flatten_runs(params: Any) -> jax.Array:
+  """float [runs, parameters] from a pytree whose leaves have a leading run axis, or from an
+  already flat [runs, parameters] array."""
+  leaves = jax.tree.leaves(params)
+  if not leaves:
+    raise ValueError("params is an empty pytree")
+  runs = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
+  if len(runs) != 1 or None in runs:
+    raise ValueError(f"params leaves have leading sizes {sorted(map(str, runs))}; every leaf "
+                     "needs the same leading run axis")
+  return jnp.concatenate([jnp.reshape(leaf, (jnp.shape(leaf)[0], -1)).astype(jnp.float32)
+                          for leaf in leaves], axis=1)
+
+
+def pairwise_weight_distance(params: Any) -> jax.Array:
+  """float [runs, runs]: L2 distance between flattened final weights."""
+  flat = flatten_runs(params)
+  diff = flat[:, None, :] - flat[None, :, :]
+  return jnp.sqrt(jnp.sum(diff * diff, axis=-1))
+
+
+def weight_distance(params: Any) -> jax.Array:
+  """Mean over pairs of runs of the L2 distance between flattened final weights."""
+  return _mean_off_diagonal(pairwise_weight_distance(params))
+
+
+def bitwise_identical(runs: Sequence[Any] | Any) -> bool:
+  """True when every run equals the first bit for bit (same tree, shapes, dtypes, bytes).
+
+  `runs` is a sequence of arrays/pytrees, or one array/pytree with a leading run axis.
+  NaNs compare by their bit pattern, so identical NaNs count as identical. Not jit-able.
+  """
+  if not isinstance(runs, (list, tuple)):
+    leaves = jax.tree.leaves(runs)
+    size = np.shape(leaves[0])[0] if leaves and np.ndim(leaves[0]) else 0
+    runs = [jax.tree.map(lambda x, i=i: np.asarray(x)[i], runs) for i in range(size)]
+  if len(runs) < 2:
+    raise ValueError(f"runs has {len(runs)} entries; bitwise comparison needs at least 2")
+  first_leaves, first_tree = jax.tree.flatten(runs[0])
+  for run in runs[1:]:
+    leaves, tree = jax.tree.flatten(run)
+    if tree != first_tree:
+      return False
+    for a, b in zip(first_leaves, leaves):
+      a, b = np.asarray(a), np.asarray(b)
+      if a.shape != b.shape or a.dtype != b.dtype or a.tobytes() != b.tobytes():
+        return False
+  return True
+
+
+def modal_predictions(predictions: jax.Array, num_classes: int) -> jax.Array:
+  """int [examples]: the most frequent prediction across runs (ties: the smallest label)."""
+  _check_predictions(predictions)
+  votes = jnp.sum(jax.nn.one_hot(predictions, num_classes, dtype=jnp.int32), axis=0)
+  return jnp.argmax(votes, axis=-1)
+
+
+def flip_counts(predictions: jax.Array, num_classes: int) -> jax.Array:
+  """int [examples]: in how many runs the prediction differs from the modal prediction."""
+  modal = modal_predictions(predictions, num_classes)
+  return jnp.sum(predictions != modal[None], axis=0)
+
+
+def unstable_examples(predictions: jax.Array, num_classes: int,
+                      ids: Any | None = None) -> np.ndarray:
+  """Indices (or `ids`) of examples whose prediction is not the same in every run."""
+  flips = np.asarray(flip_counts(predictions, num_classes))
+  where = np.flatnonzero(flips > 0)
+  return where if ids is None else np.asarray(ids)[where]
+
+
+def determinism_cost(deterministic_step_times: Any, default_step_times: Any) -> float:
+  """Cost of determinism: median step time of the deterministic setting / of the default.
+
+  A ratio of 1.5 is a 50% overhead (Zhuang et al. report overheads up to 746% on GPU).
+  Medians make the ratio robust to compilation and warm-up outliers.
+  """
+  det = np.asarray(deterministic_step_times, dtype=np.float64).ravel()
+  default = np.asarray(default_step_times, dtype=np.float64).ravel()
+  for name, times in (("deterministic_step_times", det), ("default_step_times", default)):
+    if times.size == 0 or not np.all(np.isfinite(times)) or np.any(times <= 0):
+      raise ValueError(f"{name}={times.tolist()[:5]}...; need finite positive seconds")
+  return float(np.median(det) / np.median(default))
+
+
+def summary(logits: jax.Array, labels: jax.Array, num_classes: int,
+            params: Any | None = None, groups: jax.Array | None = None,
+            num_groups: int | None = None, positive_class: int | None = None
+            ) -> dict[str, Any]:
+  """All run-to-run metrics as JSON-able values, ready for a record's hidden_costs."""
+  predictions = predicted_labels(jnp.asarray(logits))
+  labels = jnp.asarray(labels)
+  accuracies = accuracy_per_run(predictions, labels)
+  flips = flip_counts(predictions, num_classes)
+  out = {
+      "runs": int(predictions.shape[0]),
+      "top1_mean": float(jnp.mean(accuracies)),
+      "top1_std": float(jnp.std(accuracies)),
+      "per_class_std": np.asarray(per_class_accuracy_std(predictions, labels,
+                                                         num_classes)).tolist(),
+      "churn": float(churn(predictions)) if predictions.shape[0] > 1 else 0.0,
+      "unstable_fraction": float(jnp.mean(flips > 0)),
+      "predictions_identical": (predictions.shape[0] < 2
+                                or bitwise_identical(list(np.asarray(predictions)))),
+  }
+  out["per_class_std_max"] = float(np.nanmax(out["per_class_std"]))
+  if params is not None and predictions.shape[0] > 1:
+    out["weight_l2"] = float(weight_distance(params))
+    out["weights_identical"] = bitwise_identical(list(np.asarray(flatten_runs(params))))
+  if groups is not None:
+    if num_groups is None:
+      raise ValueError("num_groups=None: per-group rates need num_groups")
+    stds = per_group_error_rate_std(predictions, labels, jnp.asarray(groups), num_groups,
+                                    positive_class, num_classes)
+    out.update({k: np.asarray(v).tolist() for k, v in stds.items()})
+  return out
