@@ -1,0 +1,72 @@
+"""Combining the members' outputs into one ensemble prediction.
+
+Every combiner maps member logits [S, B, C] to ensemble scores [B, C] that act as
+logits: softmax of them is the ensemble's distribution, argmax its prediction. Callers
+keep the per-member logits themselves (the analyses need them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def mean_logits(logits: jax.Array) -> jax.Array:
+  """Mean of the members' logits (the paper's default)."""
+  return jnp.mean(logits, axis=0)
+
+
+def mean_probs(logits: jax.Array) -> jax.Array:
+  """log(mean_i softmax(logits_i)): log-probs of the averaged distribution."""
+  log_probs = jax.nn.log_softmax(logits, axis=-1)
+  return jax.nn.logsumexp(log_probs, axis=0) - math.log(logits.shape[0])
+
+
+def geometric_mean_probs(logits: jax.Array) -> jax.Array:
+  """Normalized geometric mean of the members' probabilities, as log-probs.
+
+  mean_i log p_i renormalized over classes; this equals log_softmax(mean_i logits_i),
+  so it ranks classes exactly like `mean_logits` but is a calibrated distribution.
+  """
+  mean_log = jnp.mean(jax.nn.log_softmax(logits, axis=-1), axis=0)
+  return jax.nn.log_softmax(mean_log, axis=-1)
+
+
+def max_logits(logits: jax.Array) -> jax.Array:
+  """Element-wise max over members of the logits (class c scores its most confident
+  member's logit)."""
+  return jnp.max(logits, axis=0)
+
+
+def max_probs(logits: jax.Array) -> jax.Array:
+  """log of the element-wise max over members of the probabilities (not renormalized:
+  softmax of the result renormalizes them)."""
+  return jnp.max(jax.nn.log_softmax(logits, axis=-1), axis=0)
+
+
+# Name -> fn(logits [S, B, C]) -> [B, C].
+COMBINERS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "mean_logits": mean_logits,
+    "mean_probs": mean_probs,
+    "geometric_mean_probs": geometric_mean_probs,
+    "max_logits": max_logits,
+    "max_probs": max_probs,
+}
+
+
+def get_combiner(mode: str) -> Callable[[jax.Array], jax.Array]:
+  if mode not in COMBINERS:
+    raise ValueError(f"combine mode {mode!r} is unknown; valid: {sorted(COMBINERS)}")
+  return COMBINERS[mode]
+
+
+def combine(logits: jax.Array, mode: str = "mean_logits") -> jax.Array:
+  """Ensemble scores [B, C] (logits or log-probs) from member logits [S, B, C]."""
+  fn = get_combiner(mode)
+  if jnp.ndim(logits) != 3:
+    raise ValueError(f"logits must have shape [members, batch, classes], got shape "
+                     f"{jnp.shape(logits)}")
+  return fn(logits)
