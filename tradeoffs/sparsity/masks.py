@@ -1,0 +1,352 @@
+"""Masks as pytrees: magnitude, random, N:M and channel masks, applying and summarizing them.
+
+A mask is a boolean pytree with the structure of the params; `True` keeps a weight. Leaves that
+are not prunable get all-`True` masks (never `None`), so masks always `tree.map` against params.
+
+Selection keeps exactly the target count without sorting: scores are mapped to non-negative
+int32 keys whose order is the order of the scores (the bit pattern of a non-negative float32 is
+monotone in its value), the k-th largest key is built bit by bit with 31 counting passes, and
+ties at the threshold are broken by a keyed bijective hash of the element index (murmur3's
+finalizer), so the kept count is exact and no index range is favoured. Cost: about 31 passes
+over the weights (plus 32 more only when ties straddle the threshold), against a full sort in
+jaxpruner (ANCHOR_NUMBERS.md: ~30 dense steps per update).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tradeoffs.sparsity import distributions
+
+FilterFn = Callable[[str, jax.Array], bool]
+
+_MAX_KEY = 0x7F800000  # bit pattern of +inf; larger patterns are NaNs, clamped to it.
+_NORM_NAMES = ("norm", "scale")
+
+
+def path_name(path) -> str:
+  """'params/dense_0/kernel' for a tree path."""
+  return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def default_filter(name: str, leaf) -> bool:
+  """Prunable: at least 2-D, and not a normalisation parameter (name contains norm/scale)."""
+  last = name.lower()
+  return jnp.ndim(leaf) >= 2 and not any(word in last for word in _NORM_NAMES)
+
+
+def prunable_names(params, filter_fn: Optional[FilterFn] = None,
+                   keep_dense: Sequence[str] = ()) -> list:
+  """Names of the prunable leaves, in tree-flatten order.
+
+  Args:
+    params: the parameter pytree.
+    filter_fn: `(name, leaf) -> bool`; defaults to `default_filter`.
+    keep_dense: path substrings whose leaves stay dense (e.g. first and last layer names).
+  """
+  filter_fn = filter_fn or default_filter
+  if isinstance(keep_dense, str):
+    keep_dense = (keep_dense,)
+  result = []
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    name = path_name(path)
+    if filter_fn(name, leaf) and not any(s in name for s in keep_dense):
+      result.append(name)
+  return result
+
+
+def _named_leaves(tree):
+  leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
+  names = [path_name(path) for path, _ in leaves_with_path]
+  return names, [leaf for _, leaf in leaves_with_path], treedef
+
+
+def num_keep(sparsity, size: int) -> jax.Array:
+  """Weights kept: size - round(sparsity * size), computed in float32 (round half to even)."""
+  pruned = jnp.round(jnp.asarray(sparsity, jnp.float32) * size).astype(jnp.int32)
+  return jnp.clip(size - pruned, 0, size).astype(jnp.int32)
+
+
+def order_keys(scores, active=None) -> jax.Array:
+  """int32 keys ordered like the non-negative float `scores`; inactive entries get key 0."""
+  bits = jax.lax.bitcast_convert_type(jnp.abs(scores).astype(jnp.float32), jnp.int32)
+  keys = jnp.minimum(bits, _MAX_KEY) + 1
+  if active is not None:
+    keys = jnp.where(active, keys, 0)
+  return keys
+
+
+def _fmix32(x):
+  """murmur3 finalizer: a bijection on uint32 that mixes all bits."""
+  x = x ^ (x >> 16)
+  x = x * jnp.uint32(0x85EBCA6B)
+  x = x ^ (x >> 13)
+  x = x * jnp.uint32(0xC2B2AE35)
+  return x ^ (x >> 16)
+
+
+def _seed_u32(seed) -> jax.Array:
+  if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
+    return jax.random.bits(seed, (), jnp.uint32)
+  if isinstance(seed, jax.Array) and seed.dtype == jnp.uint32 and seed.shape == (2,):
+    return jax.random.bits(seed, (), jnp.uint32)
+  return _fmix32(jnp.asarray(seed, jnp.uint32) + jnp.uint32(0x9E3779B9))
+
+
+def _tie_hash(shape, offset: int, seed) -> jax.Array:
+  size = int(np.prod(shape))
+  index = jnp.arange(size, dtype=jnp.uint32) + jnp.uint32(offset)
+  return _fmix32(index ^ seed).reshape(shape)
+
+
+def _build_kth(count_ge, targets, nbits: int, dtype):
+  """Largest t (bit by bit) with count_ge(t) >= targets, per group."""
+  one = jnp.asarray(1, dtype)
+
+  def body(i, t):
+    candidate = t | (one << (nbits - 1 - i).astype(dtype))
+    return jnp.where(count_ge(candidate) >= targets, candidate, t)
+
+  return jax.lax.fori_loop(0, nbits, body, jnp.zeros(targets.shape, dtype))
+
+
+def select_top(keys: Sequence[jax.Array], groups: Sequence[int], keeps: jax.Array,
+               seed=0) -> list:
+  """Boolean masks keeping exactly `keeps[g]` largest keys in each group of leaves.
+
+  Args:
+    keys: non-negative int32 arrays (see `order_keys`).
+    groups: group index of each key array; a group is ranked together (one group = global).
+    keeps: int32 [num_groups], how many entries each group keeps.
+    seed: int, uint32 array or PRNG key for the tie-break hash.
+  """
+  num_groups = int(keeps.shape[0])
+  keeps = keeps.astype(jnp.int32)
+
+  def per_group(values):
+    sums = [jnp.zeros((), jnp.int32)] * num_groups
+    for g, value in zip(groups, values):
+      sums[g] = sums[g] + value
+    return jnp.stack(sums)
+
+  def count_ge(thresholds):
+    return per_group([jnp.sum(k >= thresholds[g], dtype=jnp.int32) for k, g in zip(keys, groups)])
+
+  thresholds = _build_kth(count_ge, keeps, 31, jnp.int32)
+  greater = per_group([jnp.sum(k > thresholds[g], dtype=jnp.int32)
+                       for k, g in zip(keys, groups)])
+  remaining = keeps - greater
+  seed = _seed_u32(seed)
+  offsets, running = [], [0] * num_groups
+  for k, g in zip(keys, groups):
+    offsets.append(running[g])
+    running[g] += int(np.prod(k.shape))
+
+  def without_ties():
+    # Exactly keeps[g] keys are >= the threshold: keep them all.
+    return [k >= thresholds[g] for k, g in zip(keys, groups)]
+
+  def with_ties():
+    tie_hashes = [_tie_hash(k.shape, off, seed) for k, off in zip(keys, offsets)]
+
+    def count_ties(cutoffs):
+      return per_group([jnp.sum((k == thresholds[g]) & (h >= cutoffs[g]), dtype=jnp.int32)
+                        for k, h, g in zip(keys, tie_hashes, groups)])
+
+    # Hashes are distinct within a group, so exactly remaining[g] ties pass the cutoff.
+    cutoffs = _build_kth(count_ties, remaining, 32, jnp.uint32)
+    return [(k > thresholds[g])
+            | ((k == thresholds[g]) & (h >= cutoffs[g]) & (remaining[g] > 0))
+            for k, h, g in zip(keys, tie_hashes, groups)]
+
+  needs_tie_break = jnp.any(count_ge(thresholds) > keeps)
+  return jax.lax.cond(needs_tie_break, with_ties, without_ties)
+
+
+def score_masks(scores, sparsity, distribution="global", *, filter_fn: Optional[FilterFn] = None,
+                keep_dense: Sequence[str] = (), masks=None, tie_break_seed=0,
+                layer_sparsity: Optional[dict] = None):
+  """Masks keeping the highest non-negative `scores` (a pytree shaped like the params).
+
+  Args:
+    scores: pytree of non-negative scores (e.g. |w|); its leaves decide prunability too.
+    sparsity: fraction pruned, in [0, 1); may be traced for 'global' and 'uniform'.
+    distribution: 'global' (rank all prunable weights together), a layer-wise key of
+      `distributions` ('uniform', 'erk', ...), or a {name substring: sparsity} mapping.
+    filter_fn, keep_dense: which leaves are prunable (see `prunable_names`).
+    masks: current masks; entries already pruned rank below every active one, so gradual
+      pruning never regrows a weight while the kept count shrinks.
+    tie_break_seed: int or PRNG key for breaking ties at the threshold.
+    layer_sparsity: explicit {leaf name: sparsity} (possibly traced), overriding
+      `distribution`; used by the optax wrapper to scale a layer-wise target over time.
+
+  Returns:
+    A boolean pytree like `scores`; non-prunable leaves are all True.
+  """
+  distributions.check_sparsity(sparsity)
+  distributions.check_distribution(distribution)
+  names, leaves, treedef = _named_leaves(scores)
+  prunable = set(prunable_names(scores, filter_fn, keep_dense))
+  prior = (jax.tree.leaves(masks) if masks is not None else [None] * len(leaves))
+  if len(prior) != len(leaves):
+    raise ValueError(f"masks must have the structure of the params: {len(prior)} leaves given, "
+                     f"{len(leaves)} expected")
+  chosen = [i for i, name in enumerate(names) if name in prunable]
+  result = [jnp.ones(jnp.shape(leaf), bool) for leaf in leaves]
+  if not chosen:
+    return jax.tree.unflatten(treedef, result)
+  keys = [order_keys(leaves[i], prior[i]) for i in chosen]
+  if layer_sparsity is None and distribution == distributions.GLOBAL:
+    groups = [0] * len(chosen)
+    keeps = num_keep(sparsity, sum(int(np.prod(jnp.shape(leaves[i]))) for i in chosen))[None]
+  else:
+    if layer_sparsity is None:
+      concrete = isinstance(sparsity, (int, float, np.number))
+      if not isinstance(distribution, Mapping) and not concrete:
+        if distribution != "uniform":
+          raise ValueError(f"distribution {distribution!r} needs a concrete sparsity, got a "
+                           f"traced value; use masked() with a schedule for gradual pruning")
+        layer_sparsity = {names[i]: sparsity for i in chosen}
+      else:
+        shapes = {names[i]: tuple(jnp.shape(leaves[i])) for i in chosen}
+        layer_sparsity = distributions.layer_sparsities(shapes, sparsity, distribution)
+    groups = list(range(len(chosen)))
+    keeps = jnp.stack([num_keep(layer_sparsity[names[i]], int(np.prod(jnp.shape(leaves[i]))))
+                       for i in chosen])
+  selected = select_top(keys, groups, keeps, tie_break_seed)
+  for i, mask in zip(chosen, selected):
+    result[i] = mask
+  return jax.tree.unflatten(treedef, result)
+
+
+def magnitude_masks(params, sparsity, distribution="global", *,
+                    filter_fn: Optional[FilterFn] = None, keep_dense: Sequence[str] = (),
+                    masks=None, tie_break_seed=0):
+  """Keeps the largest-|w| weights; exactly round((1 - sparsity) * n) per group.
+
+  `distribution='global'` ranks all prunable weights together; 'uniform' and 'erk' prune each
+  layer to its own sparsity. Ties at the threshold are broken by a hash keyed by
+  `tie_break_seed` (int or PRNG key). See `score_masks` for the arguments.
+  """
+  scores = jax.tree.map(jnp.abs, params)
+  return score_masks(scores, sparsity, distribution, filter_fn=filter_fn, keep_dense=keep_dense,
+                     masks=masks, tie_break_seed=tie_break_seed)
+
+
+def random_masks(key, params, sparsity, distribution="uniform", *,
+                 filter_fn: Optional[FilterFn] = None, keep_dense: Sequence[str] = ()):
+  """Uniformly random masks with exactly the target count per group (pruning at init)."""
+  distributions.check_sparsity(sparsity)
+  distributions.check_distribution(distribution)
+  leaves, treedef = jax.tree.flatten(params)
+  score_key, tie_key = jax.random.split(key)
+  scores = [jax.random.uniform(k, jnp.shape(leaf))
+            for k, leaf in zip(jax.random.split(score_key, max(len(leaves), 1)), leaves)]
+  # Score leaves must carry the params' ndim for the filter; uniform scores are in [0, 1).
+  scores = jax.tree.unflatten(treedef, scores)
+  named = jax.tree.unflatten(treedef, leaves)
+  prunable = set(prunable_names(named, filter_fn, keep_dense))
+  return score_masks(scores, sparsity, distribution,
+                     filter_fn=lambda name, leaf: name in prunable, masks=None,
+                     tie_break_seed=tie_key)
+
+
+def _check_axis(axis: int, ndim: int, name: str) -> int:
+  if not -ndim <= axis < ndim:
+    raise ValueError(f"axis={axis} is out of range for leaf {name!r} with {ndim} dimensions")
+  return axis % ndim
+
+
+def nm_masks(params, n: int, m: int, axis: int = -1, *, filter_fn: Optional[FilterFn] = None,
+             keep_dense: Sequence[str] = (), tie_break_seed=0):
+  """N:M structured masks: in each run of `m` consecutive weights along `axis`, keep the `n`
+  largest |w| (ties broken by the keyed hash, not by position)."""
+  if not (isinstance(n, int) and isinstance(m, int)) or not 0 < n <= m:
+    raise ValueError(f"N:M needs integers 0 < n <= m, got n={n!r}, m={m!r}")
+  names, leaves, treedef = _named_leaves(params)
+  prunable = set(prunable_names(params, filter_fn, keep_dense))
+  seed = _seed_u32(tie_break_seed)
+  result = []
+  offset = 0
+  for name, leaf in zip(names, leaves):
+    shape = jnp.shape(leaf)
+    if name not in prunable:
+      result.append(jnp.ones(shape, bool))
+      continue
+    ax = _check_axis(axis, len(shape), name)
+    if shape[ax] % m:
+      raise ValueError(f"N:M with m={m} needs leaf {name!r} dimension {ax} (size {shape[ax]}) to "
+                       f"be a multiple of m")
+    moved = jnp.moveaxis(leaf, ax, -1)
+    grouped_shape = moved.shape[:-1] + (moved.shape[-1] // m, m)
+    keys = order_keys(moved).reshape(grouped_shape)
+    hashes = _tie_hash(grouped_shape, offset, seed)
+    offset += int(np.prod(shape))
+    beats = ((keys[..., None, :] > keys[..., :, None])
+             | ((keys[..., None, :] == keys[..., :, None])
+                & (hashes[..., None, :] > hashes[..., :, None])))
+    rank = jnp.sum(beats, axis=-1)
+    keep = (rank < n).reshape(moved.shape)
+    result.append(jnp.moveaxis(keep, -1, ax))
+  return jax.tree.unflatten(treedef, result)
+
+
+def channel_masks(params, sparsity, axis: int = -1, *, filter_fn: Optional[FilterFn] = None,
+                  keep_dense: Sequence[str] = (), tie_break_seed=0):
+  """Whole-channel masks: per prunable leaf, drop round(sparsity * C) of the C slices along
+  `axis` with the smallest L2 norm (over all other axes). Default axis -1 = output channels of
+  Dense/Conv kernels."""
+  distributions.check_sparsity(sparsity)
+  names, leaves, treedef = _named_leaves(params)
+  prunable = set(prunable_names(params, filter_fn, keep_dense))
+  result = []
+  for name, leaf in zip(names, leaves):
+    shape = jnp.shape(leaf)
+    if name not in prunable:
+      result.append(jnp.ones(shape, bool))
+      continue
+    ax = _check_axis(axis, len(shape), name)
+    other = tuple(i for i in range(len(shape)) if i != ax)
+    norms = jnp.sqrt(jnp.sum(jnp.square(leaf.astype(jnp.float32)), axis=other))
+    (keep,) = select_top([order_keys(norms)], [0], num_keep(sparsity, shape[ax])[None],
+                         tie_break_seed)
+    result.append(jnp.broadcast_to(jnp.expand_dims(keep, other), shape))
+  return jax.tree.unflatten(treedef, result)
+
+
+def apply_masks(params, masks):
+  """Zeros the pruned weights (`where`, so inf/nan in pruned weights become exactly 0)."""
+  return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, masks)
+
+
+def summarize_sparsity(tree, filter_fn: Optional[FilterFn] = None) -> dict:
+  """Per-leaf and total {size, nonzero, sparsity} of params or masks (jit- and vmap-able).
+
+  Args:
+    tree: params (nonzero = entries != 0) or boolean masks (nonzero = True entries).
+    filter_fn: optional `(name, leaf) -> bool` restricting the leaves summarized (e.g.
+      `default_filter` for prunable layers only).
+
+  Returns:
+    {'layers': {name: {'size', 'nonzero', 'sparsity'}}, 'total': {'size', 'nonzero',
+    'sparsity'}}; sizes are Python ints, the rest jnp scalars.
+  """
+  layers = {}
+  total_size, total_nonzero = 0, jnp.zeros((), jnp.int32)
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    name = path_name(path)
+    if filter_fn is not None and not filter_fn(name, leaf):
+      continue
+    size = int(np.prod(jnp.shape(leaf)))
+    nonzero = jnp.count_nonzero(leaf).astype(jnp.int32)
+    layers[name] = {"size": size, "nonzero": nonzero,
+                    "sparsity": 1.0 - nonzero / max(size, 1)}
+    total_size += size
+    total_nonzero = total_nonzero + nonzero
+  total = {"size": total_size, "nonzero": total_nonzero,
+           "sparsity": 1.0 - total_nonzero / max(total_size, 1)}
+  return {"layers": layers, "total": total}

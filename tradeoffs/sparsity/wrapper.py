@@ -1,0 +1,148 @@
+"""An optax wrapper that prunes: masks live in the optimizer state and update on schedule.
+
+    tx = sparsity.masked(optax.adam(1e-3), sparsity.gradual(0.9, 0, 200, 10))
+    state = tx.init(params)            # or jax.vmap(tx.init)(population_params)
+    updates, state = tx.update(grads, state, params)
+
+Each step the wrapper (1) zeroes the gradients of pruned weights before the inner optimizer
+(so its moments are those of the sparse network), (2) on schedule steps, under `lax.cond`,
+recomputes the masks from |params + inner updates| (the magnitudes after this step), with
+already-pruned weights ranked last so masks only shrink, and (3) returns
+`where(mask, inner_update, -param)`: a weight pruned this step jumps to exactly 0 and stays
+exactly 0 afterwards (x + (-x) == 0 in IEEE arithmetic; 0 + -0 == 0).
+
+Under `jax.vmap` the step counter is batched, so `lax.cond` becomes a select and the mask
+recomputation runs every step; keeping it cheap (31 counting passes, no sort) is what makes
+that affordable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from tradeoffs.sparsity import distributions
+from tradeoffs.sparsity import masks as masks_lib
+from tradeoffs.sparsity import schedules
+
+
+class MaskedState(NamedTuple):
+  """Optimizer state of `masked`: step count, boolean masks (params' structure), inner state."""
+  count: jax.Array
+  masks: Any
+  inner_state: Any
+
+
+def _layer_targets(params, schedule, distribution, filter_fn, keep_dense):
+  """Per-layer final sparsities (static), or None for global ranking."""
+  if distribution == distributions.GLOBAL:
+    return None
+  names = masks_lib.prunable_names(params, filter_fn, keep_dense)
+  shapes = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    name = masks_lib.path_name(path)
+    if name in names:
+      shapes[name] = tuple(jnp.shape(leaf))
+  return distributions.layer_sparsities(shapes, schedule.target_sparsity, distribution)
+
+
+def masked(inner: optax.GradientTransformation, schedule: Optional[schedules.Schedule] = None,
+           distribution="global", *, filter_fn: Optional[masks_lib.FilterFn] = None,
+           keep_dense: Sequence[str] = (), init_masks: Optional[Callable[[Any], Any]] = None,
+           mask_gradients: bool = True, tie_break_seed: int = 0
+           ) -> optax.GradientTransformationExtraArgs:
+  """Wraps `inner` so that pruned weights stay exactly zero and masks follow `schedule`.
+
+  Args:
+    inner: the optimizer to wrap.
+    schedule: a `schedules.Schedule` (`gradual`, `one_shot`, `fixed`); None = fixed masks.
+    distribution: 'global', a layer-wise key ('uniform', 'erk') or a {name: sparsity} map.
+      Layer-wise targets are computed at the schedule's final sparsity s_f and scaled by
+      s_t / s_f over time, so every layer follows the cubic ramp and the total equals s_t.
+    filter_fn, keep_dense: which leaves are prunable (see `masks.prunable_names`).
+    init_masks: `params -> masks` (e.g. a `random_masks` partial) for the initial masks;
+      default all True. For per-member masks in a population, set them after `init` with
+      `replace_masks`.
+    mask_gradients: zero pruned weights' gradients before the inner optimizer.
+    tie_break_seed: seed of the tie-break hash in mask recomputation.
+
+  Returns:
+    An optax transformation whose `update` requires `params`.
+  """
+  if not isinstance(inner, optax.GradientTransformation):
+    raise ValueError(f"inner must be an optax.GradientTransformation, got {type(inner).__name__}")
+  if schedule is not None and not isinstance(schedule, schedules.Schedule):
+    raise ValueError(f"schedule must be a sparsity Schedule (gradual, one_shot, fixed) or None, "
+                     f"got {schedule!r}")
+  distributions.check_distribution(distribution)
+  inner = optax.with_extra_args_support(inner)
+  updates_masks = schedule is not None and schedule.updates_masks
+
+  def init_fn(params):
+    if init_masks is None:
+      initial = jax.tree.map(lambda p: jnp.ones(jnp.shape(p), bool), params)
+    else:
+      initial = jax.tree.map(lambda m: jnp.asarray(m, bool), init_masks(params))
+    return MaskedState(jnp.zeros((), jnp.int32), initial, inner.init(params))
+
+  def update_fn(updates, state, params=None, **extra_args):
+    if params is None:
+      raise ValueError("masked(...).update needs params (to keep pruned weights at zero)")
+    current = state.masks
+    if mask_gradients:
+      updates = masks_lib.apply_masks(updates, current)
+    inner_updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
+    new_masks = current
+    if updates_masks:
+      layer_targets = _layer_targets(params, schedule, distribution, filter_fn, keep_dense)
+
+      def recompute():
+        sparsity = schedule.sparsity(state.count)
+        after_step = jax.tree.map(lambda p, u: jnp.abs(p + u), params, inner_updates)
+        layer_sparsity = None
+        if layer_targets is not None:
+          ratio = (sparsity / schedule.target_sparsity if schedule.target_sparsity > 0
+                   else jnp.zeros_like(sparsity))
+          layer_sparsity = {name: target * ratio for name, target in layer_targets.items()}
+        return masks_lib.score_masks(
+            after_step, sparsity, distributions.GLOBAL if layer_targets is None else "uniform",
+            filter_fn=filter_fn, keep_dense=keep_dense, masks=current,
+            tie_break_seed=tie_break_seed, layer_sparsity=layer_sparsity)
+
+      new_masks = jax.lax.cond(schedule.is_update_step(state.count), recompute, lambda: current)
+    final = jax.tree.map(lambda m, u, p: jnp.where(m, u, -p).astype(u.dtype),
+                         new_masks, inner_updates, params)
+    return final, MaskedState(state.count + 1, new_masks, inner_state)
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _is_masked_state(x) -> bool:
+  return isinstance(x, MaskedState)
+
+
+def get_masks(opt_state):
+  """The masks held by the (first) `MaskedState` inside an optimizer state."""
+  for node in jax.tree.leaves(opt_state, is_leaf=_is_masked_state):
+    if isinstance(node, MaskedState):
+      return node.masks
+  raise ValueError("opt_state holds no MaskedState (was the optimizer wrapped by masked()?)")
+
+
+def replace_masks(opt_state, new_masks):
+  """`opt_state` with every `MaskedState`'s masks replaced (e.g. per-member random masks)."""
+  found = []
+
+  def swap(node):
+    if isinstance(node, MaskedState):
+      found.append(True)
+      return node._replace(masks=jax.tree.map(lambda m: jnp.asarray(m, bool), new_masks))
+    return node
+
+  result = jax.tree.map(swap, opt_state, is_leaf=_is_masked_state)
+  if not found:
+    raise ValueError("opt_state holds no MaskedState (was the optimizer wrapped by masked()?)")
+  return result
