@@ -130,6 +130,9 @@ def _safe_divide(numerator, denominator):
 
 def _grouped(metric, labels, preds, group_ids, num_groups, pos_label, weights):
   numerator, denominator = metric.terms(labels, preds, pos_label)
+  # Registered terms may be boolean masks; sums need floats.
+  numerator = jnp.asarray(numerator, jnp.float32)
+  denominator = None if denominator is None else jnp.asarray(denominator, jnp.float32)
   if weights is not None:
     weights = jnp.asarray(weights, jnp.float32)
     numerator = numerator * weights
