@@ -39,19 +39,16 @@ def choose_reference(record: Mapping[str, Any], records: Sequence[Mapping[str, A
   # Prefer a reference from the same run (workdir), then from the same study.
   pools = [[r for r in same_study if r.get("workdir") == record.get("workdir")], same_study]
   for pool in pools:
-    if not pool:
-      continue
     if reference is not None:
       named = [r for r in pool if r.get("variant") == reference]
-      if named:
-        return named[0]
-      continue
-    named = [r for r in pool if _is_reference_name(r.get("variant"))]
+    else:
+      named = [r for r in pool if _is_reference_name(r.get("variant"))]
     if named:
       return named[0]
-    sized = [r for r in pool if as_number(get_path(r, "efficiency.params")) is not None]
-    if sized:
-      return max(sized, key=lambda r: as_number(get_path(r, "efficiency.params")))
+  # Without a named reference, the largest model of the study (across its runs).
+  sized = [r for r in same_study if as_number(get_path(r, "efficiency.params")) is not None]
+  if sized:
+    return max(sized, key=lambda r: as_number(get_path(r, "efficiency.params")))
   return None
 
 
