@@ -232,7 +232,7 @@ def load_predictions(workdir: str, split: str | None = None) -> dict[str, np.nda
   if split not in names:
     raise FileNotFoundError(f"split={split!r} has no predictions in {directory}; "
                             f"found: {names}")
-  with np.load(os.path.join(directory, f"{split}.npz")) as f:
+  with np.load(os.path.join(directory, f"{split}.npz"), allow_pickle=False) as f:
     arrays = {k: f[k] for k in f.files}
   missing = [k for k in ("logits", "labels", "ids") if k not in arrays]
   if missing:
@@ -248,7 +248,7 @@ def load_final_params(workdir: str) -> dict[str, np.ndarray]:
   path = os.path.join(workdir, FINAL_PARAMS_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} does not exist: did the run finish?")
-  with np.load(path) as f:
+  with np.load(path, allow_pickle=False) as f:
     return {k: f[k] for k in f.files}
 
 
@@ -264,6 +264,7 @@ class Runs:
   labels: np.ndarray
   ids: np.ndarray
   groups: np.ndarray | None
+  group_names: tuple[str, ...]
   params: dict[str, np.ndarray] | None
   sources: tuple[tuple[str, int], ...]
 
@@ -297,7 +298,8 @@ def load_runs(workdirs: Sequence[str], split: str | None = None, params: bool = 
     current = {"ids": arrays["ids"][order], "labels": arrays["labels"][order],
                "groups": arrays["groups"][order] if "groups" in arrays else None}
     if reference is None:
-      reference = dict(current, workdir=wd)
+      reference = dict(current, workdir=wd, group_names=tuple(
+          str(n) for n in arrays.get("group_names", ())))
     else:
       for key in ("ids", "labels", "groups"):
         a, b = reference[key], current[key]
@@ -318,7 +320,8 @@ def load_runs(workdirs: Sequence[str], split: str | None = None, params: bool = 
                          f"{sorted(set(p) ^ set(keys))}")
     stacked_params = {k: np.concatenate([p[k] for p in flat]) for k in keys}
   return Runs(np.concatenate(logits), reference["labels"], reference["ids"],
-              reference["groups"], stacked_params, tuple(sources))
+              reference["groups"], reference["group_names"], stacked_params,
+              tuple(sources))
 
 
 def result_workdirs(results: Sequence[RunResult], setting: str) -> list[str]:

@@ -186,15 +186,15 @@ def seeds_for_repeat(setting: Setting, repeat: int) -> dict[str, int]:
 def config_overrides(setting: Setting, repeat: int = 0, members: int = 1) -> list[str]:
   """Command-line overrides of the training config for one run of `setting`.
 
-  With members == 1 each repeat is its own process and the varying seeds are offset by
-  `repeat`; with members > 1 one population holds the runs and `seeds.vary` tells the
-  trainer which sources to vary per member.
+  The varying seeds are offset by `repeat` (one process per repeat); with members > 1 the
+  trainer also gives member i seed + i for the sources in `seeds.vary`, so member i of a
+  population equals repeat i run alone (tradeoffs.train.Seeds).
   """
   _check_repeat(repeat)
   if isinstance(members, bool) or not isinstance(members, int) or members < 1:
     raise ValueError(f"members={members!r}; need an int >= 1")
   seeds = seeds_for_repeat(setting, repeat)
-  vary = ",".join(setting.vary) if members > 1 else ""
+  vary = ",".join(setting.vary)
   return ([f"--config.seeds.{source}={seed}" for source, seed in seeds.items()]
           + [f"--config.seeds.vary={vary}", f"--config.population.members={members}"])
 
