@@ -82,7 +82,8 @@ false_positive_rate = RateMetric("fpr", _fpr)
 true_negative_rate = RateMetric("tnr", _tnr)
 selection_rate = RateMetric("selection_rate", _selection_rate)
 count = RateMetric("count", _count)
-tpr, fnr, fpr, tnr = true_positive_rate, false_negative_rate, false_positive_rate, true_negative_rate
+tpr, fnr = true_positive_rate, false_negative_rate
+fpr, tnr = false_positive_rate, true_negative_rate
 
 METRICS: dict[str, RateMetric] = {
     m.name: m for m in (accuracy, tpr, fnr, fpr, tnr, selection_rate, count)}
