@@ -1,0 +1,297 @@
+"""Tests for tradeoffs.coded: encodings, stragglers, optimizers, gradient codes."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+from hypothesis import given, settings, strategies as st
+
+from tradeoffs import coded
+from tradeoffs.coded import diagnostics, encoding, gradient_coding, optimize, stragglers
+
+
+def _problem(n=64, d=6, loss="least_squares", l2=1e-2, l1=0.0, seed=0):
+  kx, kw, ke = jax.random.split(jax.random.key(seed), 3)
+  x = jax.random.normal(kx, (n, d))
+  w = jax.random.normal(kw, (d,))
+  if loss == "least_squares":
+    y = x @ w + 0.3 * jax.random.normal(ke, (n,))
+  else:
+    y = (jax.random.uniform(ke, (n,)) < jax.nn.sigmoid(x @ w)).astype(jnp.float32)
+  return coded.make_problem(x, y, loss=loss, l2=l2, l1=l1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 8, 64])
+def test_fwht_matches_scipy_hadamard(n):
+  x = np.random.default_rng(0).standard_normal((n, 3)).astype(np.float32)
+  np.testing.assert_allclose(coded.fwht(jnp.asarray(x)), scipy.linalg.hadamard(n) @ x,
+                             rtol=1e-5, atol=1e-4)
+
+
+def test_fwht_rejects_non_power_of_two():
+  with pytest.raises(ValueError, match="power-of-two"):
+    coded.fwht(jnp.ones((6,)))
+
+
+def test_hadamard_encoding_with_all_rows_is_a_tight_frame():
+  # n = 8, beta = 2 -> rows = 16 = N: every row kept, so S^T S = beta I exactly.
+  s = coded.encoding_matrix("hadamard", 8, 2.0, jax.random.key(1))
+  assert s.shape == (16, 8)
+  np.testing.assert_allclose(s.T @ s, 2.0 * np.eye(8), atol=1e-5)
+  # Applying with the fast transform equals multiplying by the dense matrix.
+  x = jax.random.normal(jax.random.key(2), (8, 3))
+  np.testing.assert_allclose(coded.encode("hadamard", x, 2.0, jax.random.key(1)), s @ x,
+                             atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [3, 7, 9, 15])
+def test_paley_etf_is_tight_and_meets_welch_bound(n):
+  s = np.asarray(coded.encoding_matrix("paley", n, 2.0, jax.random.key(0)))
+  assert s.shape == (2 * n, n)
+  np.testing.assert_allclose(s.T @ s, 2.0 * np.eye(n), atol=1e-4)
+  norms = np.linalg.norm(s, axis=1)
+  np.testing.assert_allclose(norms, norms[0], rtol=1e-4)  # Equal norm.
+  unit = s / norms[:, None]
+  off = np.abs(unit @ unit.T)[~np.eye(2 * n, dtype=bool)]
+  np.testing.assert_allclose(off, off[0], rtol=1e-3)  # Equiangular.
+  np.testing.assert_allclose(diagnostics.coherence(jnp.asarray(s)),
+                             diagnostics.welch_bound(2 * n, n), rtol=1e-3)
+
+
+def test_conference_matrix_squares_to_q():
+  c = encoding.conference_matrix(13)
+  np.testing.assert_allclose(c @ c, 13 * np.eye(14))
+  np.testing.assert_allclose(c, c.T)
+
+
+@pytest.mark.parametrize("kind,beta", [("uncoded", 1), ("replication", 3)])
+def test_selecting_encodings_are_exact(kind, beta):
+  s = np.asarray(coded.encoding_matrix(kind, 4, beta, jax.random.key(0)))
+  np.testing.assert_allclose(s, np.concatenate([np.eye(4)] * beta))
+
+
+def test_gaussian_encoding_is_beta_identity_in_expectation():
+  grams = jax.vmap(lambda k: (lambda s: s.T @ s)(coded.encoding_matrix("gaussian", 4, 2, k)))(
+      jax.random.split(jax.random.key(0), 400))
+  np.testing.assert_allclose(grams.mean(0), 2 * np.eye(4), atol=0.1)
+
+
+@pytest.mark.parametrize("kind,n,beta,match", [
+    ("paley", 8, 2, r"n=8 .*\[3, 7, 9, 15"), ("paley", 7, 3, "beta=3"),
+    ("uncoded", 4, 2, "uncoded means beta=1"), ("gaussian", 4, 0.5, "beta=0.5"),
+    ("fourier", 4, 2, "valid: "), ("replication", 4, 1.5, "integer")])
+def test_bad_encodings_raise(kind, n, beta, match):
+  with pytest.raises(ValueError, match=match):
+    coded.encoding_matrix(kind, n, beta, jax.random.key(0))
+
+
+def test_block_rip_of_tight_frame_with_all_workers_is_exact():
+  s = coded.encoding_matrix("paley", 7, 2, jax.random.key(0))
+  spec = coded.block_rip_spectrum(s, num_workers=2, k=2, key=jax.random.key(0), num_sets=4)
+  assert float(spec["epsilon"]) < 1e-4
+  spec = coded.block_rip_spectrum(s, num_workers=7, k=4, key=jax.random.key(0), num_sets=8)
+  assert 0.0 < float(spec["epsilon"]) < 1.0
+
+
+# ---- stragglers ----
+
+@pytest.mark.parametrize("model,params", [
+    ("fixed_slow", dict(num_slow=2, base=1.0, slow_delay=5.0)),
+    ("shifted_exponential", dict(shift=1.0, rate=2.0)),
+    ("pareto", dict(scale=1.0, alpha=3.0)),
+    ("bimodal", dict(p_slow=0.3))])
+def test_straggler_models_are_seeded_and_shaped(model, params):
+  a = coded.sample_delays(model, jax.random.key(3), 50, 6, **params)
+  b = coded.sample_delays(model, jax.random.key(3), 50, 6, **params)
+  assert a.shape == (50, 6)
+  np.testing.assert_array_equal(a, b)
+  assert float(a.min()) >= 0.0
+
+
+def test_fixed_slow_has_exactly_num_slow_slow_workers():
+  d = coded.sample_delays("fixed_slow", jax.random.key(0), 20, 8, num_slow=3, base=1.0,
+                          slow_delay=4.0, persistent=True)
+  np.testing.assert_array_equal((d > 1.5).sum(1), 3)
+  np.testing.assert_array_equal(d[0], d[-1])
+
+
+def test_shifted_exponential_mean():
+  d = coded.sample_delays("shifted_exponential", jax.random.key(0), 4000, 8, shift=1.0, rate=2.0)
+  assert abs(float(d.mean()) - 1.5) < 0.02
+
+
+def test_trace_replay_and_shape_errors(tmp_path):
+  trace = np.arange(12, dtype=np.float32).reshape(3, 4)
+  np.save(tmp_path / "t.npy", trace)
+  np.savetxt(tmp_path / "t.csv", trace, delimiter=",")
+  for name in ("t.npy", "t.csv"):
+    d = coded.sample_delays("trace", jax.random.key(0), 3, 4, path=str(tmp_path / name))
+    np.testing.assert_array_equal(d, trace)
+  with pytest.raises(ValueError, match=r"shape \(3, 4\).*num_workers=5"):
+    coded.sample_delays("trace", jax.random.key(0), 3, 5, path=str(tmp_path / "t.npy"))
+  with pytest.raises(ValueError, match="straggler.wrap=True"):
+    coded.sample_delays("trace", jax.random.key(0), 5, 4, path=str(tmp_path / "t.npy"))
+  wrapped = coded.sample_delays("trace", jax.random.key(0), 5, 4, path=str(tmp_path / "t.npy"),
+                                wrap=True)
+  np.testing.assert_array_equal(wrapped[3], trace[0])
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.floats(0, 10, width=32), min_size=5, max_size=5), st.integers(1, 5))
+def test_fastest_k_mask_and_kth_delay(delays, k):
+  d = jnp.asarray(delays, jnp.float32)
+  mask = np.asarray(coded.fastest_k_mask(d, k))
+  assert mask.sum() == k
+  kth = float(coded.kth_delay(d, k))
+  assert kth == sorted(np.float32(delays))[k - 1]
+  assert np.all(np.asarray(d)[mask] <= kth)
+
+
+def test_bad_straggler_inputs_raise():
+  with pytest.raises(ValueError, match="straggler.model='lognormal'.*valid"):
+    coded.sample_delays("lognormal", jax.random.key(0), 2, 2)
+  with pytest.raises(ValueError, match="k=5 .*num_workers=4"):
+    stragglers.check_k(5, 4)
+
+
+# ---- optimizers ----
+
+def test_orthonormal_encoding_without_stragglers_is_plain_gd():
+  problem = _problem(n=16, d=4)
+  data = coded.encode_problem(problem, "hadamard", 2.0, 4, jax.random.key(0))  # S^T S = 2I.
+  steps, alpha = 25, 0.3
+  ws = coded.simulate(problem, data, jnp.ones((steps, 4), bool), step_size=alpha)
+  w = np.zeros(4)
+  x, y = np.asarray(problem.features, np.float64), np.asarray(problem.targets, np.float64)
+  for t in range(steps):
+    w = w - alpha * (x.T @ (x @ w - y) / 16 + problem.l2 * w)
+    np.testing.assert_allclose(ws[t + 1], w, rtol=1e-4, atol=1e-5)
+
+
+def test_uncoded_all_workers_converges_to_closed_form():
+  problem = _problem()
+  data = coded.encode_problem(problem, "uncoded", 1, 4, jax.random.key(0))
+  delays = coded.sample_delays("shifted_exponential", jax.random.key(1), 120, 4)
+  trace = coded.run(problem, data, delays, 4)
+  w_star = np.linalg.solve(np.asarray(problem.features.T @ problem.features) / 64
+                           + problem.l2 * np.eye(6),
+                           np.asarray(problem.features.T @ problem.targets) / 64)
+  np.testing.assert_allclose(trace.weights[-1], w_star, atol=1e-4)
+  assert trace.suboptimality[-1] < 1e-6
+  np.testing.assert_allclose(np.diff(trace.time), np.max(np.asarray(delays), axis=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "lbfgs"])
+def test_encoded_with_stragglers_reaches_a_small_floor(optimizer):
+  problem = _problem(n=256, d=4)
+  data = coded.encode_problem(problem, "hadamard", 2.0, 8, jax.random.key(0))
+  delays = coded.sample_delays("shifted_exponential", jax.random.key(1), 80, 8)
+  trace = coded.run(problem, data, delays, 4, optimizer=optimizer,
+                    step_size=0.5 if optimizer == "lbfgs" else None)
+  rel = coded.relative_suboptimality(trace.suboptimality, trace.optimum_value)
+  assert rel[0] > 1.0 and coded.error_floor(rel) < 0.05
+
+
+def test_lbfgs_without_stragglers_beats_gd_on_ill_conditioned_ridge():
+  problem = _problem(n=64, d=6)
+  x = problem.features * jnp.asarray([1, 1, 1, 1, 1, 10.0])
+  problem = coded.make_problem(x, problem.targets, l2=1e-3)
+  data = coded.encode_problem(problem, "uncoded", 1, 4, jax.random.key(0))
+  delays = jnp.ones((40, 4))
+  gd = coded.run(problem, data, delays, 4, optimizer="gd")
+  lbfgs = coded.run(problem, data, delays, 4, optimizer="lbfgs", step_size=1.0)
+  assert lbfgs.suboptimality[-1] < 1e-3 * gd.suboptimality[-1]
+
+
+def test_prox_lasso_reaches_fista_optimum_and_is_sparse():
+  problem = _problem(n=64, d=6, l2=0.0)
+  problem = coded.make_problem(problem.features, problem.targets, l1=0.3)
+  data = coded.encode_problem(problem, "uncoded", 1, 4, jax.random.key(0))
+  trace = coded.run(problem, data, jnp.ones((400, 4)), 4, optimizer="prox")
+  w_star = coded.optimum(problem)
+  assert np.sum(np.abs(np.asarray(w_star)) < 1e-6) >= 1  # The l1 term zeroes something.
+  np.testing.assert_allclose(trace.weights[-1], w_star, atol=1e-4)
+  with pytest.raises(ValueError, match="optimizer='prox'"):
+    coded.run(problem, data, jnp.ones((2, 4)), 4, optimizer="gd")
+
+
+def test_logistic_uncoded_reaches_newton_optimum_and_mixing_is_refused():
+  problem = _problem(loss="logistic", l2=1e-2)
+  data = coded.encode_problem(problem, "replication", 2, 4, jax.random.key(0))
+  trace = coded.run(problem, data, jnp.ones((400, 4)), 4, optimizer="gd")
+  assert trace.suboptimality[-1] < 1e-5
+  with pytest.raises(ValueError, match="encoding.kind='gaussian'.*allowed kinds"):
+    coded.encode_problem(problem, "gaussian", 2, 4, jax.random.key(0))
+
+
+# ---- gradient coding ----
+
+@pytest.mark.parametrize("code,m,s", [("fractional_repetition", 6, 1),
+                                      ("fractional_repetition", 6, 2), ("cyclic", 5, 1),
+                                      ("cyclic", 5, 2), ("cyclic", 6, 3)])
+def test_gradient_code_recovers_exact_gradient_for_every_straggler_set(code, m, s):
+  problem = _problem(n=60, d=3, loss="logistic")
+  data = coded.gradient_code_problem(problem, code, m, s, jax.random.key(4))
+  w = jnp.asarray([0.3, -0.2, 0.5])
+  msgs = optimize.worker_messages(data, w)
+  full = np.asarray(
+      problem.features.T @ (jax.nn.sigmoid(problem.features @ w) - problem.targets)) / 60
+  masks = []
+  for size in range(0, s + 1):
+    for stragglers_set in itertools.combinations(range(m), size):
+      received = np.ones(m, bool)
+      received[list(stragglers_set)] = False
+      masks.append(received)
+  masks = np.stack(masks)
+  a = np.asarray(jax.vmap(lambda r: coded.decode_weights(data, r))(jnp.asarray(masks)))
+  assert np.all(a[~masks] == 0)
+  # float32 decoding of a random cyclic B loses a few digits; still far below any signal.
+  np.testing.assert_allclose(a @ np.asarray(msgs), np.broadcast_to(full, (len(masks), 3)),
+                             rtol=1e-3, atol=1e-5)
+
+
+def test_gradient_code_errors():
+  with pytest.raises(ValueError, match=r"\(s\+1\) to divide m; allowed s: \[0, 1, 2, 5\]"):
+    coded.gradient_code("fractional_repetition", 6, 3)
+  with pytest.raises(ValueError, match="tolerates at most s=1; allowed: k >= 7"):
+    optimize.check_gradient_code_k(4, 8, 1)
+  with pytest.raises(ValueError, match="valid: "):
+    coded.gradient_code("mds", 4, 1)
+
+
+# ---- compiled across devices ----
+
+@pytest.mark.parametrize("optimizer", ["gd", "lbfgs"])
+def test_shard_map_run_equals_single_device(optimizer):
+  problem = _problem(n=64, d=5)
+  data = coded.encode_problem(problem, "gaussian", 2, 8, jax.random.key(0))
+  received = coded.fastest_k_mask(
+      coded.sample_delays("pareto", jax.random.key(1), 12, 8), 5)
+  kwargs = dict(optimizer=optimizer, step_size=0.5 if optimizer == "lbfgs" else None)
+  single = coded.simulate(problem, data, received, **kwargs)
+  for devices in (8, 4):
+    sharded = coded.simulate(problem, data, received, mesh=coded.make_mesh(devices), **kwargs)
+    np.testing.assert_allclose(sharded, single, rtol=1e-4, atol=1e-5)
+
+
+def test_gradient_code_under_shard_map_matches_full_gd():
+  problem = _problem(n=64, d=5)
+  data = coded.gradient_code_problem(problem, "cyclic", 8, 2, jax.random.key(0))
+  received = coded.fastest_k_mask(coded.sample_delays("bimodal", jax.random.key(1), 10, 8), 6)
+  ws = coded.simulate(problem, data, received, mesh=coded.make_mesh(8), step_size=0.1)
+  full = coded.simulate(problem, coded.encode_problem(problem, "uncoded", 1, 8, jax.random.key(0)),
+                        jnp.ones((10, 8), bool), step_size=0.1)
+  np.testing.assert_allclose(ws, full, rtol=1e-4, atol=1e-5)
+
+
+def test_diagnostics_time_to_epsilon_and_floor():
+  times = np.array([0.0, 1.0, 2.0, 3.0])
+  sub = np.array([5.0, 0.5, 0.05, 0.04])
+  assert coded.time_to_epsilon(times, sub, 0.1) == 2.0
+  assert coded.time_to_epsilon(times, sub, 0.01) == float("inf")
+  assert coded.error_floor(sub, 0.5) == pytest.approx(0.045)

@@ -1,0 +1,63 @@
+"""Convergence diagnostics: block-RIP spectrum, suboptimality, error floor, time to eps."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+def block_rip_spectrum(s: Array, num_workers: int, k: int, key: Array,
+                       num_sets: int = 64) -> dict[str, Array]:
+  """Eigenvalues of (1/(eta beta)) S_A^T S_A over sampled worker sets A with |A| = k.
+
+  S's rows are split into m consecutive blocks (zero-padded as `split_blocks` does);
+  beta = rows/n and eta = k/m. Returns the per-set min and max eigenvalue and
+  epsilon = max |lambda - 1|, the block-RIP constant over the sampled sets.
+  """
+  rows, n = s.shape
+  per_worker = -(-rows // num_workers)
+  padded = jnp.zeros((per_worker * num_workers, n), s.dtype).at[:rows].set(s)
+  blocks = padded.reshape(num_workers, per_worker, n)
+  scale = num_workers / (k * rows / n)
+
+  def one(set_key):
+    chosen = jax.random.permutation(set_key, num_workers) < k
+    kept = blocks * chosen[:, None, None]
+    gram = jnp.einsum("mrn,mrp->np", kept, kept) * scale
+    return jnp.linalg.eigvalsh(gram)
+
+  eigs = jax.vmap(one)(jax.random.split(key, num_sets))
+  return dict(min=eigs[:, 0], max=eigs[:, -1],
+              epsilon=jnp.max(jnp.maximum(1.0 - eigs[:, 0], eigs[:, -1] - 1.0)))
+
+
+def coherence(s: Array) -> Array:
+  """Max |<s_i, s_j>| / (|s_i||s_j|) over distinct rows of S."""
+  unit = s / jnp.linalg.norm(s, axis=1, keepdims=True)
+  gram = jnp.abs(unit @ unit.T)
+  return jnp.max(gram - jnp.eye(s.shape[0]) * gram)
+
+
+def welch_bound(num_vectors: int, dim: int) -> float:
+  """Lowest possible coherence of num_vectors unit vectors in R^dim."""
+  return float(np.sqrt((num_vectors - dim) / (dim * (num_vectors - 1))))
+
+
+def relative_suboptimality(suboptimality: np.ndarray, optimum_value: float) -> np.ndarray:
+  return np.asarray(suboptimality) / max(abs(optimum_value), 1e-30)
+
+
+def time_to_epsilon(times: np.ndarray, suboptimality: np.ndarray, epsilon: float) -> float:
+  """First time the suboptimality is <= epsilon (inf when never)."""
+  hit = np.flatnonzero(np.asarray(suboptimality) <= epsilon)
+  return float(np.asarray(times)[hit[0]]) if hit.size else float("inf")
+
+
+def error_floor(suboptimality: np.ndarray, tail_fraction: float = 0.25) -> float:
+  """Mean suboptimality over the last `tail_fraction` of iterations (the plateau)."""
+  values = np.asarray(suboptimality)
+  tail = max(1, int(round(len(values) * tail_fraction)))
+  return float(np.mean(values[-tail:]))

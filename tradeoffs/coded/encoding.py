@@ -1,0 +1,206 @@
+"""Encoding matrices for encoded distributed optimization (Karakus et al. 2017, 2019).
+
+The data (X, y) with n rows is encoded as (SX, Sy) with S in R^{rows x n}, rows ~ beta*n,
+and the encoded rows are split into m equal row blocks, one per worker. Every encoding is
+normalised so that S^T S = beta*I exactly (uncoded, replication, Paley ETF, Hadamard with
+all rows) or in expectation (Gaussian, subsampled Hadamard); the master then rescales the
+k responding workers by 1/(eta*beta), eta = k/m, which is the block-RIP normalisation.
+
+Kinds (the `ENCODINGS` registry):
+  uncoded      identity, beta = 1.
+  replication  [I; I; ...] (beta copies, beta an integer); consecutive worker blocks hold
+               copy c of data partition p, so each partition lives on beta workers.
+  gaussian     i.i.d. N(0, 1/n) entries.
+  hadamard     subsampled randomized Hadamard transform sqrt(N/n) * P H D applied with a
+               fast Walsh-Hadamard transform (O(N log N) per column, no dense matrix):
+               D random signs, H the orthonormal N x N Sylvester Hadamard, N the next
+               power of two >= rows, P picks `rows` distinct rows at random.
+  paley        Paley equiangular tight frame: for a prime q = 1 mod 4 the symmetric
+               conference matrix C (C^2 = qI) gives the rank-(q+1)/2 projection
+               (I + C/sqrt(q))/2; its q+1 rows, as vectors in R^{(q+1)/2}, form an ETF with
+               coherence 1/sqrt(q) (the Welch bound). Needs n = (q+1)/2 and beta = 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+def fwht(x: Array) -> Array:
+  """Unnormalised fast Walsh-Hadamard transform along axis 0 (Sylvester order).
+
+  Equals `scipy.linalg.hadamard(N) @ x` for N = x.shape[0], a power of two, in
+  O(N log N) per column: log2(N) butterfly stages, each a reshape and an add/subtract.
+  """
+  n = x.shape[0]
+  if n < 1 or n & (n - 1):
+    raise ValueError(f"fwht needs a power-of-two length along axis 0, got x.shape={x.shape}")
+  rest = x.shape[1:]
+  half = n // 2
+  while half >= 1:
+    blocks = x.reshape((n // (2 * half), 2, half) + rest)
+    top, bottom = blocks[:, 0], blocks[:, 1]
+    x = jnp.stack([top + bottom, top - bottom], axis=1).reshape((n,) + rest)
+    half //= 2
+  return x
+
+
+def _is_prime(q: int) -> bool:
+  if q < 2:
+    return False
+  return all(q % p for p in range(2, int(math.isqrt(q)) + 1))
+
+
+def paley_sizes(limit: int = 200) -> list[int]:
+  """The data sizes n = (q+1)/2 (q prime, q = 1 mod 4) that admit a Paley ETF."""
+  return [(q + 1) // 2 for q in range(5, 2 * limit) if q % 4 == 1 and _is_prime(q)
+          and (q + 1) // 2 <= limit]
+
+
+def paley_size_at_least(n: int) -> int:
+  """The smallest Paley size >= n (pad the data with zero rows up to it)."""
+  q = max(5, 2 * n - 1)
+  while not (q % 4 == 1 and _is_prime(q)):
+    q += 1
+  return (q + 1) // 2
+
+
+def conference_matrix(q: int) -> np.ndarray:
+  """The symmetric Paley conference matrix of order q+1 (q prime, q = 1 mod 4)."""
+  if not (q % 4 == 1 and _is_prime(q)):
+    raise ValueError(f"conference_matrix needs a prime q = 1 mod 4, got q={q}")
+  residues = {(i * i) % q for i in range(1, q)}
+  chi = np.array([0] + [1 if r in residues else -1 for r in range(1, q)], dtype=np.int64)
+  idx = np.arange(q)
+  c = np.zeros((q + 1, q + 1), dtype=np.float64)
+  c[0, 1:] = 1.0
+  c[1:, 0] = 1.0
+  c[1:, 1:] = chi[(idx[:, None] - idx[None, :]) % q]
+  return c
+
+
+def _paley(n: int, rows: int, key: Array) -> Array:
+  del key, rows  # Deterministic; rows = 2n is checked by `encoded_rows`.
+  q = 2 * n - 1
+  c = conference_matrix(q)
+  projection = (np.eye(q + 1) + c / math.sqrt(q)) / 2.0
+  eigvals, eigvecs = np.linalg.eigh(projection)
+  basis = eigvecs[:, eigvals > 0.5]  # Orthonormal basis of the range (eigenvalue 1).
+  # basis^T basis = I, so S = sqrt(2) * basis has S^T S = 2I = beta*I, rows = frame vectors.
+  return jnp.asarray(math.sqrt(2.0) * basis, dtype=jnp.float32)
+
+
+def _uncoded_apply(x: Array, rows: int, key: Array) -> Array:
+  del rows, key
+  return x
+
+
+def _replication_apply(x: Array, rows: int, key: Array) -> Array:
+  del key
+  return jnp.concatenate([x] * (rows // x.shape[0]), axis=0)
+
+
+def _gaussian_apply(x: Array, rows: int, key: Array) -> Array:
+  n = x.shape[0]
+  s = jax.random.normal(key, (rows, n), dtype=x.dtype) / math.sqrt(n)
+  return s @ x
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _hadamard_apply(x: Array, rows: int, key: Array) -> Array:
+  n = x.shape[0]
+  big_n = 1 << max(0, (rows - 1).bit_length())  # Next power of two >= rows (>= n).
+  sign_key, row_key = jax.random.split(key)
+  signs = jax.random.rademacher(sign_key, (n,), dtype=x.dtype)
+  signed = x * signs.reshape((n,) + (1,) * (x.ndim - 1))
+  padded = jnp.zeros((big_n,) + x.shape[1:], x.dtype).at[:n].set(signed)
+  transformed = fwht(padded) / math.sqrt(big_n)  # Orthonormal H.
+  picked = jax.random.permutation(row_key, big_n)[:rows]
+  return math.sqrt(big_n / n) * transformed[picked]
+
+
+def _paley_apply(x: Array, rows: int, key: Array) -> Array:
+  return _paley(x.shape[0], rows, key).astype(x.dtype) @ x
+
+
+# name -> apply(x, rows, key) computing S @ x for x with n rows.
+ENCODINGS: dict[str, Callable[[Array, int, Array], Array]] = {
+    "uncoded": _uncoded_apply,
+    "replication": _replication_apply,
+    "gaussian": _gaussian_apply,
+    "hadamard": _hadamard_apply,
+    "paley": _paley_apply,
+}
+
+
+def register_encoding(name: str, apply: Callable[[Array, int, Array], Array]) -> None:
+  """Adds an encoding `apply(x, rows, key) -> S @ x`, with S^T S ~ (rows/n) I."""
+  ENCODINGS[name] = apply
+
+
+def _check_kind(kind: str, arg: str = "kind") -> None:
+  if kind not in ENCODINGS:
+    raise ValueError(f"{arg}={kind!r} is not a known encoding; valid: {sorted(ENCODINGS)}")
+
+
+def encoded_rows(kind: str, n: int, beta: float, *, arg_prefix: str = "") -> int:
+  """Rows of S for data with n rows at redundancy beta; validates the combination."""
+  _check_kind(kind, f"{arg_prefix}kind")
+  if not beta >= 1:
+    raise ValueError(f"{arg_prefix}beta={beta} is not allowed: the redundancy must be >= 1")
+  if n < 1:
+    raise ValueError(f"n={n} is not allowed: the data needs at least one row")
+  if kind == "uncoded":
+    if beta != 1:
+      raise ValueError(f"{arg_prefix}beta={beta} with kind='uncoded': uncoded means beta=1")
+    return n
+  if kind == "replication":
+    if float(beta) != int(beta):
+      raise ValueError(f"{arg_prefix}beta={beta} with kind='replication': the number of "
+                       "copies must be an integer")
+    return int(beta) * n
+  if kind == "paley":
+    if beta != 2:
+      raise ValueError(f"{arg_prefix}beta={beta} with kind='paley': a Paley ETF has beta=2")
+    if n not in paley_sizes(max(n, 3)):
+      raise ValueError(
+          f"n={n} with kind='paley': a Paley ETF needs n = (q+1)/2 for a prime q = 1 mod 4, "
+          f"i.e. n in {paley_sizes(60)}...; the nearest allowed size above is "
+          f"{paley_size_at_least(n)} (pad the data with zero rows)")
+    return 2 * n
+  return int(math.ceil(beta * n))
+
+
+def encode(kind: str, x: Array, beta: float, key: Array) -> Array:
+  """S @ x for the encoding `kind` at redundancy `beta` (x has n rows; any trailing dims)."""
+  rows = encoded_rows(kind, x.shape[0], beta)
+  return ENCODINGS[kind](jnp.asarray(x), rows, key)
+
+
+def encoding_matrix(kind: str, n: int, beta: float, key: Array) -> Array:
+  """The dense S in R^{rows x n} (for diagnostics and tests; `encode` never builds it)."""
+  return encode(kind, jnp.eye(n, dtype=jnp.float32), beta, key)
+
+
+def split_blocks(encoded: Array, num_workers: int) -> Array:
+  """Row blocks for m workers, [m, rows/m, ...]; zero rows pad rows up to a multiple of m.
+
+  Zero rows contribute nothing to any worker's least-squares gradient.
+  """
+  if num_workers < 1:
+    raise ValueError(f"num_workers={num_workers} is not allowed: need at least one worker")
+  rows = encoded.shape[0]
+  per_worker = -(-rows // num_workers)
+  pad = per_worker * num_workers - rows
+  if pad:
+    encoded = jnp.concatenate(
+        [encoded, jnp.zeros((pad,) + encoded.shape[1:], encoded.dtype)], axis=0)
+  return encoded.reshape((num_workers, per_worker) + encoded.shape[1:])
