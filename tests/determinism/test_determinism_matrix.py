@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from tradeoffs import workdir as workdir_lib
 from tradeoffs.determinism import matrix, metrics
 from tradeoffs.determinism import settings as st
 
@@ -63,7 +64,7 @@ def test_subprocess_and_in_process_runs_compare(tmp_path):
       ("two_devices", "subprocess", "ok", 1)]
   assert calls == [("algo", 2, "highest")] and results[0].output == "trained"
   # Each repeat ran in its own workdir with the setting's switches, not the parent's.
-  seen = [matrix.workdir_lib.read_json(os.path.join(r.workdir, "seen.json"))
+  seen = [workdir_lib.read_json(os.path.join(r.workdir, "seen.json"))
           for r in results[1:]]
   assert len({r.workdir for r in results}) == 3
   assert [s["device_count"] for s in seen] == [2, 2]
@@ -83,7 +84,7 @@ def test_subprocess_and_in_process_runs_compare(tmp_path):
   both = matrix.load_runs(matrix.result_workdirs(results, "algo")
                           + matrix.result_workdirs(results, "two_devices"))
   assert both.logits.shape == (4, 5, 3) and both.sources[2] == (results[1].workdir, 0)
-  assert len(matrix.workdir_lib.read_jsonl(os.path.join(tmp_path, "matrix.jsonl"))) == 3
+  assert len(workdir_lib.read_jsonl(os.path.join(tmp_path, "matrix.jsonl"))) == 3
   # Running again reuses finished workdirs.
   again = matrix.run_matrix([in_process, two_devices], 2, str(tmp_path), command=COMMAND,
                             population_fn=_population_fn(calls))
@@ -141,3 +142,18 @@ def test_load_runs_refuses_runs_of_different_examples(tmp_path):
     matrix.load_predictions(str(tmp_path / "a"), "train")
   with pytest.raises(FileNotFoundError, match="final_params.npz"):
     matrix.load_runs([str(tmp_path / "a")])
+
+
+def test_step_times_and_cost_of_determinism(tmp_path):
+  # Steps 0 -> 10 take 5 s (compile, dropped), then 0.1 s/step, then 0.3 s/step.
+  def write(name, times):
+    workdir_lib.append_jsonl(str(tmp_path / name / "metrics.jsonl"),
+                             [{"step": s, "time": t} for s, t in times])
+  write("det", [(0, 100.0), (10, 105.0), (20, 106.0), (30, 109.0), (40, 112.0)])
+  write("default", [(0, 50.0), (10, 52.0), (20, 52.5), (30, 53.5), (40, 54.5)])
+  np.testing.assert_allclose(matrix.step_times(str(tmp_path / "det")), [0.1, 0.3, 0.3])
+  cost = metrics.determinism_cost(matrix.step_times(str(tmp_path / "det")),
+                                  matrix.step_times(str(tmp_path / "default")))
+  assert cost == pytest.approx(3.0)
+  with pytest.raises(ValueError, match="skip_first"):
+    matrix.step_times(str(tmp_path / "det"), skip_first=4)

@@ -15,7 +15,7 @@ from tradeoffs.determinism.hardware import (
     top_hessian_eigenvalue)
 from tradeoffs.determinism.matrix import (
     RunFailedError, RunResult, Runs, load_final_params, load_predictions, load_runs,
-    result_workdirs, run_matrix)
+    result_workdirs, run_matrix, step_times)
 from tradeoffs.determinism.metrics import (
     accuracy_per_run, bitwise_identical, churn, determinism_cost, flatten_runs,
     flip_counts, modal_predictions, pairwise_churn, pairwise_weight_distance,

@@ -324,6 +324,23 @@ def load_runs(workdirs: Sequence[str], split: str | None = None, params: bool = 
               tuple(sources))
 
 
+def step_times(workdir: str, skip_first: int = 1) -> np.ndarray:
+  """Seconds per training step between consecutive rows of `workdir/metrics.jsonl`.
+
+  Uses each row's `step` and wall-clock `time`; the first `skip_first` intervals (compile
+  and warm-up) are dropped. Intervals that include an evaluation are kept, so compare
+  settings with the same eval schedule; `metrics.determinism_cost` takes medians.
+  """
+  rows = [r for r in workdir_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+          if "step" in r and "time" in r]
+  rows = sorted({int(r["step"]): float(r["time"]) for r in rows}.items())
+  intervals = [(t1 - t0) / (s1 - s0) for (s0, t0), (s1, t1) in zip(rows, rows[1:])]
+  if len(intervals) <= skip_first:
+    raise ValueError(f"{workdir}/metrics.jsonl has {len(rows)} timed steps; need more than "
+                     f"skip_first + 1 = {skip_first + 1}")
+  return np.asarray(intervals[skip_first:])
+
+
 def result_workdirs(results: Sequence[RunResult], setting: str) -> list[str]:
   """Workdirs of the finished runs of `setting`, for `load_runs`."""
   return [r.workdir for r in results
