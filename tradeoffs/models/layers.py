@@ -1,0 +1,125 @@
+"""Shared building blocks: activation registry, width scaling, conv/BN factories, checks.
+
+Hyperparameter checks run in each model's `__post_init__`, so a bad value raises `ValueError`
+when the module is built, before anything is traced or compiled.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# BatchNorm settings shared by every model (PyTorch-equivalent: torch momentum 0.1).
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+# He (fan-out) initialisation for convolutions followed by BN, as in the ResNet papers and
+# torchvision; dense layers keep Flax's LeCun-normal default.
+conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+# name -> factory building the activation inside a compact method (PReLU owns a parameter).
+_ACTIVATIONS: dict[str, Callable[[], Callable[[jax.Array], jax.Array]]] = {
+    "relu": lambda: nn.relu,
+    "swish": lambda: nn.swish,
+    "silu": lambda: nn.silu,
+    # Exact (erf) GELU, as in the GELU paper and PyTorch's default; tanh approximation differs.
+    "gelu": lambda: functools.partial(nn.gelu, approximate=False),
+    "tanh": lambda: jnp.tanh,
+    # One learned slope per layer (Flax nn.PReLU, init 0.01).
+    "prelu": lambda: nn.PReLU(),
+    # Slope 0.01, the usual default (Flax, PyTorch).
+    "leaky_relu": lambda: functools.partial(nn.leaky_relu, negative_slope=0.01),
+}
+
+
+def activation_names() -> list[str]:
+  return sorted(_ACTIVATIONS)
+
+
+def register_activation(name: str, factory: Callable[[], Callable[[jax.Array], jax.Array]]):
+  """Adds an activation; `factory()` is called inside a module's compact method."""
+  if name in _ACTIVATIONS:
+    raise ValueError(f"activation {name!r} is already registered")
+  _ACTIVATIONS[name] = factory
+
+
+def make_activation(name: str) -> Callable[[jax.Array], jax.Array]:
+  """The activation `name`; call inside a compact method (PReLU creates a parameter)."""
+  check_activation(name)
+  return _ACTIVATIONS[name]()
+
+
+def check_activation(name: Any) -> None:
+  if name not in _ACTIVATIONS:
+    raise ValueError(f"activation must be one of {activation_names()}, got {name!r}")
+
+
+def scale_width(width: int, multiplier: float) -> int:
+  """`width * multiplier` rounded to the nearest int, at least 1."""
+  return max(1, int(round(width * multiplier)))
+
+
+def check_positive_int(arg: str, value: Any) -> None:
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise ValueError(f"{arg} must be a positive int, got {value!r}")
+
+
+def check_widths(arg: str, value: Any, allow_empty: bool = True) -> None:
+  if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+    raise ValueError(f"{arg} must be a sequence of positive ints, got {value!r}")
+  if not value and not allow_empty:
+    raise ValueError(f"{arg} must be a non-empty sequence of positive ints, got {value!r}")
+  for width in value:
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+      raise ValueError(f"{arg} must be a sequence of positive ints, got {value!r}")
+
+
+def check_common(module: Any) -> None:
+  """Checks fields every model has: dtype, width_multiplier, and activation/dropout if present."""
+  try:
+    dtype = jnp.dtype(module.dtype)
+  except TypeError:
+    dtype = None
+  if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+    raise ValueError(f"dtype must be a floating dtype (e.g. float32, bfloat16), "
+                     f"got {module.dtype!r}")
+  multiplier = module.width_multiplier
+  if (isinstance(multiplier, bool) or not isinstance(multiplier, (int, float))
+      or not math.isfinite(multiplier) or multiplier <= 0):
+    raise ValueError(f"width_multiplier must be a positive finite number, got {multiplier!r}")
+  if hasattr(module, "activation"):
+    check_activation(module.activation)
+  if hasattr(module, "dropout"):
+    rate = module.dropout
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+      raise ValueError(f"dropout must be a rate in [0, 1), got {rate!r}")
+  check_positive_int("num_classes", module.num_classes)
+
+
+def batch_norm(train: bool, dtype: Any, name: str | None = None, **kwargs: Any) -> nn.BatchNorm:
+  """BatchNorm with the shared settings; running averages are used (and kept) unless training."""
+  return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                      dtype=dtype, name=name, **kwargs)
+
+
+def conv(features: int, kernel: int, stride: int, dtype: Any, name: str | None = None,
+         use_bias: bool = False, groups: int = 1) -> nn.Conv:
+  """Square conv with symmetric padding kernel//2 (PyTorch-style, unlike Flax 'SAME' at stride 2)."""
+  pad = kernel // 2
+  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
+                 padding=((pad, pad), (pad, pad)), use_bias=use_bias, feature_group_count=groups,
+                 dtype=dtype, kernel_init=conv_kernel_init, name=name)
+
+
+def classifier(num_classes: int, dtype: Any) -> nn.Dense:
+  return nn.Dense(num_classes, dtype=dtype, name="head")
+
+
+def to_logits(x: jax.Array) -> jax.Array:
+  """Logits are always float32, whatever the computation dtype."""
+  return x.astype(jnp.float32)
