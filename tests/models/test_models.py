@@ -170,6 +170,8 @@ def test_describe_matches_param_count():
   assert per_layer["stage2_block0/proj_conv"] == conv(4, 8, 1)
   assert per_layer["head"] == dense(16, 10)
   assert sum(per_layer.values()) == cifar_resnet_count(20, base=4)
+  by_name = models.describe("resnet20", (1, 8, 8, 3), num_classes=10, base_width=4)
+  assert by_name == per_layer and list(by_name) == list(per_layer)
 
 
 TINY = {

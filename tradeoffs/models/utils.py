@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tradeoffs.models import registry
+
 
 def _check_shape(input_shape: Any) -> tuple[int, ...]:
   try:
@@ -39,16 +41,27 @@ def abstract_init(module: nn.Module, input_shape: Sequence[int],
 
 
 def param_count(params: Any) -> int:
-  """Number of scalars over all leaves (arrays or `jax.ShapeDtypeStruct`s) of a pytree."""
+  """Number of scalars over all leaves (arrays or `jax.ShapeDtypeStruct`s) of a pytree.
+
+  For a population (leading member axis) this is the total over all members.
+  """
   return int(sum(int(np.prod(leaf.shape, dtype=np.int64))
                  for leaf in jax.tree.leaves(params)))
 
 
-def describe(module: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
+def describe(module: nn.Module | str, input_shape: Sequence[int],
+             **get_kwargs: Any) -> dict[str, int]:
   """Parameter count per layer, keyed by the layer's path ('stage1_block0/conv1'), in order.
 
-  Computed with `jax.eval_shape`, so it is cheap even for ImageNet-size models.
+  `module` is a module, or a registry name built with `get(module, **get_kwargs)` (which then
+  needs `num_classes`). Computed with `jax.eval_shape`, so it is cheap even for ImageNet-size
+  models.
   """
+  if isinstance(module, str):
+    module = registry.get(module, **get_kwargs)
+  elif get_kwargs:
+    raise ValueError(f"get_kwargs {sorted(get_kwargs)} are only for a model name, "
+                     f"got a module {type(module).__name__}")
   params = abstract_init(module, input_shape)["params"]
   counts: dict[str, int] = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
