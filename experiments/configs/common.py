@@ -32,7 +32,9 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.dataset = ml_collections.ConfigDict(dict(
       name="digits", data_dir="", max_train_examples=0, max_test_examples=0,
-      label_attribute="", group_attributes=()))
+      label_attribute="", group_attributes=(),
+      # 'memory': loaded once, batched on device; 'grain': streamed from ArrayRecord.
+      pipeline="memory", grain_workers=0))
   c.model = ml_collections.ConfigDict(dict(name="mlp", kwargs=ml_collections.ConfigDict()))
   c.population = ml_collections.ConfigDict(dict(members=4))
   # Sources of randomness; those named in `vary` differ per member (seed + member index).

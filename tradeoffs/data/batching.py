@@ -12,18 +12,21 @@ uninterrupted run saw, and each member of a population can have its own data ord
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _ROUNDS = 4
 
 
-def _mix32(x: jax.Array) -> jax.Array:
-  """A 32-bit integer hash (the 'lowbias32' finaliser)."""
+def _mix32(x):
+  """A 32-bit integer hash (the 'lowbias32' finaliser); numpy or jax uint32 arrays."""
   x = x ^ (x >> 16)
-  x = x * jnp.uint32(0x7FEB352D)
+  x = x * x.dtype.type(0x7FEB352D)
   x = x ^ (x >> 15)
-  x = x * jnp.uint32(0x846CA68B)
+  x = x * x.dtype.type(0x846CA68B)
   return x ^ (x >> 16)
 
 
@@ -32,25 +35,41 @@ def _half_bits(n: int) -> int:
   return (bits + 1) // 2
 
 
+def _encrypt(x, round_keys, half: int):
+  """One pass of the Feistel network on uint32 values < 4**half (numpy or jax arrays)."""
+  mask = (1 << half) - 1
+  left, right = x >> half, x & mask
+  for r in range(_ROUNDS):
+    left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
+  return (left << half) | right
+
+
 def feistel_permute(key: jax.Array, index: jax.Array, n: int) -> jax.Array:
   """Maps `index` (int array, values in [0, n)) through a keyed bijection of [0, n)."""
   if n < 1:
     raise ValueError(f"feistel_permute needs n >= 1, got {n}")
   half = _half_bits(n)
-  mask = jnp.uint32((1 << half) - 1)
   round_keys = jax.random.bits(key, (_ROUNDS,), jnp.uint32)
-
-  def encrypt(x):
-    left, right = x >> half, x & mask
-    for r in range(_ROUNDS):
-      left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
-    return (left << half) | right
-
+  encrypt = functools.partial(_encrypt, round_keys=round_keys, half=half)
   # Cycle-walking: re-encrypt values that land outside [0, n) until all are inside.
   x = encrypt(index.astype(jnp.uint32))
   x = jax.lax.while_loop(lambda v: jnp.any(v >= n),
                          lambda v: jnp.where(v >= n, encrypt(v), v), x)
   return x.astype(jnp.int32)
+
+
+def feistel_permute_np(seed: int, epoch: int, index: np.ndarray, n: int) -> np.ndarray:
+  """The same network on the host (round keys from numpy's Philox with (seed, epoch))."""
+  if n < 1:
+    raise ValueError(f"feistel_permute needs n >= 1, got {n}")
+  half = _half_bits(n)
+  round_keys = np.random.Generator(np.random.Philox(key=[seed, epoch])).integers(
+      0, 2**32, _ROUNDS, dtype=np.uint32)
+  with np.errstate(over="ignore"):
+    x = _encrypt(np.asarray(index, np.uint32), round_keys, half)
+    while np.any(x >= n):
+      x = np.where(x >= n, _encrypt(x, round_keys, half), x)
+  return x.astype(np.int64)
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

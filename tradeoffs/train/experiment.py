@@ -24,6 +24,7 @@ from tradeoffs import data as data_lib
 from tradeoffs import environment
 from tradeoffs import models as models_lib
 from tradeoffs import workdir as workdir_lib
+from tradeoffs.data import pipeline as pipeline_lib
 from tradeoffs.train import checkpoint as checkpoint_lib
 from tradeoffs.train import distributed
 from tradeoffs.train import mesh as mesh_lib
@@ -71,6 +72,13 @@ def validate(config: Any, device_count: int | None = None) -> None:
   train = config.train
   if int(train.steps) < 0:
     raise ValueError(f"--config.train.steps={train.steps} must be >= 0")
+  pipeline = _opt(config.dataset, "pipeline", "memory")
+  if pipeline not in ("memory", "grain"):
+    raise ValueError(f"--config.dataset.pipeline={pipeline!r}; choose 'memory' (on-device "
+                     "batching of an in-memory set) or 'grain' (streamed from ArrayRecord)")
+  if pipeline == "grain" and "data" in seeds_lib.Seeds.from_config(config.seeds).vary:
+    raise ValueError("--config.dataset.pipeline='grain' feeds one batch order to all members; "
+                     "remove 'data' from --config.seeds.vary (or use pipeline='memory')")
   for key in ("steps_per_dispatch", "log_every", "checkpoint_every", "eval_every"):
     if int(train[key]) < 1:
       raise ValueError(f"--config.train.{key}={train[key]} must be >= 1")
@@ -162,31 +170,54 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
                                                                             "checkpoints"))
   if checkpointer.latest_step() is not None:
     state = checkpointer.restore(state)
-    logging.info("[%s] resumed from checkpoint at step %d", name, int(state.step[0]))
-  device_data = pop_lib.to_device(dataset.train, mesh)
+    logging.info("[%s] resumed from checkpoint at step %d", name,
+                 int(distributed.to_host(state.step)[0]))
+  use_grain = _opt(config.dataset, "pipeline", "memory") == "grain"
+  if use_grain:
+    source = data_lib.data_source(config.dataset.name, "train", _opt(config.dataset, "data_dir"))
+    batches = pipeline_lib.iterate(pipeline_lib.step_batches(
+        source, seed=int(config.seeds.data), batch_size=int(train.batch_size),
+        num_steps=total), start_step=int(distributed.to_host(state.step)[0]),
+        workers=int(_opt(config.dataset, "grain_workers", 0)))
+    batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh_lib.DATA))
+    grain_runner = pop_lib.make_batch_runner(step_config, mesh)
+  else:
+    device_data = pop_lib.to_device(dataset.train, mesh)
   runners: dict[int, Callable] = {}
   guard = checkpoint_lib.PreemptionGuard()
-  step = int(jax.device_get(state.step)[0])
+  step = int(distributed.to_host(state.step)[0])
   progress = Progress(total, step)
   last: dict[str, Any] = {}
   preempted = False
+  last_log = (step, time.time())
   eval_batch = int(_opt(config.eval, "batch_size", 512))
   try:
     while step < total:
       end = next_boundary(step, total, train)
-      length = end - step
-      if length not in runners:
-        runners[length] = pop_lib.make_runner(step_config, mesh, length)
-      state, metrics = runners[length](state, device_data)
+      if use_grain:
+        for _ in range(end - step):
+          batch = next(batches)
+          state, metrics = grain_runner(
+              state, pipeline_lib.to_global(batch["image"], batch_sharding),
+              pipeline_lib.to_global(batch["label"], batch_sharding))
+        metrics = jax.tree.map(lambda x: x[None], metrics)
+      else:
+        length = end - step
+        if length not in runners:
+          runners[length] = pop_lib.make_runner(step_config, mesh, length)
+        state, metrics = runners[length](state, device_data)
       step = end
       if step % int(train.log_every) == 0 or step == total:
         host = jax.device_get(metrics)
         last = {k: float(np.mean(v[-1])) for k, v in host.items()}
-        last["steps_per_second"] = (step - progress.start) / max(time.time() - progress.t0,
-                                                                 1e-9)
+        now = time.time()
+        last["steps_per_second"] = (step - progress.start) / max(now - progress.t0, 1e-9)
+        # Time per step since the previous log line (excludes evaluation below).
+        last["seconds_per_step"] = (now - last_log[1]) / max(step - last_log[0], 1)
         if step % int(train.eval_every) == 0 or step == total:
           _, test_metrics = evaluate(state, dataset.test, mesh, eval_batch)
           last.update(test_metrics)
+        last_log = (step, time.time())
         if writer is not None:
           writer.write(step, {f"{name}/{k}" if name != "train" else k: v
                               for k, v in last.items()})
@@ -222,9 +253,9 @@ def run(config: Any, workdir: str) -> RunResult | None:
   logging.info("process %d/%d, %d devices (%s), mesh %s", jax.process_index(),
                jax.process_count(), jax.device_count(), env["device_kind"], dict(mesh.shape))
   mesh, dataset, model, state, step_config = build(config)
+  per_member = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state.params))
   logging.info("model %s: %s parameters per member, %d members", config.model.name,
-               f"{models_lib.param_count(jax.tree.map(lambda x: x[0], state.params)):,}",
-               members)
+               f"{per_member:,}", members)
   writer = workdir_lib.MetricWriter(workdir)
   state, last, preempted = train_population(config, workdir, state=state, mesh=mesh,
                                             dataset=dataset, step_config=step_config,

@@ -128,23 +128,34 @@ class StepConfig:
 
 def member_batch(rngs: dict[str, jax.Array], step: jax.Array, data: DeviceData,
                  config: StepConfig) -> tuple[jax.Array, jax.Array]:
-  """One member's (images, labels) at `step`: a pure function of its keys and the step."""
+  """One member's (images, labels) at `step`: a pure function of its data key and the step."""
   idx = batching.batch_indices(seeds_lib.wrap(rngs["data"]), step, data.num_examples,
                                config.batch_size)
-  images, labels = data.images[idx], data.labels[idx]
-  if config.augment_fn is not None:
-    images = config.augment_fn(jax.random.fold_in(seeds_lib.wrap(rngs["augment"]), step),
-                               images)
-  return images, labels
+  return data.images[idx], data.labels[idx]
+
+
+def augment_members(state: TrainState, images: jax.Array, config: StepConfig) -> jax.Array:
+  """Each member augments its own batch [M, B, ...] with its own key, folded with the step."""
+  if config.augment_fn is None:
+    return images
+  return jax.vmap(lambda k, s, x: config.augment_fn(
+      jax.random.fold_in(seeds_lib.wrap(k), s), x))(state.rngs["augment"], state.step, images)
 
 
 def train_step(state: TrainState, data: DeviceData, config: StepConfig,
                mesh: Mesh | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One optimisation step for every member. Returns per-member metrics [M]."""
+  """One optimisation step for every member on in-jit batches. Per-member metrics [M]."""
   images, labels = jax.vmap(member_batch, in_axes=(0, 0, None, None))(
       state.rngs, state.step, data, config)
+  return update_step(state, images, labels, config, mesh)
+
+
+def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config: StepConfig,
+                mesh: Mesh | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimisation step for every member on given batches [M, B, ...] (pre-augmentation)."""
   if mesh is not None:
     images = jax.lax.with_sharding_constraint(images, mesh_lib.batch_sharded(mesh))
+  images = augment_members(state, images, config)
   dropout_keys = jax.vmap(lambda k, s: jax.random.fold_in(seeds_lib.wrap(k), s))(
       state.rngs["dropout"], state.step)
   has_stats = bool(jax.tree.leaves(state.batch_stats))
@@ -174,7 +185,7 @@ def train_step(state: TrainState, data: DeviceData, config: StepConfig,
   metrics = {
       "loss": member_losses,
       "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1),
-      "grad_norm": jax.vmap(optax.global_norm)(grads),
+      "grad_norm": jax.vmap(optax.tree.norm)(grads),
   }
   if config.coupling_fn is not None:
     metrics["coupling_loss"] = jnp.broadcast_to(coupling, member_losses.shape)
@@ -216,6 +227,19 @@ def predict(state: TrainState, images: np.ndarray | jax.Array, batch_size: int =
   logits = _predict_fn(mesh)(state, batches)
   logits = np.asarray(jax.device_get(logits))
   return logits.reshape(logits.shape[0], padded, -1)[:, :n]
+
+
+@functools.lru_cache(maxsize=16)
+def make_batch_runner(config: StepConfig, mesh: Mesh):
+  """A compiled step on a host-fed batch [B, ...] shared by all members (grain pipeline)."""
+
+  def run(state, images, labels):
+    members = state.step.shape[0]
+    tile = lambda x: jnp.broadcast_to(x[None], (members, *x.shape))
+    state, metrics = update_step(state, tile(images), tile(labels), config, mesh)
+    return state, jax.lax.with_sharding_constraint(metrics, mesh_lib.replicated(mesh))
+
+  return jax.jit(run, donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=None)
