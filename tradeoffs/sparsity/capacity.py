@@ -17,18 +17,23 @@ from typing import Sequence
 import numpy as np
 
 from tradeoffs.sparsity import distributions
-from tradeoffs.sparsity import masks as masks_lib
+
+
+def _num_keep(sparsity: float, size: int) -> int:
+  """`masks.num_keep` for a concrete sparsity (float64, round half to even)."""
+  pruned = int(np.round(np.float64(sparsity) * size))
+  return min(max(size - pruned, 0), size)
 
 
 def _layer_sparsity_for_count(active: int, size: int) -> float:
-  """A sparsity s (a float32 value) with num_keep(s, size) == active exactly."""
-  s = np.float32(1.0 - active / size)
+  """A sparsity s with num_keep(s, size) == active exactly."""
+  s = 1.0 - active / size
   for _ in range(64):
-    kept = int(masks_lib.num_keep(s, size))
+    kept = _num_keep(s, size)
     if kept == active:
       return float(s)
-    s = np.nextafter(s, np.float32(1.0) if kept > active else np.float32(0.0))
-  raise ValueError(f"cannot represent keeping {active} of {size} weights as a float32 sparsity")
+    s = float(np.nextafter(s, 1.0 if kept > active else 0.0))
+  raise ValueError(f"cannot represent keeping {active} of {size} weights as a sparsity")
 
 
 def same_capacity_pair(dense_hidden, sparsity: float, input_dim: int, num_classes: int,
@@ -72,7 +77,7 @@ def same_capacity_pair(dense_hidden, sparsity: float, input_dim: int, num_classe
     s = _layer_sparsity_for_count(active, size)
     layer_sparsity[name] = s
     dense_active[name] = active
-    sparse_active[name] = int(masks_lib.num_keep(s, size))
+    sparse_active[name] = _num_keep(s, size)
     sparse_size[name] = size
   return {
       "dense_hidden": list(map(int, hidden)),

@@ -14,6 +14,7 @@ jaxpruner (ANCHOR_NUMBERS.md: ~30 dense steps per update).
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Mapping, Optional, Sequence
 
 import jax
@@ -66,7 +67,14 @@ def _named_leaves(tree):
 
 
 def num_keep(sparsity, size: int) -> jax.Array:
-  """Weights kept: size - round(sparsity * size), computed in float32 (round half to even)."""
+  """Weights kept: size - round(sparsity * size), rounding half to even.
+
+  A concrete sparsity is computed in float64, so counts are exact for any layer size; a traced
+  one (schedules under jit) in float32, exact up to ~2**24 weights per group.
+  """
+  if isinstance(sparsity, (int, float, np.number)):
+    pruned = int(np.round(np.float64(sparsity) * size))
+    return jnp.asarray(min(max(size - pruned, 0), size), jnp.int32)
   pruned = jnp.round(jnp.asarray(sparsity, jnp.float32) * size).astype(jnp.int32)
   return jnp.clip(size - pruned, 0, size).astype(jnp.int32)
 
@@ -124,8 +132,14 @@ def select_top(keys: Sequence[jax.Array], groups: Sequence[int], keeps: jax.Arra
     keeps: int32 [num_groups], how many entries each group keeps.
     seed: int, uint32 array or PRNG key for the tie-break hash.
   """
+  # Jitted with static groups so eager (Colab) calls compile once per shape, not per op.
+  return _select_top_jit(list(keys), tuple(int(g) for g in groups),
+                         jnp.asarray(keeps, jnp.int32), _seed_u32(seed))
+
+
+@functools.partial(jax.jit, static_argnames=("groups",))
+def _select_top_jit(keys, groups, keeps, seed):
   num_groups = int(keeps.shape[0])
-  keeps = keeps.astype(jnp.int32)
 
   def per_group(values):
     sums = [jnp.zeros((), jnp.int32)] * num_groups
@@ -140,7 +154,6 @@ def select_top(keys: Sequence[jax.Array], groups: Sequence[int], keeps: jax.Arra
   greater = per_group([jnp.sum(k > thresholds[g], dtype=jnp.int32)
                        for k, g in zip(keys, groups)])
   remaining = keeps - greater
-  seed = _seed_u32(seed)
   offsets, running = [], [0] * num_groups
   for k, g in zip(keys, groups):
     offsets.append(running[g])
@@ -261,6 +274,21 @@ def _check_axis(axis: int, ndim: int, name: str) -> int:
   return axis % ndim
 
 
+@functools.partial(jax.jit, static_argnames=("n", "m", "axis"))
+def _nm_leaf(leaf, offset, seed, *, n: int, m: int, axis: int):
+  """Keep mask of one leaf: rank each entry within its group of m by (|w|, hash)."""
+  moved = jnp.moveaxis(leaf, axis, -1)
+  grouped_shape = moved.shape[:-1] + (moved.shape[-1] // m, m)
+  keys = order_keys(moved).reshape(grouped_shape)
+  size = int(np.prod(grouped_shape))
+  hashes = _fmix32((jnp.arange(size, dtype=jnp.uint32) + offset) ^ seed).reshape(grouped_shape)
+  beats = ((keys[..., None, :] > keys[..., :, None])
+           | ((keys[..., None, :] == keys[..., :, None])
+              & (hashes[..., None, :] > hashes[..., :, None])))
+  keep = (jnp.sum(beats, axis=-1) < n).reshape(moved.shape)
+  return jnp.moveaxis(keep, -1, axis)
+
+
 def nm_masks(params, n: int, m: int, axis: int = -1, *, filter_fn: Optional[FilterFn] = None,
              keep_dense: Sequence[str] = (), tie_break_seed=0):
   """N:M structured masks: in each run of `m` consecutive weights along `axis`, keep the `n`
@@ -269,6 +297,14 @@ def nm_masks(params, n: int, m: int, axis: int = -1, *, filter_fn: Optional[Filt
     raise ValueError(f"N:M needs integers 0 < n <= m, got n={n!r}, m={m!r}")
   names, leaves, treedef = _named_leaves(params)
   prunable = set(prunable_names(params, filter_fn, keep_dense))
+  axes = {}
+  for name, leaf in zip(names, leaves):  # validate every leaf before compiling any
+    if name in prunable:
+      shape = jnp.shape(leaf)
+      axes[name] = _check_axis(axis, len(shape), name)
+      if shape[axes[name]] % m:
+        raise ValueError(f"N:M with m={m} needs leaf {name!r} dimension {axes[name]} (size "
+                         f"{shape[axes[name]]}) to be a multiple of m")
   seed = _seed_u32(tie_break_seed)
   result = []
   offset = 0
@@ -277,21 +313,8 @@ def nm_masks(params, n: int, m: int, axis: int = -1, *, filter_fn: Optional[Filt
     if name not in prunable:
       result.append(jnp.ones(shape, bool))
       continue
-    ax = _check_axis(axis, len(shape), name)
-    if shape[ax] % m:
-      raise ValueError(f"N:M with m={m} needs leaf {name!r} dimension {ax} (size {shape[ax]}) to "
-                       f"be a multiple of m")
-    moved = jnp.moveaxis(leaf, ax, -1)
-    grouped_shape = moved.shape[:-1] + (moved.shape[-1] // m, m)
-    keys = order_keys(moved).reshape(grouped_shape)
-    hashes = _tie_hash(grouped_shape, offset, seed)
+    result.append(_nm_leaf(leaf, jnp.uint32(offset), seed, n=n, m=m, axis=axes[name]))
     offset += int(np.prod(shape))
-    beats = ((keys[..., None, :] > keys[..., :, None])
-             | ((keys[..., None, :] == keys[..., :, None])
-                & (hashes[..., None, :] > hashes[..., :, None])))
-    rank = jnp.sum(beats, axis=-1)
-    keep = (rank < n).reshape(moved.shape)
-    result.append(jnp.moveaxis(keep, -1, ax))
   return jax.tree.unflatten(treedef, result)
 
 
@@ -303,13 +326,15 @@ def channel_masks(params, sparsity, axis: int = -1, *, filter_fn: Optional[Filte
   distributions.check_sparsity(sparsity)
   names, leaves, treedef = _named_leaves(params)
   prunable = set(prunable_names(params, filter_fn, keep_dense))
+  axes = {name: _check_axis(axis, jnp.ndim(leaf), name)
+          for name, leaf in zip(names, leaves) if name in prunable}
   result = []
   for name, leaf in zip(names, leaves):
     shape = jnp.shape(leaf)
     if name not in prunable:
       result.append(jnp.ones(shape, bool))
       continue
-    ax = _check_axis(axis, len(shape), name)
+    ax = axes[name]
     other = tuple(i for i in range(len(shape)) if i != ax)
     norms = jnp.sqrt(jnp.sum(jnp.square(leaf.astype(jnp.float32)), axis=other))
     (keep,) = select_top([order_keys(norms)], [0], num_keep(sparsity, shape[ax])[None],
