@@ -124,14 +124,17 @@ class StepConfig:
   coupling_fn: CouplingFn | None = None
   # (params, grads, opt_state) -> dict of per-member scalars, e.g. gradient flow.
   grad_metrics_fn: Callable[[Any, Any, Any], dict[str, jax.Array]] | None = None
+  # (logits [B, C], labels [B], groups [B, G]) -> scalar added to each member's loss, for
+  # regularisers that need group attributes (e.g. fairness penalties).
+  group_loss_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None = None
 
 
 def member_batch(rngs: dict[str, jax.Array], step: jax.Array, data: DeviceData,
-                 config: StepConfig) -> tuple[jax.Array, jax.Array]:
-  """One member's (images, labels) at `step`: a pure function of its data key and the step."""
+                 config: StepConfig) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """One member's (images, labels, groups) at `step`: a function of its data key and step."""
   idx = batching.batch_indices(seeds_lib.wrap(rngs["data"]), step, data.num_examples,
                                config.batch_size)
-  return data.images[idx], data.labels[idx]
+  return data.images[idx], data.labels[idx], data.groups[idx]
 
 
 def augment_members(state: TrainState, images: jax.Array, config: StepConfig) -> jax.Array:
@@ -145,14 +148,17 @@ def augment_members(state: TrainState, images: jax.Array, config: StepConfig) ->
 def train_step(state: TrainState, data: DeviceData, config: StepConfig,
                mesh: Mesh | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimisation step for every member on in-jit batches. Per-member metrics [M]."""
-  images, labels = jax.vmap(member_batch, in_axes=(0, 0, None, None))(
+  images, labels, groups = jax.vmap(member_batch, in_axes=(0, 0, None, None))(
       state.rngs, state.step, data, config)
-  return update_step(state, images, labels, config, mesh)
+  return update_step(state, images, labels, config, mesh, groups=groups)
 
 
 def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config: StepConfig,
-                mesh: Mesh | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+                mesh: Mesh | None = None, groups: jax.Array | None = None,
+                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimisation step for every member on given batches [M, B, ...] (pre-augmentation)."""
+  if config.group_loss_fn is not None and groups is None:
+    raise ValueError("StepConfig.group_loss_fn needs group attributes in the batch")
   if mesh is not None:
     images = jax.lax.with_sharding_constraint(images, mesh_lib.batch_sharded(mesh))
   images = augment_members(state, images, config)
@@ -171,6 +177,8 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
   def population_loss(params):
     logits, batch_stats = jax.vmap(forward)(params, state.batch_stats, images, dropout_keys)
     member_losses = jnp.mean(jax.vmap(config.loss_fn)(logits, labels), axis=-1)
+    if config.group_loss_fn is not None:
+      member_losses = member_losses + jax.vmap(config.group_loss_fn)(logits, labels, groups)
     total = jnp.sum(member_losses)
     coupling = jnp.zeros(())
     if config.coupling_fn is not None:
