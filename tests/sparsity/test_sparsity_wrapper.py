@@ -162,3 +162,23 @@ def test_orbax_round_trip_then_training_keeps_zeros(tmp_path):
   _assert_pruned_exactly_zero(p, sparsity.get_masks(s))
   np.testing.assert_array_equal(np.asarray(sparsity.get_masks(s)["l1"]["kernel"]),
                                 np.asarray(sparsity.get_masks(state)["l1"]["kernel"]))
+
+
+def test_cond_any_member_selects_per_member_and_skips_when_none_due():
+  from tradeoffs.sparsity.wrapper import cond_any_member
+  calls = []
+
+  def true_fn(x, y):
+    jax.debug.callback(lambda: calls.append(1))
+    return x + y
+
+  fn = jax.jit(jax.vmap(lambda p, x: cond_any_member(p, true_fn, lambda x, y: x - y, x, 10.0)))
+  out = fn(jnp.array([True, False, True]), jnp.array([1.0, 2.0, 3.0]))
+  np.testing.assert_array_equal(np.asarray(out), [11.0, -8.0, 13.0])
+  assert calls
+  calls.clear()
+  out = fn(jnp.array([False, False, False]), jnp.array([1.0, 2.0, 3.0]))
+  jax.block_until_ready(out)
+  np.testing.assert_array_equal(np.asarray(out), [-9.0, -8.0, -7.0])
+  assert not calls  # a vmapped lax.cond would have run true_fn as a select
+  np.testing.assert_array_equal(cond_any_member(True, true_fn, lambda x, y: x - y, 1.0, 2.0), 3.0)
