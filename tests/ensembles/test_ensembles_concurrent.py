@@ -38,13 +38,15 @@ def test_members_mesh_uses_largest_even_split():
     ensembles.members_mesh(0)
 
 
-@pytest.mark.parametrize("method", ensembles.CONCURRENCY_METHODS)
-@pytest.mark.parametrize("num_members", [4, 6])
-def test_concurrent_equals_sequential(method, num_members):
+@pytest.mark.parametrize("method,member_loop", [("sharded_jit", "vmap"), ("shard_map", "vmap"),
+                                                ("shard_map", "map")])
+@pytest.mark.parametrize("num_members", [4, 16])
+def test_concurrent_equals_sequential(method, member_loop, num_members):
   params = stacked_mlp(num_members)
   x = jnp.asarray(np.random.default_rng(1).normal(size=(7, 6)), jnp.float32)
   mesh = ensembles.members_mesh(num_members)
-  concurrent = ensembles.concurrent_apply_fn(mlp_apply, mesh, method=method)
+  concurrent = ensembles.concurrent_apply_fn(mlp_apply, mesh, method=method,
+                                             member_loop=member_loop)
   out = concurrent(ensembles.shard_members(params, mesh), x)
   reference = ensembles.sequential_apply_fn(mlp_apply)(ensembles.unstack_members(params), x)
   assert out.shape == (num_members, 7, 3)
@@ -60,14 +62,17 @@ def test_concurrent_equals_sequential(method, num_members):
     np.testing.assert_allclose(out[i], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_per_member_inputs():
-  params = stacked_mlp(4)
-  views = jnp.asarray(np.random.default_rng(2).normal(size=(4, 3, 6)), jnp.float32)
-  out = ensembles.concurrent_apply(mlp_apply, params, views, per_member_inputs=True)
+@pytest.mark.parametrize("member_loop", ensembles.MEMBER_LOOPS)
+def test_per_member_inputs(member_loop):
+  params = stacked_mlp(8)
+  views = jnp.asarray(np.random.default_rng(2).normal(size=(8, 3, 6)), jnp.float32)
+  out = ensembles.concurrent_apply(mlp_apply, params, views, per_member_inputs=True,
+                                   mesh=ensembles.members_mesh(8, jax.devices()[:4]),
+                                   method="shard_map", member_loop=member_loop)
   seq = ensembles.sequential_apply_fn(mlp_apply, per_member_inputs=True)
   np.testing.assert_allclose(out, seq(ensembles.unstack_members(params), views),
                              rtol=1e-5, atol=1e-5)
-  with pytest.raises(ValueError, match="leading axis of 4 members"):
+  with pytest.raises(ValueError, match="leading axis of 8 members"):
     ensembles.concurrent_apply(mlp_apply, params, views[:3], per_member_inputs=True)
 
 
@@ -89,6 +94,10 @@ def test_bad_arguments():
   mesh = ensembles.members_mesh(4)
   with pytest.raises(ValueError, match="method='pmap'.*'sharded_jit'"):
     ensembles.concurrent_apply_fn(mlp_apply, mesh, method="pmap")
+  with pytest.raises(ValueError, match="member_loop='map' needs method='shard_map'"):
+    ensembles.concurrent_apply_fn(mlp_apply, mesh, member_loop="map")
+  with pytest.raises(ValueError, match="member_loop='scan'.*'vmap'"):
+    ensembles.concurrent_apply_fn(mlp_apply, mesh, method="shard_map", member_loop="scan")
   data_mesh = jax.make_mesh((2,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
                             devices=jax.devices()[:2])
   with pytest.raises(ValueError, match="'members' axis"):

@@ -84,8 +84,8 @@ def test_mlp_and_cnn_sqrt_rule():
   assert ensembles.divide_spec(("mlp", {"hidden": (100,)}), 2).kwargs["hidden"] == (71,)
   cnn = ensembles.divide_spec(("cnn", {"channels": (32, 64), "dense": 128}), 2)
   assert cnn.kwargs == {"channels": (23, 45), "dense": 91}
-  # Quadratic layers keep parity: hidden 512 -> 4 x 256 has the same hidden-hidden weights.
-  assert 4 * 256 * 256 == 512 * 512
+  dropped = ensembles.divide_spec(("mlp", {"hidden": (64,), "dropout": 0.4}), 4)
+  assert dropped.kwargs == {"hidden": (32,), "dropout": pytest.approx(0.1)}
 
 
 def test_bad_input_raises_value_errors():
@@ -197,6 +197,16 @@ def test_weight_decay_mask_excludes_norms_and_biases():
   assert ensembles.weight_decay_mask(stacked, member_axes=1) == mask
   # Without member_axes, the stacked 1-D vectors would wrongly look like matrices.
   assert ensembles.weight_decay_mask({"v": jnp.ones((2, 4))}, member_axes=1) == {"v": False}
+
+
+def test_weight_decay_mask_on_real_model_decays_exactly_the_kernels():
+  from tradeoffs import models
+  params = models.abstract_init(models.get("resnet20", num_classes=10), (1, 32, 32, 3))["params"]
+  paths_and_leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  mask = jax.tree.leaves(ensembles.weight_decay_mask(params))
+  for (path, leaf), decays in zip(paths_and_leaves, mask):
+    assert decays == (path[-1].key == "kernel"), jax.tree_util.keystr(path)
+  assert any(mask) and not all(mask)
 
 
 def test_weight_decay_mask_drives_optax():

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from tradeoffs.ensembles.combine import (COMBINERS, combine, geometric_mean_probs, get_combiner,
                                          max_logits, max_probs, mean_logits, mean_probs)
-from tradeoffs.ensembles.concurrent import (CONCURRENCY_METHODS, MEMBERS_AXIS, concurrent_apply,
+from tradeoffs.ensembles.concurrent import (CONCURRENCY_METHODS, MEMBER_LOOPS, MEMBERS_AXIS,
+                                            concurrent_apply,
                                             concurrent_apply_fn, members_mesh,
                                             sequential_apply_fn, shard_members, unstack_members)
 from tradeoffs.ensembles.divide import (CIFAR_RESNET_WIDTHS, IMAGENET_RESNET_WIDTHS, PRESETS,

@@ -22,6 +22,7 @@ from tradeoffs.ensembles.divide import check_num_members
 
 MEMBERS_AXIS = "members"
 CONCURRENCY_METHODS = ("sharded_jit", "shard_map")
+MEMBER_LOOPS = ("vmap", "map")
 
 
 def members_mesh(num_members: int, devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -53,8 +54,8 @@ def shard_members(stacked: Any, mesh: Mesh) -> Any:
 
 
 def concurrent_apply_fn(apply_fn: Callable[[Any, Any], jax.Array], mesh: Mesh, *,
-                        per_member_inputs: bool = False,
-                        method: str = "sharded_jit") -> Callable[[Any, Any], jax.Array]:
+                        per_member_inputs: bool = False, method: str = "sharded_jit",
+                        member_loop: str = "vmap") -> Callable[[Any, Any], jax.Array]:
   """A compiled fn(stacked_params, x) -> per-member logits [S, B, ...] run concurrently.
 
   Args:
@@ -65,14 +66,28 @@ def concurrent_apply_fn(apply_fn: Callable[[Any, Any], jax.Array], mesh: Mesh, *
     method: "sharded_jit" (jit of vmap with member-sharded inputs and outputs; XLA
       partitions it) or "shard_map" (each device explicitly runs vmap over its own
       members, no communication).
+    member_loop: how a device runs its own S/d members: "vmap" (batched) or "map"
+      (`jax.lax.map`, one after another; shard_map only). vmap turns a conv over
+      per-member kernels into a grouped convolution, which XLA:CPU runs slowly; "map"
+      keeps each member an ordinary convolution.
   """
   if method not in CONCURRENCY_METHODS:
     raise ValueError(f"method={method!r} is unknown; valid: {list(CONCURRENCY_METHODS)}")
+  if member_loop not in MEMBER_LOOPS:
+    raise ValueError(f"member_loop={member_loop!r} is unknown; valid: {list(MEMBER_LOOPS)}")
+  if member_loop == "map" and method != "shard_map":
+    raise ValueError(f"member_loop='map' needs method='shard_map', got method={method!r}")
   if MEMBERS_AXIS not in mesh.axis_names:
     raise ValueError(f"mesh must have a {MEMBERS_AXIS!r} axis, got axes {mesh.axis_names}")
   x_axis = 0 if per_member_inputs else None
   x_spec = P(MEMBERS_AXIS) if per_member_inputs else P()
-  batched = jax.vmap(apply_fn, in_axes=(0, x_axis))
+  if member_loop == "map":
+    if per_member_inputs:
+      batched = lambda params, x: jax.lax.map(lambda px: apply_fn(*px), (params, x))
+    else:
+      batched = lambda params, x: jax.lax.map(lambda p: apply_fn(p, x), params)
+  else:
+    batched = jax.vmap(apply_fn, in_axes=(0, x_axis))
   if method == "shard_map":
     batched = jax.shard_map(batched, mesh=mesh, in_specs=(P(MEMBERS_AXIS), x_spec),
                             out_specs=P(MEMBERS_AXIS))
@@ -83,13 +98,14 @@ def concurrent_apply_fn(apply_fn: Callable[[Any, Any], jax.Array], mesh: Mesh, *
 
 def concurrent_apply(apply_fn: Callable[[Any, Any], jax.Array], stacked_params: Any, x: Any, *,
                      mesh: Mesh | None = None, per_member_inputs: bool = False,
-                     method: str = "sharded_jit") -> jax.Array:
+                     method: str = "sharded_jit", member_loop: str = "vmap") -> jax.Array:
   """Per-member logits [S, B, ...], members sharded over devices and run at once."""
   num_members = _num_members(stacked_params)
   if per_member_inputs and any(leaf.shape[0] != num_members for leaf in jax.tree.leaves(x)):
     raise ValueError(f"per_member_inputs needs x with a leading axis of {num_members} members")
   mesh = members_mesh(num_members) if mesh is None else mesh
-  fn = concurrent_apply_fn(apply_fn, mesh, per_member_inputs=per_member_inputs, method=method)
+  fn = concurrent_apply_fn(apply_fn, mesh, per_member_inputs=per_member_inputs, method=method,
+                           member_loop=member_loop)
   return fn(stacked_params, x)
 
 
