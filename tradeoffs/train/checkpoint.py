@@ -26,18 +26,24 @@ def _arrays(state: Any) -> Any:
 class Checkpointer:
   """A thin wrapper over `ocp.CheckpointManager` for TrainState pytrees."""
 
-  def __init__(self, directory: str, max_to_keep: int = 2):
+  def __init__(self, directory: str, max_to_keep: int = 2, asynchronous: bool = True):
+    """Async saves copy the state to host and write it in a background thread, so
+    training continues while the previous checkpoint is written."""
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                             enable_async_checkpointing=False))
+                                             enable_async_checkpointing=asynchronous))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, state: Any) -> None:
+  def save(self, step: int, state: Any, wait: bool = False) -> None:
     self._manager.save(int(step), args=ocp.args.StandardSave(_arrays(state)), force=True)
+    if wait:
+      self._manager.wait_until_finished()
+
+  def wait(self) -> None:
     self._manager.wait_until_finished()
 
   def restore(self, state_like: Any, step: int | None = None) -> Any:
@@ -50,6 +56,7 @@ class Checkpointer:
     return state_like.replace(**restored)
 
   def close(self) -> None:
+    self._manager.wait_until_finished()
     self._manager.close()
 
 

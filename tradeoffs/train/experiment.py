@@ -227,13 +227,13 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
       if step % int(train.checkpoint_every) == 0 and step < total:
         checkpointer.save(step, state)
       if guard.should_stop():
-        checkpointer.save(step, state)
+        checkpointer.save(step, state, wait=True)
         logging.warning("[%s] preempted (SIGTERM): saved step %d; rerun the same command to "
                         "resume", name, step)
         preempted = True
         break
     if not preempted and checkpointer.latest_step() != step:
-      checkpointer.save(step, state)
+      checkpointer.save(step, state, wait=True)
   finally:
     guard.restore_handlers()
     checkpointer.close()

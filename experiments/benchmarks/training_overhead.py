@@ -1,0 +1,125 @@
+r"""Framework overhead: the project's training loop against a bare jitted step.
+
+    python -m experiments.benchmarks.training_overhead [--steps=1100] [--rounds=3]
+
+Same model (MLP 64-256-256-10), optimizer (Adam 1e-3), batch 128 and process. Compared:
+  bare/step   a jitted (params, opt_state, x, y) step called once per pre-batched array
+  bare/scan   the same step scanned over an epoch of pre-batched arrays
+  project     `tradeoffs.train.experiment.train_population` with its in-jit data pipeline,
+              logging (every 100 steps), evaluation and checkpoint cadence (every 500)
+Rounds are interleaved; the median steps/s of each is printed with ratios. Compilation
+is excluded (each contender runs once before timing). Prints; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from experiments.configs import digits_mlp
+from tradeoffs import data, models
+from tradeoffs.train import checkpoint as checkpoint_lib
+from tradeoffs.train import experiment
+
+_STEPS = flags.DEFINE_integer("steps", 1100, "Training steps per timed run.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
+
+
+def bare_contenders(ds, steps, batch_size=128):
+  net = models.get("mlp", num_classes=10, hidden=(256, 256))
+  tx = optax.adam(1e-3)
+  params = net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+  per_epoch = len(ds.train) // batch_size
+  rng = np.random.default_rng(0)
+  order = np.concatenate([rng.permutation(len(ds.train))[:per_epoch * batch_size]
+                          for _ in range(-(-steps // per_epoch))])[:steps * batch_size]
+  xs = jax.device_put(ds.train.images[order].reshape(steps, batch_size, 8, 8, 1))
+  ys = jax.device_put(ds.train.labels[order].reshape(steps, batch_size))
+
+  def loss_fn(p, x, y):
+    logits = net.apply({"params": p}, x, train=True)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  def step(carry, batch):
+    p, o = carry
+    grads = jax.grad(loss_fn)(p, *batch)
+    updates, o = tx.update(grads, o, p)
+    return (optax.apply_updates(p, updates), o), None
+
+  step_jit = jax.jit(lambda c, x, y: step(c, (x, y))[0], donate_argnums=(0,))
+  scan_jit = jax.jit(lambda c, x, y: jax.lax.scan(step, c, (x, y))[0], donate_argnums=(0,))
+
+  def per_step():
+    carry = jax.tree.map(jnp.copy, (params, tx.init(params)))
+    for i in range(steps):
+      carry = step_jit(carry, xs[i], ys[i])
+    jax.block_until_ready(carry)
+
+  def scanned():
+    chunk = 100
+    carry = jax.tree.map(jnp.copy, (params, tx.init(params)))
+    for start in range(0, steps, chunk):
+      carry = scan_jit(carry, xs[start:start + chunk], ys[start:start + chunk])
+    jax.block_until_ready(carry)
+
+  return {"bare/step": per_step, "bare/scan": scanned}
+
+
+def project_contender(ds, steps):
+  config = digits_mlp.get_config("members=1")
+  config.train.steps = steps
+  # Built once, like a run: every round trains a fresh copy of the same initial state.
+  mesh, dataset, _, initial, step_config = experiment.build(config, dataset=ds)
+
+  def run():
+    workdir = tempfile.mkdtemp(prefix="overhead_")
+    try:
+      state = jax.tree.map(jnp.copy, initial)
+      state, _, _ = experiment.train_population(config, workdir, state=state, mesh=mesh,
+                                                dataset=dataset, step_config=step_config)
+      jax.block_until_ready(state.params)
+    finally:
+      shutil.rmtree(workdir, ignore_errors=True)
+
+  return {"project": run}
+
+
+def main(argv):
+  del argv
+  checkpoint_lib.quiet_orbax()
+  logging.set_verbosity(logging.WARNING)
+  ds = data.load("digits")
+  steps = _STEPS.value
+  contenders = {**bare_contenders(ds, steps), **project_contender(ds, steps)}
+  for fn in contenders.values():  # compile and warm up
+    fn()
+  times = {name: [] for name in contenders}
+  for _ in range(_ROUNDS.value):
+    for name, fn in contenders.items():
+      start = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - start)
+  rate = {name: steps / statistics.median(t) for name, t in times.items()}
+  print(f"\nbackend {jax.default_backend()}, {jax.device_count()} device(s), {steps} steps, "
+        f"median of {_ROUNDS.value} interleaved rounds")
+  for name, r in rate.items():
+    print(f"  {name:10s} {r:8.1f} steps/s")
+  print(f"project / bare-step steps/s: {rate['project'] / rate['bare/step']:.2f}  "
+        f"(target >= 0.9)")
+  print(f"project / bare-scan steps/s: {rate['project'] / rate['bare/scan']:.2f}")
+
+
+if __name__ == "__main__":
+  app.run(main)
