@@ -1,0 +1,1 @@
+"""Study pipelines: each composes the library into one study (binaries stay thin)."""
