@@ -5,7 +5,7 @@
 Setup (ANCHOR_NUMBERS.md): MLP 64-256-256-10 with ReLU, Adam 1e-3, batch 128, 220 steps
 (20 epochs of the digits set; random data of that shape, so the numbers do not depend on the
 data package). Configurations, each timed as a whole 220-step run, interleaved over rounds,
-median per configuration, ratio to the dense run of the same mode:
+shuffled order per round, median per configuration, ratio to the dense run of the same mode:
   dense          optax.adam
   fixed          masked(adam) with fixed random 90% masks (wrapper cost only)
   gmp_global     gradual magnitude pruning to 90%, steps 0..200, masks every 10 steps, global
@@ -20,6 +20,7 @@ step.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import jax
@@ -55,12 +56,12 @@ def loss_fn(params, x, y):
 def make_optimizers(key):
   adam = optax.adam(1e-3)
   fixed_masks = lambda p: sparsity.random_masks(key, p, 0.9)  # noqa: E731
-  gmp = lambda dist: sparsity.gradual(0.9, begin_step=0, end_step=200, frequency=10)  # noqa: E731
+  gmp = sparsity.gradual(0.9, begin_step=0, end_step=200, frequency=10)
   return {
       "dense": adam,
       "fixed": sparsity.masked(adam, sparsity.fixed(0.9), init_masks=fixed_masks),
-      "gmp_global": sparsity.masked(adam, gmp("global"), "global"),
-      "gmp_uniform": sparsity.masked(adam, gmp("uniform"), "uniform"),
+      "gmp_global": sparsity.masked(adam, gmp, "global"),
+      "gmp_uniform": sparsity.masked(adam, gmp, "uniform"),
       "one_shot": sparsity.masked(adam, sparsity.one_shot(0.9, 110), "global"),
   }
 
@@ -104,8 +105,12 @@ def time_all(runners, params, xs, ys, rounds):
   for init, run in runners.values():
     jax.block_until_ready(run(init(params), xs, ys))
   times = {name: [] for name in runners}
+  order = list(runners)
+  rng = np.random.default_rng(0)
   for _ in range(rounds):
-    for name, (init, run) in runners.items():
+    rng.shuffle(order)  # a fresh order each round, so slow phases of a shared machine spread out
+    for name in order:
+      init, run = runners[name]
       carry = jax.block_until_ready(init(params))
       start = time.perf_counter()
       jax.block_until_ready(run(carry, xs, ys))
@@ -113,9 +118,29 @@ def time_all(runners, params, xs, ys, rounds):
   return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def _one_step(tx, carry, batch):
+  params, state = carry
+  grads = jax.grad(loss_fn)(params, *batch)
+  updates, state = tx.update(grads, state, params)
+  return optax.apply_updates(params, updates), state
+
+
+def time_calls(candidates, reps):
+  """Median seconds per call of each jitted fn, calls interleaved across candidates."""
+  for fn, args in candidates.values():
+    jax.block_until_ready(fn(*args))
+  times = {name: [] for name in candidates}
+  for _ in range(reps):
+    for name, (fn, args) in candidates.items():
+      start = time.perf_counter()
+      jax.block_until_ready(fn(*args))
+      times[name].append(time.perf_counter() - start)
+  return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--rounds", type=int, default=7)
+  parser.add_argument("--rounds", type=int, default=9)
   parser.add_argument("--steps", type=int, default=220)
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--members", type=int, default=0, help="also time a vmapped population")
@@ -140,12 +165,31 @@ def main():
       runners[(name, "step")] = (init, run_step)
       runners[(name, "scan")] = (init, run_scan)
     medians = time_all(runners, params, xs, ys, args.rounds)
-    print(f"\n[{label}] ratio to dense (dense ms/step: step {1e3 * medians[('dense', 'step')] / args.steps:.3f}, "
-          f"scan {1e3 * medians[('dense', 'scan')] / args.steps:.3f})")
+    per_step = {mode: 1e3 * medians[("dense", mode)] / args.steps for mode in ("step", "scan")}
+    print(f"\n[{label}] ratio to dense (dense ms/step: step {per_step['step']:.3f}, "
+          f"scan {per_step['scan']:.3f})")
     print(f"{'configuration':<14} {'step per batch':>15} {'scanned':>10}")
     for name in optimizers:
       ratios = [medians[(name, mode)] / medians[("dense", mode)] for mode in ("step", "scan")]
       print(f"{name:<14} {ratios[0]:>15.3f} {ratios[1]:>10.3f}")
+
+  # The mask update alone, in dense steps: the quantity jaxpruner's full sort made ~30.
+  params = init_mlp(k_params)
+  dense_init, _, _ = build_runners(optimizers["dense"], 0)
+  dense_step = jax.jit(functools.partial(_one_step, optimizers["dense"]))
+  kernels = [l["kernel"] for l in params.values()]
+  candidates = {
+      "dense step": (dense_step, (dense_init(params), (xs[0], ys[0]))),
+      "magnitude_masks global": (jax.jit(lambda p: sparsity.magnitude_masks(p, 0.9)), (params,)),
+      "magnitude_masks uniform": (
+          jax.jit(lambda p: sparsity.magnitude_masks(p, 0.9, "uniform")), (params,)),
+      "full argsort (reference)": (
+          jax.jit(lambda ks: [jnp.argsort(jnp.abs(k).ravel()) for k in ks]), (kernels,)),
+  }
+  cost = time_calls(candidates, reps=50 * args.rounds)
+  print("\nmask update cost, in dense steps (median of interleaved calls):")
+  for name, seconds in cost.items():
+    print(f"  {name:<26} {seconds / cost['dense step']:7.2f}   ({1e3 * seconds:.3f} ms)")
 
   # Check the pruned runs reach their sparsity (a sanity line, not an assertion).
   init, _, run_scan = build_runners(optimizers["gmp_global"], 0)

@@ -48,7 +48,8 @@ def test_bad_schedule_and_wrapper_input(make, match):
 def _problem(key, members=None):
   shape = (members,) if members else ()
   k1, k2, k3 = jax.random.split(key, 3)
-  params = {"l1": {"kernel": jax.random.normal(k1, shape + (6, 8)), "bias": jnp.zeros(shape + (8,))},
+  params = {"l1": {"kernel": jax.random.normal(k1, shape + (6, 8)),
+                   "bias": jnp.zeros(shape + (8,))},
             "l2": {"kernel": jax.random.normal(k2, shape + (8, 3))}}
   x = jax.random.normal(k3, (16, 6))
   y = jnp.arange(16) % 3
@@ -128,7 +129,8 @@ def test_fixed_random_masks_from_init_and_replace():
                                 np.asarray(init_masks(params)["l1"]["kernel"]))
   _assert_pruned_exactly_zero(trained, masks)
   new_masks = jax.tree.map(jnp.zeros_like, masks)
-  assert not np.asarray(sparsity.get_masks(sparsity.replace_masks(state, new_masks))["l2"]["kernel"]).any()
+  replaced = sparsity.get_masks(sparsity.replace_masks(state, new_masks))
+  assert not np.asarray(replaced["l2"]["kernel"]).any()
   with pytest.raises(ValueError, match="MaskedState"):
     sparsity.get_masks(optax.adam(1e-2).init(params))
 
@@ -151,7 +153,8 @@ def test_orbax_round_trip_then_training_keeps_zeros(tmp_path):
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"params": trained, "opt_state": state})
   restored = checkpointer.restore(path, abstract)
   assert isinstance(restored["opt_state"], sparsity.MaskedState)
-  for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves({"params": trained, "opt_state": state})):
+  original = {"params": trained, "opt_state": state}
+  for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(original)):
     assert a.dtype == b.dtype
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # Continue training from the restored state: the one-shot masks stay and zeros stay zero.
@@ -165,7 +168,7 @@ def test_orbax_round_trip_then_training_keeps_zeros(tmp_path):
 
 
 def test_cond_any_member_selects_per_member_and_skips_when_none_due():
-  from tradeoffs.sparsity.wrapper import cond_any_member
+  from tradeoffs.sparsity.masks import cond_any_member
   calls = []
 
   def true_fn(x, y):

@@ -88,6 +88,51 @@ def order_keys(scores, active=None) -> jax.Array:
   return keys
 
 
+@jax.custom_batching.custom_vmap
+def _cond_any_member(pred, branches, operands):
+  true_fn, false_fn = branches.value
+  return jax.lax.cond(pred, true_fn, false_fn, *operands)
+
+
+class _Static:
+  """Carries the branch functions through custom_vmap as pytree aux data (no leaves)."""
+
+  def __init__(self, value):
+    self.value = value
+
+
+jax.tree_util.register_pytree_node(_Static, lambda s: ((), s.value), lambda v, _: _Static(v))
+
+
+@_cond_any_member.def_vmap
+def _cond_any_member_vmap(axis_size, in_batched, pred, branches, operands):
+  pred_batched, _, operands_batched = in_batched
+  true_fn, false_fn = branches.value
+  operands = jax.tree.map(
+      lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x)),
+      operands, operands_batched)
+  preds = pred if pred_batched else jnp.broadcast_to(pred, (axis_size,))
+
+  def run_true(ops):
+    new = jax.vmap(true_fn)(*ops)
+    old = jax.vmap(false_fn)(*ops)
+    return jax.tree.map(
+        lambda n, o: jnp.where(preds.reshape((axis_size,) + (1,) * (n.ndim - 1)), n, o), new, old)
+
+  out = jax.lax.cond(jnp.any(preds), run_true, lambda ops: jax.vmap(false_fn)(*ops), operands)
+  return out, jax.tree.map(lambda _: True, out)
+
+
+def cond_any_member(pred, true_fn, false_fn, *operands):
+  """`lax.cond(pred, true_fn, false_fn, *operands)` that stays a cond under `jax.vmap`.
+
+  Batched, it runs `true_fn` for every member and selects per member, but only when at least
+  one member's `pred` holds; otherwise only `false_fn` runs. The branches must not close over
+  traced values (pass them in `operands`).
+  """
+  return _cond_any_member(pred, _Static((true_fn, false_fn)), operands)
+
+
 def _fmix32(x):
   """murmur3 finalizer: a bijection on uint32 that mixes all bits."""
   x = x ^ (x >> 16)
@@ -159,11 +204,11 @@ def _select_top_jit(keys, groups, keeps, seed):
     offsets.append(running[g])
     running[g] += int(np.prod(k.shape))
 
-  def without_ties():
+  def without_ties(keys, thresholds, remaining, seed):
     # Exactly keeps[g] keys are >= the threshold: keep them all.
     return [k >= thresholds[g] for k, g in zip(keys, groups)]
 
-  def with_ties():
+  def with_ties(keys, thresholds, remaining, seed):
     tie_hashes = [_tie_hash(k.shape, off, seed) for k, off in zip(keys, offsets)]
 
     def count_ties(cutoffs):
@@ -177,7 +222,8 @@ def _select_top_jit(keys, groups, keeps, seed):
             for k, h, g in zip(keys, tie_hashes, groups)]
 
   needs_tie_break = jnp.any(count_ge(thresholds) > keeps)
-  return jax.lax.cond(needs_tie_break, with_ties, without_ties)
+  return cond_any_member(needs_tie_break, with_ties, without_ties,
+                         list(keys), thresholds, remaining, seed)
 
 
 def score_masks(scores, sparsity, distribution="global", *, filter_fn: Optional[FilterFn] = None,

@@ -19,7 +19,6 @@ steps where some member is due, so a population pays for mask updates on update 
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
@@ -36,51 +35,6 @@ class MaskedState(NamedTuple):
   count: jax.Array
   masks: Any
   inner_state: Any
-
-
-@functools.partial(jax.custom_batching.custom_vmap)
-def _cond_any_member(pred, branches, operands):
-  true_fn, false_fn = branches.value
-  return jax.lax.cond(pred, true_fn, false_fn, *operands)
-
-
-class _Static:
-  """Hashable holder so the branch functions ride through custom_vmap as a static leaf."""
-
-  def __init__(self, value):
-    self.value = value
-
-
-jax.tree_util.register_pytree_node(_Static, lambda s: ((), s.value), lambda v, _: _Static(v))
-
-
-@_cond_any_member.def_vmap
-def _cond_any_member_vmap(axis_size, in_batched, pred, branches, operands):
-  pred_batched, _, operands_batched = in_batched
-  true_fn, false_fn = branches.value
-  operands = jax.tree.map(
-      lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x)),
-      operands, operands_batched)
-  preds = pred if pred_batched else jnp.broadcast_to(pred, (axis_size,))
-
-  def run_true(ops):
-    new = jax.vmap(true_fn)(*ops)
-    old = jax.vmap(false_fn)(*ops)
-    return jax.tree.map(
-        lambda n, o: jnp.where(preds.reshape((axis_size,) + (1,) * (n.ndim - 1)), n, o), new, old)
-
-  out = jax.lax.cond(jnp.any(preds), run_true, lambda ops: jax.vmap(false_fn)(*ops), operands)
-  return out, jax.tree.map(lambda _: True, out)
-
-
-def cond_any_member(pred, true_fn, false_fn, *operands):
-  """`lax.cond(pred, true_fn, false_fn, *operands)` that stays a cond under `jax.vmap`.
-
-  Batched, it runs `true_fn` for every member and selects per member, but only when at least
-  one member's `pred` holds; otherwise only `false_fn` runs. The branches must not close over
-  traced values (pass them in `operands`).
-  """
-  return _cond_any_member(pred, _Static((true_fn, false_fn)), operands)
 
 
 def _layer_targets(params, schedule, distribution, filter_fn, keep_dense):
@@ -160,8 +114,9 @@ def masked(inner: optax.GradientTransformation, schedule: Optional[schedules.Sch
             tie_break_seed=tie_break_seed, layer_sparsity=layer_sparsity)
 
       keep_current = lambda count, params, inner_updates, current: current  # noqa: E731
-      new_masks = cond_any_member(schedule.is_update_step(state.count), recompute, keep_current,
-                                  state.count, params, inner_updates, current)
+      new_masks = masks_lib.cond_any_member(schedule.is_update_step(state.count), recompute,
+                                            keep_current, state.count, params, inner_updates,
+                                            current)
     final = jax.tree.map(lambda m, u, p: jnp.where(m, u, -p).astype(u.dtype),
                          new_masks, inner_updates, params)
     return final, MaskedState(state.count + 1, new_masks, inner_state)
