@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -39,7 +40,12 @@ def accuracy_summary(logits: np.ndarray, labels: np.ndarray, groups: np.ndarray 
   Per-member metrics are averaged over members (`*_std` is their spread); `modal_top1` is
   the accuracy of the population's modal label (ties to the smallest label).
   """
-  logits = np.asarray(logits)
+  with warnings.catch_warnings():  # absent classes/groups are NaN by design
+    warnings.simplefilter("ignore", RuntimeWarning)
+    return _accuracy_summary(np.asarray(logits), np.asarray(labels), groups, group_names)
+
+
+def _accuracy_summary(logits, labels, groups, group_names) -> dict[str, Any]:
   num_classes = logits.shape[-1]
   preds = logits.argmax(-1)
   top1 = (preds == labels[None]).mean(-1)
