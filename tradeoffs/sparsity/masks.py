@@ -5,11 +5,12 @@ are not prunable get all-`True` masks (never `None`), so masks always `tree.map`
 
 Selection keeps exactly the target count without sorting: scores are mapped to non-negative
 int32 keys whose order is the order of the scores (the bit pattern of a non-negative float32 is
-monotone in its value), the k-th largest key is built bit by bit with 31 counting passes, and
-ties at the threshold are broken by a keyed bijective hash of the element index (murmur3's
-finalizer), so the kept count is exact and no index range is favoured. Cost: about 31 passes
-over the weights (plus 32 more only when ties straddle the threshold), against a full sort in
-jaxpruner (ANCHOR_NUMBERS.md: ~30 dense steps per update).
+monotone in its value), a bisection on the key range finds a cut with exactly k keys above it
+(stopping early, typically after 15-20 counting passes, at most 31), and ties at the threshold
+are broken by a keyed bijective hash of the element index (murmur3's finalizer), so the kept
+count is exact and no index range is favoured. Cost: one counting pass per bisection step (plus
+32 more only when ties straddle the threshold), against a full sort in jaxpruner
+(ANCHOR_NUMBERS.md: ~30 dense steps per update).
 """
 
 from __future__ import annotations
@@ -156,8 +157,40 @@ def _tie_hash(shape, offset: int, seed) -> jax.Array:
   return _fmix32(index ^ seed).reshape(shape)
 
 
+def _search_kth(count_ge, targets):
+  """Per group, an int32 key t with count_ge(t) >= targets and, unless ties straddle it,
+  count_ge(t) == targets: the k-th largest key, or any key between the k-th and (k+1)-th.
+
+  Bisection on the key range that stops as soon as every group has a cut with exactly
+  `targets` keys at or above it: ~log2(key gap) passes (about 15-20 for float weights)
+  instead of 31, each one counting pass over the keys.
+  """
+  lo = jnp.zeros(targets.shape, jnp.int32)  # count_ge(lo) = n >= target
+  hi = jnp.full(targets.shape, _MAX_KEY + 2, jnp.int32)  # count_ge(hi) = 0
+  hi = jnp.where(targets > 0, hi, 0)  # keep nothing: stop at once, the cut above every key
+  lo = jnp.where(targets > 0, lo, _MAX_KEY + 2)
+  done = targets <= 0
+
+  def cond(carry):
+    lo, hi, done = carry
+    return jnp.any(~done & (hi - lo > 1))
+
+  def body(carry):
+    lo, hi, done = carry
+    mid = lo + (hi - lo) // 2
+    counts = count_ge(mid)
+    active = ~done & (hi - lo > 1)
+    up = active & (counts >= targets)
+    lo = jnp.where(up, mid, lo)
+    hi = jnp.where(active & (counts < targets), mid, hi)
+    return lo, hi, done | (up & (counts == targets))
+
+  lo, _, _ = jax.lax.while_loop(cond, body, (lo, hi, done))
+  return lo
+
+
 def _build_kth(count_ge, targets, nbits: int, dtype):
-  """Largest t (bit by bit) with count_ge(t) >= targets, per group."""
+  """Largest t (bit by bit) with count_ge(t) >= targets, per group (used for tie hashes)."""
   one = jnp.asarray(1, dtype)
 
   def body(i, t):
@@ -192,10 +225,14 @@ def _select_top_jit(keys, groups, keeps, seed):
       sums[g] = sums[g] + value
     return jnp.stack(sums)
 
-  def count_ge(thresholds):
-    return per_group([jnp.sum(k >= thresholds[g], dtype=jnp.int32) for k, g in zip(keys, groups)])
+  # Each group's keys in one flat array, so a counting pass is one fused reduction.
+  flat = [jnp.concatenate([k.ravel() for k, g in zip(keys, groups) if g == group])
+          for group in range(num_groups)]
 
-  thresholds = _build_kth(count_ge, keeps, 31, jnp.int32)
+  def count_ge(thresholds):
+    return jnp.stack([jnp.sum(f >= thresholds[g], dtype=jnp.int32) for g, f in enumerate(flat)])
+
+  thresholds = _search_kth(count_ge, keeps)
   greater = per_group([jnp.sum(k > thresholds[g], dtype=jnp.int32)
                        for k, g in zip(keys, groups)])
   remaining = keeps - greater
