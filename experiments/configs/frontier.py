@@ -1,0 +1,93 @@
+r"""The main job: an efficiency frontier with its hidden costs, offline on digits_groups.
+
+    python -m experiments.frontier                        # workdir workdirs/frontier
+
+Variants, each a population of 8 (so variance, churn and CIE are measured):
+  * dense width sweep: MLP 64-w-w-10 for w = 32, 64, 128, 256 (width multipliers of the
+    widest, hidden (256, 256)), 400 steps of Adam 1e-3 at batch 128;
+  * pruned: the widest dense population pruned one-shot by global magnitude to 50%, 80%
+    and 90% sparsity, then fine-tuned 100 steps (Adam 3e-4) with the masks fixed;
+  * quantized: the widest dense population fake-quantized post-training to int8 and int4
+    (symmetric, per channel), no retraining;
+  * divided: the widest model divided into S = 2 and S = 4 members (widths w / sqrt(S),
+    Zhao et al.), trained with co-training (JS divergence, weight 0.5 ramped over the
+    first quarter), 8 ensembles per S, combined by mean logits.
+Measured runtime: ~2.4 min (about 145 s) on 2 shared CPU cores from a fresh process,
+compilation included (see the report's "Seconds" column for each variant).
+Expected: dense top-1 ~0.94 (w=32) to ~0.97 (w=256); pruned 50-80% within ~1 pp of the
+source, 90% a little lower with the rotated subgroup (worst group) hit hardest and CIEs
+concentrated there; int8 indistinguishable from dense (CIE ~0), int4 a few CIEs; divided
+ensembles near the widest dense model at the same parameter count.
+
+Variants: `:smoke` (2 members, 2 widths, one sparsity, int8, S=2; tens of seconds,
+used by tests), `:cifar10` (ResNet-20 width sweep on CIFAR-10 for accelerators; prepare
+the data once with `python -m tradeoffs.data.prepare --datasets=cifar10`; not measured
+here, expect roughly 1-2 GPU-hours for 4 members), `:members=16`.
+Rebuild the report only: `python -m experiments.frontier --report_only`; merge several
+runs: `python -m experiments.frontier --workdir=workdirs/merged --merge=a,b`.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from experiments.configs import common
+
+
+def get_config(arg=None):
+  args = common.parse_arg(arg, members=0)  # 0: the variant's default population size.
+  if args.variant not in ("", "smoke", "cifar10"):
+    raise ValueError(f"config variant {args.variant!r} is unknown; allowed: '', 'smoke', "
+                     "'cifar10'")
+  c = common.base_config()
+  c.dataset.name = "digits_groups"
+  c.model.name = "mlp"
+  c.model.kwargs.hidden = (256, 256)  # The widest model: source of every compression.
+  c.population.members = args.members or 8
+  c.train.update(dict(steps=400, batch_size=128, steps_per_dispatch=100, log_every=100,
+                      checkpoint_every=200, eval_every=400))
+  c.eval.batch_size = 512
+  c.frontier = ml_collections.ConfigDict(dict(
+      # Dense width sweep as width multipliers of c.model; the largest is the source.
+      width_multipliers=(0.125, 0.25, 0.5, 1.0),
+      # Pruning of the source: 'one_shot' (prune at fine-tune step 0, masks then fixed)
+      # or 'gradual' (Zhu & Gupta cubic ramp over the first prune_ramp_fraction).
+      sparsities=(0.5, 0.8, 0.9),
+      prune_schedule="one_shot", prune_distribution="global", prune_ramp_fraction=0.5,
+      prune_frequency=10, finetune_steps=100, finetune_learning_rate=3e-4,
+      # Post-training fake quantization of the source.
+      bits=(8, 4), quant_granularity="per_channel",
+      # Divided ensembles of the source (S members of width w / sqrt(S)), co-trained.
+      divided=(2, 4), width_rule="sqrt", cotraining_loss="js_divergence",
+      cotraining_weight=0.5, cotraining_warmup_fraction=0.25, combine="mean_logits",
+      # Efficiency measurement of one member (or one ensemble).
+      # measure_batch: latency and FLOPs at batch 1 and at this batch (1: batch 1 only).
+      latency_repeats=20, time_latency=True, measure_batch=32))
+  c.report = ml_collections.ConfigDict(dict(
+      title="What efficiency costs: the frontier and its hidden costs",
+      # Empty: the report's defaults (params, non-zero, FLOPs, latency; top-1, worst
+      # class, worst group, CIE count, churn). Reference '' = the widest dense variant.
+      axes=(), metrics=(), reference=""))
+  if args.variant == "smoke":
+    c.population.members = args.members or 2
+    c.train.update(dict(steps=30, steps_per_dispatch=30, log_every=30, checkpoint_every=30,
+                        eval_every=30))
+    c.model.kwargs.hidden = (64, 64)
+    c.frontier.update(dict(width_multipliers=(0.5, 1.0), sparsities=(0.8,), bits=(8,),
+                           divided=(2,), finetune_steps=10, latency_repeats=2,
+                           measure_batch=1))
+  elif args.variant == "cifar10":
+    c.dataset.name = "cifar10"
+    c.model.name = "resnet20"
+    c.model.kwargs = ml_collections.ConfigDict(dict(base_width=16))
+    c.population.members = args.members or 4
+    c.optimizer.update(dict(name="sgd", learning_rate=0.1, momentum=0.9, nesterov=True,
+                            weight_decay=1e-4, schedule="warmup_cosine", warmup_steps=1000))
+    c.augment.names = ("pad_crop", "flip")
+    c.augment.pad = 4
+    c.train.update(dict(steps=32000, batch_size=128, steps_per_dispatch=100, log_every=500,
+                        checkpoint_every=4000, eval_every=4000))
+    c.frontier.update(dict(width_multipliers=(0.5, 1.0, 2.0), sparsities=(0.5, 0.8, 0.9, 0.95),
+                           prune_schedule="gradual", finetune_steps=8000,
+                           finetune_learning_rate=0.01, width_rule="paper", divided=(2, 4)))
+  return c
