@@ -38,7 +38,6 @@ import time
 from typing import Any, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
