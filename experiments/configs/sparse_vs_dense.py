@@ -1,0 +1,48 @@
+r"""Same-capacity sparse vs dense MLPs across optimizer x activation x batch norm, with EGF.
+
+    python -m experiments.sparse_vs_dense --config=experiments/configs/sparse_vs_dense.py \
+        --workdir=workdirs/sparse_vs_dense
+
+Digits (offline), dense MLP 64-64-64-10 vs wide-sparse 64-202-202-10 (random masks fixed from
+init, nominal sparsity 0.9, equal active weights per layer), {sgd-momentum, adam} x {relu,
+swish} x {no BN, BN} = 8 settings x {sparse, dense} = 16 populations of 4 seeds, 550 steps
+(~49 epochs) each, EGF logged at 11 evaluations. RUNTIME and RESULT are filled in below.
+`:smoke` trains 2 settings x {sparse, dense} with 2 members for 22 steps (seconds).
+Variant args: `:members=8`, `:smoke,members=4`.
+"""
+
+import ml_collections
+
+from experiments.configs import common
+
+
+def get_config(arg=None):
+  args = common.parse_arg(arg, members=0)  # 0: 4 members, 2 for smoke.
+  smoke = args.variant == "smoke"
+  c = common.base_config()
+  c.dataset.name = "digits"
+  c.model.name = "mlp"
+  c.population.members = args.members or (2 if smoke else 4)
+  c.train.steps = 550
+  c.train.steps_per_dispatch = 50
+  c.train.checkpoint_every = 275
+  c.study = ml_collections.ConfigDict(dict(
+      dense_hidden=(64, 64),  # The narrow dense network; the sparse one is widened.
+      sparsity=0.9,  # Nominal: hidden widths x 1/sqrt(1 - sparsity); per-layer exact counts.
+      optimizers=("sgd", "adam"),
+      activations=("relu", "swish"),
+      batch_norm=(False, True),
+      learning_rates=ml_collections.ConfigDict(dict(sgd=0.05, adam=1e-3, adamw=1e-3)),
+      init_scaling="dense",  # 'dense' | 'none' | 'effective' (see the study module).
+      egf_evaluations=11,  # Metrics (EGF) logged every train.steps // egf_evaluations steps.
+      egf_normalize=False,  # True divides each layer's EGF norm by its active weights.
+      latency_repeats=10,  # 0 skips latency measurement.
+  ))
+  if smoke:
+    common.smoke(c, steps=22)
+    c.train.checkpoint_every = 22  # Only the final save: seconds matter here.
+    c.study.dense_hidden = (16, 16)
+    c.study.activations = ("relu",)
+    c.study.batch_norm = (False,)
+    c.study.latency_repeats = 0
+  return c
