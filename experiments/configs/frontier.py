@@ -12,8 +12,9 @@ Variants, each a population of 8 (so variance, churn and CIE are measured):
   * divided: the widest model divided into S = 2 and S = 4 members (widths w / sqrt(S),
     Zhao et al.), trained with co-training (JS divergence, weight 0.5 ramped over the
     first quarter), 8 ensembles per S, combined by mean logits.
-Measured runtime: ~2.4 min (about 145 s) on 2 shared CPU cores from a fresh process,
-compilation included (see the report's "Seconds" column for each variant).
+Measured runtime (fresh process, compilation included): 4 min 10 s wall and 88 s of CPU
+time on 2 CPU cores shared with other jobs (load average ~11); about 1.5-2 min when the two
+cores are free. The report's "Seconds" column gives each variant's time.
 Expected: dense top-1 ~0.94 (w=32) to ~0.97 (w=256); pruned 50-80% within ~1 pp of the
 source, 90% a little lower with the rotated subgroup (worst group) hit hardest and CIEs
 concentrated there; int8 indistinguishable from dense (CIE ~0), int4 a few CIEs; divided
@@ -65,9 +66,12 @@ def get_config(arg=None):
       latency_repeats=20, time_latency=True, measure_batch=32))
   c.report = ml_collections.ConfigDict(dict(
       title="What efficiency costs: the frontier and its hidden costs",
-      # Empty: the report's defaults (params, non-zero, FLOPs, latency; top-1, worst
-      # class, worst group, CIE count, churn). Reference '' = the widest dense variant.
-      axes=(), metrics=(), reference=""))
+      # x axes of the frontier plots (weight bytes is where quantization saves); empty
+      # metrics: the report's defaults (top-1, worst class, worst group, CIE count, churn).
+      # Reference '' = the widest dense variant.
+      axes=("efficiency.params", "efficiency.nonzero_params", "efficiency.weight_bytes",
+            "efficiency.flops", "efficiency.latency_ms"),
+      metrics=(), reference=""))
   if args.variant == "smoke":
     c.population.members = args.members or 2
     c.train.update(dict(steps=30, steps_per_dispatch=30, log_every=30, checkpoint_every=30,

@@ -87,6 +87,7 @@ def test_hidden_costs_match_saved_predictions(smoke_run):
 
 def test_report_files_and_figures(smoke_run):
   for name in ("report.md", "report.html", "frontier_params.png", "frontier_flops.png",
+               "frontier_weight_bytes.png", frontier.HEADLINE_FIGURE,
                "frontier_latency_ms.png", frontier.GROUPS_FIGURE):
     path = os.path.join(smoke_run, name)
     assert os.path.getsize(path) > 1000, name
@@ -96,7 +97,7 @@ def test_report_files_and_figures(smoke_run):
     assert f"### {variant}" in report
   assert "Took:" in report and "Compared with:** dense_w64" in report
   html = open(os.path.join(smoke_run, "report.html")).read()
-  assert html.count("data:image/png;base64") >= 5 and "Headline" in html
+  assert html.count("data:image/png;base64") >= 7 and "Headline" in html
 
 
 def test_resume_skips_recorded_variants(smoke_run):
@@ -174,7 +175,6 @@ def test_plans_of_default_and_cifar10_configs():
   variants = {v.name: v for v in frontier.plan(config_lib.get_config())}
   assert variants["divided_s4"].train_config.model.kwargs.hidden == (128, 128)
   assert variants["divided_s4"].train_config.population.members == 32
-  assert "data" not in variants["divided_s4"].train_config.seeds.vary
   cifar = [v.name for v in frontier.validate_config(config_lib.get_config("cifar10"), 8)]
   assert cifar[:3] == ["dense_w32", "dense_w16", "dense_w8"]
 

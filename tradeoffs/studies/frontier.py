@@ -21,12 +21,14 @@ Formulations chosen (documented because they are choices):
     each member; weight bytes count the packed codes plus float32 scales; compute (and so
     FLOPs and latency) stays float32, which the report shows rather than hides.
   * divided ensembles: `ensembles.divide` of the source spec into S members; the population
-    holds R = members ensembles of S networks (member i belongs to ensemble i // S). All
-    members see the same batch order (co-training needs the same examples; replicas then
-    differ by initialisation), and the co-training loss (default JS divergence) of each
-    ensemble is added with weight `cotraining_weight`, ramped linearly per step over the
-    first `cotraining_warmup_fraction` of training (floor 0.005, as the paper's schedule
-    but per step). Ensembles combine members by `combine` (default mean logits).
+    holds R = members ensembles of S networks (member i belongs to ensemble i // S). The S
+    members of an ensemble see the same batches (data seed + i // S, as
+    `divide_cotrain.group_data_keys`), ensembles differ, and the co-training loss (default
+    JS divergence) of each ensemble is added with weight `cotraining_weight`, ramped
+    linearly per step over the first `cotraining_warmup_fraction` of training (floor
+    0.005, the paper's schedule but per step). Ensembles combine members by `combine`
+    (default mean logits). Coupling, grouping and combining reuse
+    `tradeoffs.studies.divide_cotrain`; quantization reuses `compression_bias`.
   * CIE: modal CIE (modal labels of the two populations differ); for divided ensembles the
     population is the R combined ensembles. The source's CIE against itself is 0.
   * churn: mean pairwise disagreement of the members' (or ensembles') predicted labels.
@@ -61,6 +63,8 @@ from tradeoffs.report import records as records_lib
 from tradeoffs.report import write as write_lib
 from tradeoffs.sparsity import distributions as sparsity_distributions
 from tradeoffs.studies import common
+from tradeoffs.studies import compression_bias
+from tradeoffs.studies import divide_cotrain
 from tradeoffs.train import checkpoint as checkpoint_lib
 from tradeoffs.train import distributed
 from tradeoffs.train import experiment
@@ -76,7 +80,7 @@ PRUNE_SCHEDULES = ("one_shot", "gradual")
 WIDTH_FIELDS = ("hidden", "channels", "base_width", "widen_factor", "width_per_group")
 # Where the study-specific figure goes (next to the report's frontier_*.png).
 GROUPS_FIGURE = "frontier_groups.png"
-HEADLINE_FIGURE = "frontier_flops.png"
+HEADLINE_FIGURE = "frontier_headline.png"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,9 +183,6 @@ def divided_config(config: Any, num_members: int
   c.population.members = int(config.population.members) * num_members
   if division.weight_decay is not None:
     c.optimizer.weight_decay = float(division.weight_decay)
-  # Co-training needs every member of an ensemble on the same examples.
-  vary = seeds_lib.Seeds.from_config(config.seeds).vary
-  c.seeds.vary = ",".join(v for v in vary if v != "data")
   return c, division
 
 
@@ -291,36 +292,13 @@ def cotraining_coupling(ensemble_size: int, loss: str = "js_divergence", weight:
   Member i belongs to ensemble i // S; λ_t ramps linearly per step over `warmup_steps`
   (never below `floor`), then stays at `weight`.
   """
-  cot_fn = ensembles.get_cotraining_loss(loss)
   size = ensembles.check_num_members(ensemble_size, "ensemble_size")
-
-  def coupling(logits, labels, step):
-    del labels
-    members, batch, classes = logits.shape
-    if members % size:
-      raise ValueError(f"population of {members} is not a multiple of ensemble_size={size}")
-    grouped = logits.reshape(members // size, size, batch, classes)
-    lam = ensembles.cotraining_weight(step, weight=weight, warmup_epochs=warmup_steps,
-                                      floor=floor)
-    return lam * jnp.sum(jax.vmap(cot_fn)(grouped))
-
-  return coupling
+  schedule = lambda step: ensembles.cotraining_weight(  # noqa: E731
+      step, weight=weight, warmup_epochs=warmup_steps, floor=floor)
+  return divide_cotrain.make_coupling_fn(size, loss=loss, weight_schedule=schedule)
 
 
-def ensemble_logits(logits: Any, ensemble_size: int, mode: str = "mean_logits") -> np.ndarray:
-  """Member logits [R*S, N, C] → combined ensemble scores [R, N, C]."""
-  logits = jnp.asarray(logits)
-  members = logits.shape[0]
-  if members % ensemble_size:
-    raise ValueError(f"logits has {members} members, not a multiple of "
-                     f"ensemble_size={ensemble_size}")
-  grouped = logits.reshape(members // ensemble_size, ensemble_size, *logits.shape[1:])
-  return np.asarray(jax.vmap(lambda g: ensembles.combine(g, mode))(grouped))
-
-
-def quantize_population(params: Any, bits: int, granularity: str = "per_channel") -> Any:
-  """Each member's params fake-quantized (the member axis is vmapped away)."""
-  return jax.vmap(lambda p: quantization.quantize(p, bits, granularity).params)(params)
+ensemble_logits = divide_cotrain.ensemble_logits  # [R*S, N, C] -> [R, N, C].
 
 
 def churn(logits: Any) -> float | None:
@@ -371,10 +349,6 @@ def hidden_costs(logits: Any, source_logits: Any, labels: Any, groups: Any = Non
     if present and min(present) > 0:
       out["cie_rate_ratio"] = max(present) / min(present)
   return out
-
-
-def _opt_float(value: Any) -> float | None:
-  return None if value is None else float(value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -470,10 +444,10 @@ class _Study:
         hidden_costs=costs, members=members, config=config, environment=self.env,
         seconds=float(seconds), **dict(variant.knobs), **extra)
     records_lib.append_records(self.workdir, [record])
-    logging.info("[%s] top-1 %.4f ± %.4f, worst class %.3f, worst group %s, CIE %d, churn %s, "
-                 "%.1f s", variant.name, summary["top1"], summary["top1_std"],
-                 summary["worst_class"], summary.get("worst_group"), costs["cie_count"],
-                 costs["churn"], seconds)
+    logging.info("[%s] top-1 %.4f ± %.4f, worst class %.3f, worst group %.3f, CIE %d, "
+                 "churn %.4f, %.1f s", variant.name, summary["top1"], summary["top1_std"],
+                 summary["worst_class"], summary.get("worst_group", float("nan")),
+                 costs["cie_count"], costs["churn"] or 0.0, seconds)
     return record
 
   def run_dense(self, variant: Variant) -> dict[str, Any]:
@@ -521,9 +495,9 @@ class _Study:
     source_state, mesh = self.source_state()
     start = time.time()
     bits, granularity = int(variant.knobs["bits"]), str(variant.knobs["granularity"])
-    qparams = quantize_population(source_state.params, bits, granularity)
-    logits, _ = experiment.evaluate(source_state.replace(params=qparams), self.test, mesh,
-                                    self.eval_batch)
+    qstate = compression_bias.quantize_population(source_state, bits, granularity)
+    qparams = qstate.params
+    logits, _ = experiment.evaluate(qstate, self.test, mesh, self.eval_batch)
     common.save_variant_predictions(self.workdir, variant.name, logits, self.test)
     seconds = time.time() - start
     member0 = jax.tree.map(lambda x: np.asarray(x)[0], _host_copy(qparams))
@@ -540,9 +514,11 @@ class _Study:
     steps = int(variant.train_config.train.steps)
     coupling = cotraining_coupling(size, str(f.cotraining_loss), float(f.cotraining_weight),
                                    int(round(float(f.cotraining_warmup_fraction) * steps)))
+    base_seed = int(variant.train_config.seeds.data)
     state, mesh, seconds, preempted = common.train_variant(
         variant.train_config, self.workdir, variant.name, dataset=self.dataset,
-        writer=self.writer, step_overrides={"coupling_fn": coupling})
+        writer=self.writer, step_overrides={"coupling_fn": coupling},
+        state_fn=lambda st: divide_cotrain.group_data_keys(st, size, base_seed))
     if preempted:
       raise _Preempted(variant.name)
     start = time.time()
@@ -672,6 +648,56 @@ def plot_groups(directory: str, records: Sequence[Mapping[str, Any]]) -> str | N
   return path
 
 
+def plot_headline(directory: str, records: Sequence[Mapping[str, Any]]) -> str | None:
+  """Top-1 and worst-group accuracy against non-zero parameters, one colour per technique,
+  marker area growing with the CIE count: the frontier and its hidden costs in one view."""
+  x_axis = "efficiency.nonzero_params"
+  metrics = [m for m in ("accuracy.top1", "accuracy.worst_group", "accuracy.worst_class")
+             if any(pareto_lib.as_number(pareto_lib.get_path(r, m)) is not None
+                    for r in records)][:2]
+  points = [r for r in records if pareto_lib.as_number(pareto_lib.get_path(r, x_axis))]
+  if not metrics or not points:
+    return None
+  import matplotlib  # Imported here: only the report needs it, and it must be Agg.
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt
+
+  labels = dict(zip(map(id, records), write_lib.variant_labels(records)))
+  techniques = sorted({str(r.get("technique", r.get("study"))) for r in points})
+  colors = {t: plt.get_cmap("tab10")(i % 10) for i, t in enumerate(techniques)}
+  fig, axs = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
+  for ax, metric in zip(axs[0], metrics):
+    for record in points:
+      vx = pareto_lib.as_number(pareto_lib.get_path(record, x_axis))
+      vy = pareto_lib.as_number(pareto_lib.get_path(record, metric))
+      if vy is None:
+        continue
+      cie = pareto_lib.as_number(pareto_lib.get_path(record, "hidden_costs.cie_count")) or 0
+      technique = str(record.get("technique", record.get("study")))
+      ax.scatter(vx, vy, s=25 + 8 * cie, color=colors[technique], alpha=0.75,
+                 edgecolors="k", linewidths=0.5, zorder=3)
+      ax.annotate(labels[id(record)], (vx, vy), fontsize=7, xytext=(4, -3),
+                  textcoords="offset points")
+    front = pareto_lib.pareto_front(points, x_axis, metric)
+    line = sorted((pareto_lib.as_number(pareto_lib.get_path(r, x_axis)),
+                   pareto_lib.as_number(pareto_lib.get_path(r, metric))) for r in front)
+    ax.plot([p[0] for p in line], [p[1] for p in line], "-", color="0.3", lw=1.2,
+            drawstyle="steps-post", zorder=2)
+    ax.set_xscale("log")
+    ax.set_xlabel("non-zero parameters (log)")
+    ax.set_ylabel(f"{write_lib.axis_label(metric)} (↑ better)")
+    ax.grid(alpha=0.3)
+  handles = [plt.Line2D([], [], marker="o", ls="", color=colors[t]) for t in techniques]
+  fig.legend(handles, techniques, loc="lower right", fontsize=8, ncol=len(techniques))
+  fig.suptitle("Accuracy against non-zero parameters; marker area grows with the CIE count "
+               "(examples whose modal label changed vs the dense source)", fontsize=9)
+  fig.tight_layout(rect=(0, 0.05, 1, 1))
+  path = os.path.join(directory, HEADLINE_FIGURE)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
 def headline_rows(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
   """The compact table: variant, params, FLOPs, latency, top-1, worst class/group, CIE, churn,
   seconds."""
@@ -719,12 +745,16 @@ def write_frontier_report(workdir: str, records: Sequence[Mapping[str, Any]],
   if not workdir_lib.is_writer():
     return out
   figure = plot_groups(workdir, records)
+  headline = plot_headline(workdir, records)
   headers, rows = headline_rows(records)
   blocks = [("h2", "Headline"),
             ("p", f"Every variant is a population; CIE counts test examples whose modal "
                   f"label changed against the dense source ({reference or 'the reference'}); "
-                  "churn is the mean pairwise disagreement between members."),
-            ("table", headers, rows)]
+                  "churn is the mean pairwise disagreement between members.")]
+  if headline:
+    blocks.append(("img", os.path.basename(headline), "frontier_headline"))
+    out["figures"].append(headline)
+  blocks.append(("table", headers, rows))
   if figure:
     blocks += [("h2", "Who pays"), ("img", os.path.basename(figure), "frontier_groups")]
     out["figures"].append(figure)
