@@ -1,0 +1,54 @@
+r"""Divide and co-train: a wide model against S = 2 and 4 members at equal parameters.
+
+    python -m experiments.divide_cotrain --config=experiments/configs/divide_cotrain.py \
+        --workdir=workdirs/divide_cotrain
+    python -m experiments.divide_cotrain \
+        --config=experiments/configs/divide_cotrain.py:smoke --workdir=/tmp/dc_smoke
+
+Writes config.json, environment.json, metrics.jsonl, checkpoints/<variant>,
+predictions/<variant>.npz (members) and <variant>_ensemble.npz (combined), records.jsonl,
+report.md/html and figures. Rerun the same command to resume a killed study. This file is
+intentionally thin: the logic is in `tradeoffs.studies.divide_cotrain`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from tradeoffs import environment
+from tradeoffs.studies import divide_cotrain
+from tradeoffs.train import checkpoint
+from tradeoffs.train import distributed
+from tradeoffs.train import mesh as mesh_lib
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(os.path.dirname(__file__), "configs", "divide_cotrain.py"),
+    "Study configuration (`path.py`, `path.py:smoke`, `path.py:cifar10_wrn28_10`).",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None,
+                               "Directory for config, checkpoints, predictions, records, report.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  distributed.maybe_initialize()
+  checkpoint.quiet_orbax()
+  config = _CONFIG.value
+  divide_cotrain.validate_config(config)  # Bad input fails before anything compiles.
+  env = environment.capture(mesh_lib.make_mesh(1))
+  records = divide_cotrain.run(config, _WORKDIR.value, environment=env)
+  if records is None:
+    logging.warning("preempted: rerun the same command to resume")
+    return
+  logging.info("wrote %d records and report.md to %s", len(records), _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
