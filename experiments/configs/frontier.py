@@ -12,9 +12,10 @@ Variants, each a population of 8 (so variance, churn and CIE are measured):
   * divided: the widest model divided into S = 2 and S = 4 members (widths w / sqrt(S),
     Zhao et al.), trained with co-training (JS divergence, weight 0.5 ramped over the
     first quarter), 8 ensembles per S, combined by mean logits.
-Measured runtime (fresh process, compilation included): 4 min 10 s wall and 88 s of CPU
-time on 2 CPU cores shared with other jobs (load average ~11); about 1.5-2 min when the two
-cores are free. The report's "Seconds" column gives each variant's time.
+Measured runtime (`time python -m experiments.frontier`, fresh process, compilation
+included): 2 min 28 s wall, 85 s of CPU, on 2 CPU cores shared with other jobs (load
+average ~8); 4 min 10 s under a load average of ~11. The report's "Seconds" column gives
+each variant's time.
 Expected: dense top-1 ~0.94 (w=32) to ~0.97 (w=256); pruned 50-80% within ~1 pp of the
 source, 90% a little lower with the rotated subgroup (worst group) hit hardest and CIEs
 concentrated there; int8 indistinguishable from dense (CIE ~0), int4 a few CIEs; divided
