@@ -13,6 +13,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from tradeoffs.studies import common
 from tradeoffs.train import experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -25,7 +26,9 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/train",
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  experiment.run(_CONFIG.value, _WORKDIR.value)
+  result = experiment.run(_CONFIG.value, _WORKDIR.value)
+  if result is not None:  # None: preempted, rerun to resume
+    common.record_training_run(_CONFIG.value, _WORKDIR.value, result)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ Run locally, two at a time, then merge the records into one report:
 
     python -m launch.sweep run --binary=train \
         --config=experiments/configs/digits_mlp.py:smoke --sweep_dir=workdirs/sweep_width \
-        --grid 'model.width=64,128' --grid 'train.steps=100,200' --parallel=2
+        --grid 'model.kwargs.width_multiplier=0.25,0.5,1' --grid 'train.steps=500,1000' --parallel=2
 
 Emit a SLURM job array instead (one array task per run), then merge when it is done:
 
     python -m launch.sweep slurm --binary=train --config=experiments/configs/cifar10_resnet20.py \
-        --sweep_dir=/shared/sweeps/c10 --grid 'model.width=8,16,32' --partition=gpu \
+        --sweep_dir=/shared/sweeps/c10 --grid 'model.kwargs.base_width=8,16,32' --partition=gpu \
         --time=04:00:00 --gpus_per_node=1
     sbatch /shared/sweeps/c10/sweep.sbatch   # prints the job id, then:
     sbatch --dependency=afterany:<jobid> --wrap \
@@ -22,7 +22,7 @@ commas, passed to the binary as `--config.key=v1`); `--grid_file` reads a JSON o
 file: `{"key": [v1, v2], ...}` (a product), or a list of `{"key": value, ...}` dicts
 (exactly those runs). A Python grid file defines `GRID` or `get_grid()`. Each run's
 workdir is `<sweep_dir>/<name>`, the name made from its overrides
-(`model.width=64__train.steps=100`); `<sweep_dir>/sweep.json` lists the runs, and
+(`model.kwargs.width_multiplier=0.5__train.steps=500`); `<sweep_dir>/sweep.json` lists the runs, and
 `merge` writes report.md / report.html over the records of every run that has any.
 """
 

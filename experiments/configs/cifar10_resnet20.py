@@ -17,6 +17,7 @@ def get_config(arg=None):
   c = common.base_config()
   c.dataset.name = "cifar10"
   c.model.name = "resnet20"
+  c.model.kwargs.base_width = 16  # sweepable: --config.model.kwargs.base_width=8
   c.population.members = args.members
   c.optimizer.update(dict(name="sgd", learning_rate=0.1, momentum=0.9, nesterov=True,
                           weight_decay=1e-4, schedule="warmup_cosine", warmup_steps=1000))

@@ -17,6 +17,7 @@ def get_config(arg=None):
   c.dataset.name = "digits"
   c.model.name = "mlp"
   c.model.kwargs.hidden = (256, 256)
+  c.model.kwargs.width_multiplier = 1.0  # e.g. --grid "model.kwargs.width_multiplier=0.25,1"
   c.population.members = args.members
   if args.variant == "smoke":
     common.smoke(c)

@@ -43,7 +43,7 @@ def _params(workdir):
 def test_smoke_binary_writes_the_workdir(tmp_path):
   wd = str(tmp_path / "wd")
   _run_binary(wd, "--config=experiments/configs/digits_mlp.py:smoke,members=2")
-  for name in ("config.json", "environment.json", "metrics.jsonl", "summary.json",
+  for name in ("config.json", "environment.json", "metrics.jsonl", "summary.json", "records.jsonl",
                "final_params.npz", "predictions/test.npz", "checkpoints"):
     assert os.path.exists(os.path.join(wd, name)), name
   env = workdir_lib.read_json(os.path.join(wd, "environment.json"))
@@ -184,3 +184,17 @@ def test_two_processes_match_one_process(tmp_path):
   pa, pb = _params(single), _params(multi)
   for key in pa:
     np.testing.assert_allclose(pa[key], pb[key], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_sweep_of_train_runs_merges_into_one_report(tmp_path):
+  sweep = str(tmp_path / "sweep")
+  cmd = [sys.executable, "-m", "launch.sweep", "run", "--binary=train",
+         "--config=experiments/configs/digits_mlp.py:smoke,members=2", f"--sweep_dir={sweep}",
+         "--grid", "model.kwargs.width_multiplier=0.25,1.0"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  report = open(os.path.join(sweep, "report.md")).read()
+  assert "width_multiplier=0.25" in report and "width_multiplier=1.0" in report
+  assert os.path.getsize(os.path.join(sweep, "frontier_params.png")) > 1000

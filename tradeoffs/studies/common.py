@@ -127,3 +127,28 @@ def save_variant_predictions(workdir: str, variant: str, logits: np.ndarray,
                                       groups=split.groups, group_names=split.group_names)
   predictions_lib.save(workdir, variant, preds)
   return preds
+
+
+def record_training_run(config: Any, workdir: str, result: Any,
+                        environment: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """Appends the trade-off record of a plain training run (so sweeps merge into a frontier).
+
+  The variant name is the model and its kwargs; efficiency is measured on member 0.
+  """
+  kwargs = experiment.model_kwargs(config)
+  variant = config.model.name + "".join(f",{k}={v}" for k, v in sorted(kwargs.items()))
+  split = result.dataset.test
+  accuracy = accuracy_summary(result.predictions.logits, split.labels, split.groups,
+                              split.group_names)
+  logits = result.predictions.logits
+  preds = logits.argmax(-1)
+  members = logits.shape[0]
+  churn = (float(np.mean([(preds[i] != preds[j]).mean() for i in range(members)
+                          for j in range(i + 1, members)])) if members > 1 else 0.0)
+  record = records_lib.make_record(
+      study="train", variant=variant, config=config, environment=environment,
+      efficiency=measure_member(result.state, split.images[:64]),
+      accuracy=accuracy, hidden_costs={"churn": churn, "top1_std": accuracy["top1_std"]},
+      members=members, seconds=result.metrics.get("seconds"))
+  records_lib.append_records(workdir, record)
+  return record

@@ -242,6 +242,7 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
 
 def run(config: Any, workdir: str) -> RunResult | None:
   """Runs the training experiment; returns None when preempted (state is checkpointed)."""
+  started = time.time()
   distributed.maybe_initialize()
   checkpoint_lib.quiet_orbax()
   validate(config)
@@ -276,7 +277,7 @@ def run(config: Any, workdir: str) -> RunResult | None:
         logits=train_logits, labels=tr.labels, ids=tr.ids, groups=tr.groups,
         group_names=tr.group_names))
   predictions_lib.save_params(workdir, distributed.to_host(state.params))
-  summary = {**last, **test_metrics, "members": members,
+  summary = {**last, **test_metrics, "members": members, "seconds": time.time() - started,
              "per_member_test_accuracy": preds.accuracy.tolist()}
   if workdir_lib.is_writer():
     workdir_lib.write_json(os.path.join(workdir, "summary.json"), summary)
