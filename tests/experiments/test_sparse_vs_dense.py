@@ -177,7 +177,7 @@ def test_statistics_on_hand_made_records():
   def record(setting, kind, members, egf):
     return {"variant": f"{kind}-{setting}", "kind": kind, "setting": {"name": setting},
             "accuracy": {"top1": float(np.mean(members)), "per_member_top1": members},
-            "hidden_costs": {"egf_1": egf, "egf_2": egf, "grad_norm": 1.0 / egf,
+            "hidden_costs": {"egf_1": 1.0, "egf_2": egf, "grad_norm": 1.0 / egf,
                              "grad_norm_masked": 1.0}}
   records = [record("a", "sparse", [0.9, 0.92], 3.0), record("a", "dense", [0.8, 0.82], 1.0),
              record("b", "sparse", [0.7, 0.72], 0.5), record("b", "dense", [0.75, 0.71], 2.0)]
@@ -192,6 +192,12 @@ def test_statistics_on_hand_made_records():
   assert corr["all"]["egf_2"]["spearman_rho"] == pytest.approx(
       stats.spearmanr([3.0, 1.0, 0.5, 2.0], top1).statistic)
   assert corr["all"]["grad_norm_masked"]["pearson_r"] is None  # Constant: undefined.
+  # grad_norm = 1/egf ranks the variants in exactly reverse order: |Spearman| ties, so
+  # |Pearson| decides which correlates better.
+  assert corr["all"]["basis"] == "pearson_r"
+  r_egf = abs(stats.pearsonr([3.0, 1.0, 0.5, 2.0], top1).statistic)
+  r_norm = abs(stats.pearsonr([1 / 3.0, 1.0, 2.0, 0.5], top1).statistic)
+  assert corr["all"]["better"] == ("egf_2" if r_egf > r_norm else "grad_norm")
   assert corr["sparse"]["egf_2"]["n"] == 2 and corr["sparse"]["better"] is None
 
 

@@ -42,7 +42,6 @@ import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -275,10 +274,10 @@ def validate_config(config: Any, device_count: int | None = None) -> None:
     _fail("study.latency_repeats", s.latency_repeats, "an int >= 0 (0 skips timing)")
   sparsity.same_capacity_pair(tuple(hidden), float(value), 1, 1)
   for setting in settings(config)[:1]:  # The grid differs only in names checked above.
-    experiment.validate(training_config(config, setting, "dense", tuple(hidden)), device_count)
+    experiment.validate(training_config(config, setting, tuple(hidden)), device_count)
 
 
-def training_config(config: Any, setting: Setting, kind: str, hidden: Sequence[int]
+def training_config(config: Any, setting: Setting, hidden: Sequence[int]
                     ) -> ml_collections.ConfigDict:
   """The training config of one variant: the study config with model and optimizer set."""
   c = ml_collections.ConfigDict(config.to_dict())
@@ -292,7 +291,6 @@ def training_config(config: Any, setting: Setting, kind: str, hidden: Sequence[i
   # Logged metrics are the EGF evaluations; test accuracy only at the end.
   c.train.log_every = max(1, steps // int(config.study.egf_evaluations))
   c.train.eval_every = max(steps, 1)
-  del kind
   return c
 
 
@@ -329,10 +327,10 @@ def correlation(xs: Sequence[float], ys: Sequence[float]) -> dict[str, Any]:
   return out
 
 
-def _strength(c: Mapping[str, Any]) -> float:
-  """|Spearman|, then |Pearson| as the tie-break, for ranking how well a metric correlates."""
+def _strength(c: Mapping[str, Any]) -> tuple[float, float]:
+  """(|Spearman|, |Pearson|): how well a metric correlates, the second breaking ties."""
   rho, r = c.get("spearman_rho"), c.get("pearson_r")
-  return (abs(rho) if rho is not None else -1.0) + 1e-6 * (abs(r) if r is not None else 0.0)
+  return (abs(rho) if rho is not None else -1.0, abs(r) if r is not None else -1.0)
 
 
 def correlations(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -345,11 +343,15 @@ def correlations(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     table = {m: correlation([r["hidden_costs"].get(m) for r in rs], top1)
              for m in FLOW_METRICS}
     best_egf = max(("egf_1", "egf_2"), key=lambda m: _strength(table[m]))
-    defined = table[best_egf]["spearman_rho"] is not None and \
-        table["grad_norm"]["spearman_rho"] is not None
-    table["better"] = (None if not defined else
-                       best_egf if _strength(table[best_egf]) > _strength(table["grad_norm"])
-                       else "grad_norm")
+    egf, plain = table[best_egf], table["grad_norm"]
+    table["better"] = table["basis"] = None
+    if egf["spearman_rho"] is not None and plain["spearman_rho"] is not None:
+      # Ranked by |Spearman rho|; a tie (equal rankings) is broken by |Pearson r|.
+      key = "spearman_rho"
+      if abs(abs(egf[key]) - abs(plain[key])) < 1e-9:
+        key = "pearson_r"
+      table["basis"] = key
+      table["better"] = best_egf if abs(egf[key]) > abs(plain[key]) else "grad_norm"
     table["best_egf"] = best_egf
     out[subset] = table
   return out
@@ -427,7 +429,7 @@ def train_and_record(config: Any, workdir: str, setting: Setting, kind: str, *, 
   variant = setting.variant(kind)
   s = config.study
   hidden = pair["sparse_hidden"] if kind == "sparse" else pair["dense_hidden"]
-  cfg = training_config(config, setting, kind, hidden)
+  cfg = training_config(config, setting, hidden)
   steps = int(cfg.train.steps)
   members = int(cfg.population.members)
   tx = init_fn = state_fn = None
@@ -687,12 +689,15 @@ def render_study_section(analysis: Mapping[str, Any], records: Sequence[Mapping[
       lines.append(f"- {subset} variants: too few points (or constant values) to compare.")
       continue
     best = table["best_egf"]
+    basis = ("|Spearman ρ|" if table["basis"] == "spearman_rho" else
+             "|Pearson r|, as the Spearman rankings tie")
     lines.append(
         f"- {subset} variants: **{'EGF' if better != 'grad_norm' else 'the plain gradient norm'}"
-        f" correlates better here** ({best}: |ρ| = {_fmt(abs(table[best]['spearman_rho']))}, "
-        f"|r| = {_fmt(abs(table[best]['pearson_r'] or 0))}; grad_norm: |ρ| = "
-        f"{_fmt(abs(table['grad_norm']['spearman_rho']))}, |r| = "
-        f"{_fmt(abs(table['grad_norm']['pearson_r'] or 0))}; ranked by |Spearman ρ|).")
+        f" correlates better here**, by {basis} ({best}: ρ = "
+        f"{_fmt(table[best]['spearman_rho'])}, r = {_fmt(table[best]['pearson_r'])}; "
+        f"grad_norm: ρ = {_fmt(table['grad_norm']['spearman_rho'])}, r = "
+        f"{_fmt(table['grad_norm']['pearson_r'])}). A negative sign means variants with more "
+        "gradient flow ended less accurate.")
   lines.append("")
   for key in ("flow", "traces"):
     if figures.get(key):
