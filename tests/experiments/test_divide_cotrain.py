@@ -1,4 +1,4 @@
-"""Divide-and-co-train study: end-to-end smoke of the binary, views, coupling, parity, input checks."""
+"""Divide-and-co-train study: binary smoke, views, coupling, parameter parity, input checks."""
 
 from __future__ import annotations
 
@@ -72,6 +72,8 @@ def test_binary_writes_records_predictions_report_and_plots(smoke_workdir):
   assert records["divided_s4"]["efficiency"]["concurrent_devices"] == 4
   report = open(os.path.join(smoke_workdir, "report.md")).read()
   assert "## Divided vs wide (this run)" in report
+  html = open(os.path.join(smoke_workdir, "report.html")).read()
+  assert "<h2>Divided vs wide (this run)</h2>" in html and html.count("data:image/png") >= 5
   assert ("divided ensemble beat the wide model" in report or
           "no divided ensemble clearly beat the wide model" in report)
   for name in VARIANTS:

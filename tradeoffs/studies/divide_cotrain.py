@@ -19,13 +19,25 @@ model; measured on whatever backend runs it, CPU included, and the record says w
 top-1 of the combined ensemble and of its members, worst-class accuracy, churn between the
 members of an ensemble and between independent runs. The report plots accuracy against
 parameters and latency and says whether the divided ensemble beat the wide model.
+
+Formulations chosen (PAPERS.md section 1 where it is explicit):
+- loss per ensemble: sum_i CE(f_i(x_i), y) + lambda_t * JS, JS = H(mean p) - mean H(p);
+  lambda_t = max(weight * epoch / E_w, floor) during the warm-up, held per epoch like the
+  reference code (`config.cotraining.per_epoch`); the population's coupling term is the
+  sum over its R ensembles, so each ensemble's gradient is its own.
+- views: one stochastic transform per member of the same batch (`multi_view` semantics,
+  here through the population's per-member augmentation keys).
+- widths and regularization: `ensembles.divide` (paper width rules, weight decay
+  wd * exp(1/S - 1), dropout p/S, no decay on norms and biases).
+- ensemble prediction: `config.ensemble.combine` (default the mean of logits).
+- record `members` is S (the deployed model); `population` is R*S.
+- "beat": a higher mean top-1 over the R runs and a higher top-1 in most paired runs.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import os
 import statistics
 import time
@@ -43,6 +55,7 @@ from tradeoffs import ensembles
 from tradeoffs import environment as environment_lib
 from tradeoffs import report as report_lib
 from tradeoffs import workdir as workdir_lib
+from tradeoffs.report import write as report_write
 from tradeoffs.studies import common
 from tradeoffs.train import checkpoint as checkpoint_lib
 from tradeoffs.train import distributed
@@ -312,6 +325,7 @@ def measure_ensemble(state: pop_lib.TrainState, num_members: int, example_images
   first, largest = per_batch[str(batch_sizes[0])], str(max(batch_sizes))
   backend = jax.default_backend()
   device = jax.devices()[0]
+  how = "the vmapped ensemble on one device" if mesh.size == 1 else "one program"
   return {
       "params": theory["params"],
       "params_per_member": theory["params"] // num_members,  # Members share one shape.
@@ -334,7 +348,7 @@ def measure_ensemble(state: pop_lib.TrainState, num_members: int, example_images
           "flops": "XLA cost analysis of the whole ensemble forward pass (members + "
                    "combine) at batch " + str(batch_sizes[0]) + "; multiply-add = 2 FLOPs",
           "latency_ms": f"concurrent: members sharded over {mesh.size} {backend} device(s) "
-                        f"({'the vmapped ensemble on one device' if mesh.size == 1 else 'one program'}), "
+                        f"({how}), "
                         f"median of {repeats} calls after warm-up, batch {batch_sizes[0]}; "
                         + ("measured on CPU: simulated host devices share the host's cores, "
                            "so this is not GPU-per-member concurrency"
@@ -530,40 +544,37 @@ def _verdict_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     return ["No wide-model record: nothing to compare against."]
   wide = next(r for r in records if r["variant"] == WIDE)
   seeds = wide.get("seeds", {})
-  lines = []
+  lines: list[str] = []
   winners = [row for row in rows if row["outcome"] == "beat"]
   best = max(rows, key=lambda row: row["difference"])
   if winners:
-    names = ", ".join(f"`{row['variant']}`" for row in winners)
-    lines.append(f"**Here, the divided ensemble beat the wide model** ({names}); best is "
-                 f"`{best['variant']}` with top-1 {best['top1']:.4f} ± {best['top1_std']:.4f} "
+    names = ", ".join(row["variant"] for row in winners)
+    lines.append(f"Verdict: here, the divided ensemble beat the wide model ({names}); best is "
+                 f"{best['variant']} with top-1 {best['top1']:.4f} ± {best['top1_std']:.4f} "
                  f"against {best['wide_top1']:.4f} ± {best['wide_top1_std']:.4f} "
                  f"({100 * best['difference']:+.2f} points; higher in {best['wins']} of "
                  f"{best['paired']} paired runs).")
   else:
-    lines.append(f"**Here, no divided ensemble clearly beat the wide model** (wide top-1 "
+    lines.append(f"Verdict: here, no divided ensemble clearly beat the wide model (wide top-1 "
                  f"{best['wide_top1']:.4f} ± {best['wide_top1_std']:.4f}); the best divided "
-                 f"variant is `{best['variant']}` at {best['top1']:.4f} ± "
+                 f"variant is {best['variant']} at {best['top1']:.4f} ± "
                  f"{best['top1_std']:.4f} ({100 * best['difference']:+.2f} points, higher in "
                  f"{best['wins']} of {best['paired']} paired runs).")
-  lines.append("")
   for row in rows:
-    lines.append(f"- `{row['variant']}`: {row['outcome']} — top-1 {row['top1']:.4f} ± "
+    lines.append(f"{row['variant']}: {row['outcome']} — top-1 {row['top1']:.4f} ± "
                  f"{row['top1_std']:.4f} vs wide {row['wide_top1']:.4f} ± "
                  f"{row['wide_top1_std']:.4f} ({100 * row['difference']:+.2f} points; higher "
                  f"in {row['wins']}, lower in {row['losses']} of {row['paired']} paired "
                  f"runs); worst class {row['worst_class']:.4f} vs {row['wide_worst_class']:.4f}; "
                  f"{row['param_ratio']:.2f}x the wide model's parameters.")
-  lines.append("")
   lines.append(f"± is the standard deviation over R={wide.get('repeats')} independent runs "
                f"(run r: data seed {seeds.get('data', ['?'])[0]}+r; init seeds "
                f"{seeds.get('init')} for the wide models, per-member init/augment/dropout "
                "seeds in each record). \"beat\" needs a higher mean and a win in most paired "
                "runs; with few runs and a small test set, differences of a few tenths of a "
                "point are within run-to-run noise.")
-  lines.append("")
   eff = wide["efficiency"]
-  lines.append(f"Latency is measured on `{eff.get('backend')}` ({eff.get('device_kind')}), "
+  lines.append(f"Latency is measured on {eff.get('backend')} ({eff.get('device_kind')}), "
                f"batch {eff.get('latency_batch_size')}; concurrent members ran on up to "
                f"{max(r['efficiency'].get('concurrent_devices', 1) for r in records)} "
                "device(s)." + (" On CPU, simulated devices share the same cores, so "
@@ -572,22 +583,22 @@ def _verdict_lines(records: Sequence[dict[str, Any]]) -> list[str]:
   return lines
 
 
-def _summary_table(records: Sequence[dict[str, Any]]) -> list[str]:
-  header = ("| Variant | S | Co-train | Params (total) | Params/member | FLOPs | "
-            "Latency ms concurrent | Latency ms sequential | Ensemble top-1 | Member top-1 | "
-            "Worst class | Member churn | Run churn |")
-  lines = [header, "|" + "---|" * 13]
+def _summary_table(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+  headers = ["Variant", "S", "Co-train", "Params (total)", "Params/member", "FLOPs",
+             "Latency ms concurrent", "Latency ms sequential", "Ensemble top-1",
+             "Member top-1", "Worst class", "Member churn", "Run churn"]
   fmt = lambda v, f: "–" if v is None else format(v, f)
+  rows = []
   for r in records:
     e, a, h = r["efficiency"], r["accuracy"], r["hidden_costs"]
-    lines.append(
-        f"| {r['variant']} | {r['num_members']} | {'yes' if r['cotrain'] else 'no'} | "
-        f"{e['params']:,} | {e['params_per_member']:,} | {fmt(e.get('flops'), ',.0f')} | "
-        f"{fmt(e['latency_concurrent_ms'], '.3f')} | {fmt(e['latency_sequential_ms'], '.3f')} | "
-        f"{a['top1']:.4f} ± {a['top1_std']:.4f} | {a['member_top1']:.4f} ± "
-        f"{a['member_top1_std']:.4f} | {a['worst_class']:.4f} | "
-        f"{fmt(h.get('member_churn'), '.4f')} | {fmt(h.get('churn'), '.4f')} |")
-  return lines
+    rows.append([
+        r["variant"], str(r["num_members"]), "yes" if r["cotrain"] else "no",
+        f"{e['params']:,}", f"{e['params_per_member']:,}", fmt(e.get("flops"), ",.0f"),
+        fmt(e["latency_concurrent_ms"], ".3f"), fmt(e["latency_sequential_ms"], ".3f"),
+        f"{a['top1']:.4f} ± {a['top1_std']:.4f}",
+        f"{a['member_top1']:.4f} ± {a['member_top1_std']:.4f}", f"{a['worst_class']:.4f}",
+        fmt(h.get("member_churn"), ".4f"), fmt(h.get("churn"), ".4f")])
+  return headers, rows
 
 
 def plot_study(workdir: str, records: Sequence[dict[str, Any]]) -> list[str]:
@@ -641,16 +652,23 @@ def write_study_report(workdir: str, records: Sequence[dict[str, Any]]) -> dict[
   if not workdir_lib.is_writer():
     return out
   out["figures"] = list(out["figures"]) + plot_study(workdir, records)
-  section = ["## Divided vs wide (this run)", "", *_verdict_lines(records), "",
-             *_summary_table(records), "",
-             "Params and FLOPs are the whole ensemble's; top-1 is the combined prediction "
-             f"({records[0].get('combine')}); member top-1 is the mean single member. "
-             "Member churn: disagreement between the members of one ensemble; run churn: "
-             "between independent runs of the same variant.", "",
-             "![accuracy vs params](accuracy_vs_params.png)", "",
-             "![accuracy vs latency](accuracy_vs_latency.png)", ""]
+  blocks = [("h2", "Divided vs wide (this run)"),
+            *[("p", line) for line in _verdict_lines(records)],
+            ("table", *_summary_table(records)),
+            ("p", "Params and FLOPs are the whole ensemble's; top-1 is the combined prediction "
+                  f"({records[0].get('combine')}); member top-1 is the mean single member. "
+                  "Member churn: disagreement between the members of one ensemble; run churn: "
+                  "between independent runs of the same variant."),
+            *[("img", name, name[:-4].replace("_", " ")) for name in FIGURES]]
+  # The section goes right after the title of both renderings.
   with open(out["markdown"]) as f:
-    text = f.read()
-  head, sep, rest = text.partition("\n\n")  # After the title line.
-  workdir_lib.atomic_write_text(out["markdown"], head + sep + "\n".join(section) + "\n" + rest)
+    head, sep, rest = f.read().partition("\n\n")
+  workdir_lib.atomic_write_text(
+      out["markdown"], head + sep + report_write.render_markdown(blocks) + "\n" + rest)
+  with open(out["html"]) as f:
+    page = f.read()
+  fragment = report_write.render_html([("h1", ""), *blocks], workdir)
+  fragment = fragment[fragment.index("<h1></h1>") + len("<h1></h1>"):fragment.rindex("</body>")]
+  title_end = page.index("</h1>") + len("</h1>")
+  workdir_lib.atomic_write_text(out["html"], page[:title_end] + fragment + page[title_end:])
   return out
