@@ -263,7 +263,8 @@ def render_html(blocks: Sequence[tuple[Any, ...]], directory: str) -> str:
 
 def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: str,
                  axes: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
-                 reference: str | None = None) -> dict[str, Any]:
+                 reference: str | None = None, lead_blocks: Sequence[tuple[Any, ...]] = (),
+                 tail_blocks: Sequence[tuple[Any, ...]] = ()) -> dict[str, Any]:
   """Writes report.md, report.html and frontier_*.png into `workdir`.
 
   Args:
@@ -277,6 +278,9 @@ def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: s
       one the frontier (★) in the table uses.
     reference: variant name to measure savings and costs against; default per study a
       variant named dense/baseline/reference, else the one with most parameters.
+    lead_blocks / tail_blocks: a study's own sections, as blocks (("h2", text), ("p", text),
+      ("img", file name in workdir, alt), ("table", headers, rows)), placed after the
+      summary paragraph / at the end of both report.md and report.html.
 
   Returns:
     {"markdown": path, "html": path, "figures": [paths]}.
@@ -298,6 +302,7 @@ def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: s
   os.makedirs(workdir, exist_ok=True)
   out["figures"] = plot_frontiers(workdir, records, x_axes, y_axes)
   blocks = _blocks(records, title, out["figures"], x_axes, y_axes, reference)
+  blocks = blocks[:2] + list(lead_blocks) + blocks[2:] + list(tail_blocks)
   workdir_lib.atomic_write_text(out["markdown"], render_markdown(blocks))
   workdir_lib.atomic_write_text(out["html"], render_html(blocks, workdir))
   return out

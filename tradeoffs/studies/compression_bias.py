@@ -963,16 +963,15 @@ def write_study_report(workdir: str, records: Sequence[Mapping[str, Any]], confi
                        images: np.ndarray | None = None) -> dict[str, Any]:
   """report.md/.html via `write_report`, the study's figures, the verdict and the audit."""
   from tradeoffs import report as report_lib
-  from tradeoffs.report import write as write_lib
 
   records = [r for r in records if r.get("study") == STUDY]
   order = {spec["variant"]: i for i, spec in enumerate(planned_variants(config))}
   records.sort(key=lambda r: order.get(r["variant"], len(order)))
   title = (f"Compression bias: {config.dataset.name}, {config.model.name}, "
            f"{int(config.population.members)} members per population")
-  out = report_lib.write_report(workdir, records, title=title, reference=DENSE)
   if not workdir_lib.is_writer():
-    return out
+    return report_lib.write_report(workdir, records, title=title, reference=DENSE)
+  os.makedirs(workdir, exist_ok=True)
   group_names = []
   under = None
   for r in records:
@@ -996,11 +995,11 @@ def write_study_report(workdir: str, records: Sequence[Mapping[str, Any]], confi
   audit_variant = config.analysis.audit_variant or (most_compressed(records) or {}).get(
       "variant")
   blocks = verdict_blocks(records)
+  audit = None
   if audit_variant and os.path.exists(predictions_lib.path(workdir, audit_variant)):
     if images is None:
       images = experiment.load_dataset(config).test.images
     audit = write_audit(workdir, audit_variant, int(config.analysis.audit_max_images), images)
-    out["audit"] = audit
     figures.append(audit["png"])
     blocks.append(("p", f"Audit: the {audit['count']} CIEs of {audit_variant} (the most "
                         "compressed variant unless configured) are listed by id in "
@@ -1008,16 +1007,9 @@ def write_study_report(workdir: str, records: Sequence[Mapping[str, Any]], confi
                         "highest taxicab score first."))
   for path in figures:
     blocks.append(("img", os.path.basename(path), os.path.basename(path)[:-4]))
+  out = report_lib.write_report(workdir, records, title=title, reference=DENSE,
+                                tail_blocks=blocks)
   out["figures"] = list(out["figures"]) + figures
-  with open(out["markdown"]) as f:
-    markdown = f.read()
-  workdir_lib.atomic_write_text(out["markdown"], markdown.rstrip("\n") + "\n\n"
-                                + write_lib.render_markdown(blocks))
-  with open(out["html"]) as f:
-    page = f.read()
-  section = write_lib.render_html([("h1", title)] + blocks, workdir)
-  body = section[section.index("<body>") + len("<body>"):section.rindex("</body>")]
-  body = body.split("</h1>", 1)[1]  # Drop the duplicate title.
-  workdir_lib.atomic_write_text(out["html"], page.replace("</body></html>",
-                                                          body + "</body></html>"))
+  if audit is not None:
+    out["audit"] = audit
   return out

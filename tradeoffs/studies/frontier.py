@@ -725,8 +725,8 @@ def headline_rows(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list
 
 def write_frontier_report(workdir: str, records: Sequence[Mapping[str, Any]],
                           report_config: Any = None) -> dict[str, Any]:
-  """report.md, report.html and frontier_*.png via `report.write_report`, plus the per-group
-  figure and a headline table appended to both documents.
+  """report.md, report.html and frontier_*.png via `report.write_report`, with a headline
+  table and figure and the per-group figure placed after the summary of both documents.
 
   Raises ValueError (from the report library) for empty records or axes no record has.
   """
@@ -740,10 +740,11 @@ def write_frontier_report(workdir: str, records: Sequence[Mapping[str, Any]],
     names = sorted({str(r.get("variant")) for r in records})
     raise ValueError(f"--config.report.reference={reference!r} is not a recorded variant; "
                      f"recorded: {names}")
-  out = write_lib.write_report(workdir, records, title=options["title"], axes=options["axes"],
-                               metrics=options["metrics"], reference=reference)
   if not workdir_lib.is_writer():
-    return out
+    return write_lib.write_report(workdir, records, title=options["title"],
+                                  axes=options["axes"], metrics=options["metrics"],
+                                  reference=reference)
+  os.makedirs(workdir, exist_ok=True)
   figure = plot_groups(workdir, records)
   headline = plot_headline(workdir, records)
   headers, rows = headline_rows(records)
@@ -753,26 +754,13 @@ def write_frontier_report(workdir: str, records: Sequence[Mapping[str, Any]],
                   "churn is the mean pairwise disagreement between members.")]
   if headline:
     blocks.append(("img", os.path.basename(headline), "frontier_headline"))
-    out["figures"].append(headline)
   blocks.append(("table", headers, rows))
   if figure:
     blocks += [("h2", "Who pays"), ("img", os.path.basename(figure), "frontier_groups")]
-    out["figures"].append(figure)
-  md = write_lib.render_markdown(blocks)
-  with open(out["markdown"]) as f:
-    text = f.read()
-  # The headline goes right after the title and summary paragraph, before the frontiers.
-  marker = "## Frontiers"
-  text = text.replace(marker, md + marker, 1) if marker in text else text + "\n" + md
-  workdir_lib.atomic_write_text(out["markdown"], text)
-  html_part = write_lib.render_html([("h1", "")] + blocks, workdir)
-  body = html_part.split("<h1></h1>", 1)[1].rsplit("</body>", 1)[0]
-  with open(out["html"]) as f:
-    page = f.read()
-  marker = "<h2>Frontiers</h2>"
-  page = page.replace(marker, body + marker, 1) if marker in page else page.replace(
-      "</body>", body + "</body>", 1)
-  workdir_lib.atomic_write_text(out["html"], page)
+  out = write_lib.write_report(workdir, records, title=options["title"], axes=options["axes"],
+                               metrics=options["metrics"], reference=reference,
+                               lead_blocks=blocks)
+  out["figures"] += [f for f in (headline, figure) if f]
   return out
 
 
