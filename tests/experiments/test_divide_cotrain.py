@@ -220,7 +220,7 @@ def test_config_variants():
     config_lib.get_config("cifar")
   c100 = config_lib.get_config("cifar100_wrn28_10")
   assert c100.dataset.name == "cifar100" and c100.train.steps == 117000
-  variants = {v.name: v for v in study.make_variants(c100)}
+  variants = {v.name: v for v in study.validate_config(c100, device_count=8)}
   assert variants["divided_s2"].division.member.kwargs["widen_factor"] == 7
   assert variants["divided_s4_cotrain"].division.member.kwargs["widen_factor"] == 5
   assert np.isclose(variants["divided_s4"].division.weight_decay, 5e-4 * np.exp(1 / 4 - 1))
