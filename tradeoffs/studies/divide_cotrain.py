@@ -55,7 +55,6 @@ from tradeoffs import ensembles
 from tradeoffs import environment as environment_lib
 from tradeoffs import report as report_lib
 from tradeoffs import workdir as workdir_lib
-from tradeoffs.report import write as report_write
 from tradeoffs.studies import common
 from tradeoffs.train import checkpoint as checkpoint_lib
 from tradeoffs.train import distributed
@@ -610,8 +609,8 @@ def plot_study(workdir: str, records: Sequence[dict[str, Any]]) -> list[str]:
 
   paths = []
   colors = {r["variant"]: plt.get_cmap("tab10")(i % 10) for i, r in enumerate(records)}
-  for name, x_key, xlabel in (("accuracy_vs_params.png", "params", "parameters (total)"),
-                              ("accuracy_vs_latency.png", "latency_ms", "latency ms")):
+  for name, x_key, xlabel in zip(FIGURES, ("params", "latency_ms"),
+                                 ("parameters (total)", "latency ms")):
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for r in records:
       e, a, c = r["efficiency"], r["accuracy"], colors[r["variant"]]
@@ -640,18 +639,10 @@ def plot_study(workdir: str, records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def write_study_report(workdir: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-  """report.md/html with the shared frontier plots, plus the study's section: the table,
-  accuracy against parameters and latency, and whether dividing beat the wide model."""
+  """report.md/html with the shared frontier plots, led by the study's section: whether
+  dividing beat the wide model, the table, accuracy against parameters and latency."""
   records = sorted(records, key=lambda r: (r["num_members"], r["cotrain"]))
-  out = report_lib.write_report(
-      workdir, records, title="Divide and co-train: S small members vs one wide model",
-      axes=("efficiency.params", "efficiency.latency_ms", "efficiency.flops"),
-      metrics=("accuracy.top1", "accuracy.worst_class", "hidden_costs.churn",
-               "hidden_costs.member_churn"),
-      reference=WIDE)
-  if not workdir_lib.is_writer():
-    return out
-  out["figures"] = list(out["figures"]) + plot_study(workdir, records)
+  figures = plot_study(workdir, records) if workdir_lib.is_writer() else []
   blocks = [("h2", "Divided vs wide (this run)"),
             *[("p", line) for line in _verdict_lines(records)],
             ("table", *_summary_table(records)),
@@ -659,16 +650,13 @@ def write_study_report(workdir: str, records: Sequence[dict[str, Any]]) -> dict[
                   f"({records[0].get('combine')}); member top-1 is the mean single member. "
                   "Member churn: disagreement between the members of one ensemble; run churn: "
                   "between independent runs of the same variant."),
-            *[("img", name, name[:-4].replace("_", " ")) for name in FIGURES]]
-  # The section goes right after the title of both renderings.
-  with open(out["markdown"]) as f:
-    head, sep, rest = f.read().partition("\n\n")
-  workdir_lib.atomic_write_text(
-      out["markdown"], head + sep + report_write.render_markdown(blocks) + "\n" + rest)
-  with open(out["html"]) as f:
-    page = f.read()
-  fragment = report_write.render_html([("h1", ""), *blocks], workdir)
-  fragment = fragment[fragment.index("<h1></h1>") + len("<h1></h1>"):fragment.rindex("</body>")]
-  title_end = page.index("</h1>") + len("</h1>")
-  workdir_lib.atomic_write_text(out["html"], page[:title_end] + fragment + page[title_end:])
+            *[("img", os.path.basename(path), os.path.basename(path)[:-4].replace("_", " "))
+              for path in figures]]
+  out = report_lib.write_report(
+      workdir, records, title="Divide and co-train: S small members vs one wide model",
+      axes=("efficiency.params", "efficiency.latency_ms", "efficiency.flops"),
+      metrics=("accuracy.top1", "accuracy.worst_class", "hidden_costs.churn",
+               "hidden_costs.member_churn"),
+      reference=WIDE, lead_blocks=blocks)
+  out["figures"] = list(out["figures"]) + figures
   return out
