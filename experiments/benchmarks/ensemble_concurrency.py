@@ -21,10 +21,8 @@ program and stop it being a sequential baseline.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 from absl import app, flags
 
@@ -40,15 +38,9 @@ _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed calls before timing.")
 
 def median_ms(fn, *args, repeats: int, warmup: int) -> float:
   """Median wall-clock of an already-compiled fn(*args), synchronised, in milliseconds."""
-  import jax
-  for _ in range(warmup):
-    jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+  from tradeoffs import efficiency
+  return efficiency.measure_latency(fn, *args, repeats=repeats, warmup=warmup,
+                                    jit=False)["latency_ms"]
 
 
 def run_benchmark(num_devices: int) -> None:

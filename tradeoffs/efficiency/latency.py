@@ -10,8 +10,11 @@ import numpy as np
 
 
 def measure_latency(fn: Callable[..., Any], *args: Any, repeats: int = 20,
-                    warmup: int = 3) -> dict[str, float]:
+                    warmup: int = 3, jit: bool = True) -> dict[str, float]:
   """Times `jax.jit(fn)(*args)` `repeats` times after `warmup` untimed calls.
+
+  With `jit=False`, `fn` is timed as given, so a Python loop over already-compiled
+  functions (e.g. ensemble members run one after another) stays a loop.
 
   Each call is synchronised with `block_until_ready`, so the time covers the device
   work, not just the asynchronous dispatch. Compilation happens in the first warm-up
@@ -25,7 +28,7 @@ def measure_latency(fn: Callable[..., Any], *args: Any, repeats: int = 20,
     raise ValueError(f"repeats={repeats!r}: expected an int >= 1")
   if not isinstance(warmup, int) or warmup < 0:
     raise ValueError(f"warmup={warmup!r}: expected an int >= 0")
-  compiled = jax.jit(fn)
+  compiled = jax.jit(fn) if jit else fn
   for _ in range(max(warmup, 1)):
     jax.block_until_ready(compiled(*args))
   times = np.empty(repeats)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import statistics
 import time
 from typing import Any, Callable, Sequence
 
@@ -251,16 +250,10 @@ def member_diversity(member_logits: np.ndarray, num_members: int, loss: str) -> 
 
 
 def median_ms(fn: Callable[..., Any], *args: Any, repeats: int, warmup: int) -> float:
-  """Median wall-clock of fn(*args) in ms, synchronised; fn is not re-jitted, so a Python
-  loop over members stays a loop."""
-  for _ in range(max(warmup, 1)):
-    jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+  """Median wall-clock of fn(*args) in ms; fn is not re-jitted, so a Python loop over
+  members stays a loop."""
+  return efficiency.measure_latency(fn, *args, repeats=repeats, warmup=max(warmup, 1),
+                                    jit=False)["latency_ms"]
 
 
 def ensemble_variables(state: pop_lib.TrainState, num_members: int, group: int = 0) -> Any:
