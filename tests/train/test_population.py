@@ -104,3 +104,15 @@ def test_population_and_batch_divisibility_errors():
   with pytest.raises(ValueError, match="batch_size=31 is not divisible by the data-parallel "
                      "degree 2"):
     mesh_lib.check_batch(31, mesh)
+
+
+def test_eval_step_is_each_member_applied_alone(digits):
+  mesh = _one_device_mesh(2)
+  state = _population(digits, 2, train.Seeds(), mesh)
+  x = digits.test.images[:5]
+  logits = np.asarray(train.eval_step(state, x))
+  net = models.get("mlp", num_classes=10, hidden=(32,))
+  for i in range(2):
+    params = jax.tree.map(lambda p: p[i], state.params)
+    np.testing.assert_allclose(logits[i], net.apply({"params": params}, x), rtol=1e-5,
+                               atol=1e-6)

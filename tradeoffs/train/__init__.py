@@ -16,6 +16,7 @@ from tradeoffs.train.population import DeviceData
 from tradeoffs.train.population import StepConfig
 from tradeoffs.train.population import TrainState
 from tradeoffs.train.population import create_population
+from tradeoffs.train.population import eval_step
 from tradeoffs.train.population import fit
 from tradeoffs.train.population import make_runner
 from tradeoffs.train.population import predict

@@ -237,6 +237,13 @@ def predict(state: TrainState, images: np.ndarray | jax.Array, batch_size: int =
   return logits.reshape(logits.shape[0], padded, -1)[:, :n]
 
 
+def eval_step(state: TrainState, images: jax.Array) -> jax.Array:
+  """Every member's eval-mode logits [M, B, C] for one batch `images` [B, ...] (pure)."""
+  def member(params, batch_stats):
+    return state.apply_fn(_variables(params, batch_stats), images, train=False)
+  return jax.vmap(member)(state.params, state.batch_stats)
+
+
 @functools.lru_cache(maxsize=16)
 def make_batch_runner(config: StepConfig, mesh: Mesh):
   """A compiled step on a host-fed batch [B, ...] shared by all members (grain pipeline)."""
@@ -253,11 +260,7 @@ def make_batch_runner(config: StepConfig, mesh: Mesh):
 @functools.lru_cache(maxsize=None)
 def _predict_fn(mesh: Mesh | None):
   def run(state, batches):
-    def one_batch(_, x):
-      def member(params, batch_stats):
-        return state.apply_fn(_variables(params, batch_stats), x, train=False)
-      return None, jax.vmap(member)(state.params, state.batch_stats)
-
+    one_batch = lambda _, x: (None, eval_step(state, x))
     _, logits = jax.lax.scan(one_batch, None, batches)  # [num_batches, M, B, C]
     return jnp.moveaxis(logits, 0, 1)
 
