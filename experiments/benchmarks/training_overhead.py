@@ -13,7 +13,6 @@ is excluded (each contender runs once before timing). Prints; asserts nothing.
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import tempfile

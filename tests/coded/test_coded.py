@@ -12,7 +12,7 @@ import scipy.linalg
 from hypothesis import given, settings, strategies as st
 
 from tradeoffs import coded
-from tradeoffs.coded import diagnostics, encoding, gradient_coding, optimize, stragglers
+from tradeoffs.coded import diagnostics, encoding, optimize, stragglers
 
 
 def _problem(n=64, d=6, loss="least_squares", l2=1e-2, l1=0.0, seed=0):

@@ -261,7 +261,7 @@ def write_report(workdir: str, results: list[dict[str, Any]], config) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  lines = [f"# Coded optimization against stragglers\n",
+  lines = ["# Coded optimization against stragglers\n",
            f"m = {config.num_workers} workers, {config.steps} {config.optimizer} iterations, "
            f"{config.problem.loss} (n = {config.problem.num_examples}, d = {config.problem.dim},"
            f" l2 = {config.problem.l2}), seed {config.seed}. Time is **simulated**: per "

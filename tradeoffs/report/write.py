@@ -35,6 +35,7 @@ TABLE_COLUMNS = (
     ("Latency ms", "efficiency.latency_ms", lambda v: f"{v:.3g}"),
     ("Peak bytes", "efficiency.peak_bytes", ledger.fmt_count),
     ("Top-1", "accuracy.top1", ledger.fmt_accuracy),
+    ("±", "accuracy.top1_std", ledger.fmt_accuracy),
     ("Worst class", "accuracy.worst_class", ledger.fmt_accuracy),
     ("Worst group", "accuracy.worst_group", ledger.fmt_accuracy),
     ("CIE", "hidden_costs.cie_count", ledger.fmt_count),
@@ -131,10 +132,14 @@ def plot_frontiers(directory: str, records: Sequence[Mapping[str, Any]], x_axes:
   return paths
 
 
-def _table(records: Sequence[Mapping[str, Any]], labels: Sequence[str],
-           starred: Sequence[bool]) -> tuple[list[str], list[list[str]]]:
-  columns = [c for c in TABLE_COLUMNS
-             if any(get_path(r, c[1]) is not None for r in records)]
+def variant_table(records: Sequence[Mapping[str, Any]], labels: Sequence[str] | None = None,
+                  starred: Sequence[bool] | None = None,
+                  columns: Sequence[tuple[str, str, Any]] = TABLE_COLUMNS,
+                  ) -> tuple[list[str], list[list[str]]]:
+  """(headers, rows) of a variant table; columns no record has are dropped."""
+  labels = variant_labels(records) if labels is None else labels
+  starred = [False] * len(records) if starred is None else starred
+  columns = [c for c in columns if any(get_path(r, c[1]) is not None for r in records)]
   headers = ["Variant"] + [c[0] for c in columns]
   rows = []
   for record, label, star in zip(records, labels, starred):
@@ -180,7 +185,7 @@ def _blocks(records: Sequence[Mapping[str, Any]], title: str, figures: Sequence[
                       "*Sparse FLOPs assume zero weights are skipped; dense hardware "
                       "executes the full FLOPs."))
   blocks.append(("h2", "Every variant"))
-  headers, rows = _table(records, labels, starred)
+  headers, rows = variant_table(records, labels, starred)
   blocks.append(("table", headers, rows))
   blocks.append(("h2", "What was traded for what"))
   for record, label in zip(records, labels):

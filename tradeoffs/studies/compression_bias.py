@@ -452,8 +452,8 @@ def validate_config(config: Any, device_count: int | None = None) -> None:
                        "be >= 0 (0 = the optimizer's learning rate)")
   bits = tuple(comp.quantization_bits)
   for b in bits:
-    check_quantization(b, comp.granularity, name=f"--config.compression.quantization_bits "
-                                                 f"entry")
+    check_quantization(b, comp.granularity, name="--config.compression.quantization_bits "
+                                                 "entry")
   if len(set(bits)) != len(bits):
     raise ValueError(f"--config.compression.quantization_bits={bits!r} has duplicates")
   if comp.granularity not in quantization.GRANULARITIES:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import time
 from typing import Any, Callable, Sequence
 
 import jax

@@ -698,29 +698,15 @@ def plot_headline(directory: str, records: Sequence[Mapping[str, Any]]) -> str |
   return path
 
 
+HEADLINE_COLUMNS = ("Params", "FLOPs", "Latency ms", "Top-1", "±", "Worst class",
+                    "Worst group", "CIE", "Churn", "Seconds")
+
+
 def headline_rows(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
   """The compact table: variant, params, FLOPs, latency, top-1, worst class/group, CIE, churn,
   seconds."""
-  from tradeoffs.report import ledger
-  columns = (("Params", "efficiency.params", ledger.fmt_count),
-             ("FLOPs", "efficiency.flops", ledger.fmt_count),
-             ("Latency ms", "efficiency.latency_ms", lambda v: f"{v:.3g}"),
-             ("Top-1", "accuracy.top1", ledger.fmt_accuracy),
-             ("±", "accuracy.top1_std", ledger.fmt_accuracy),
-             ("Worst class", "accuracy.worst_class", ledger.fmt_accuracy),
-             ("Worst group", "accuracy.worst_group", ledger.fmt_accuracy),
-             ("CIE", "hidden_costs.cie_count", ledger.fmt_count),
-             ("Churn", "hidden_costs.churn", lambda v: f"{v:.3f}"),
-             ("Seconds", "seconds", lambda v: f"{v:.1f}"))
-  headers = ["Variant"] + [c[0] for c in columns]
-  rows = []
-  for record, label in zip(records, write_lib.variant_labels(records)):
-    row = [label]
-    for _, path, fmt in columns:
-      number = pareto_lib.as_number(pareto_lib.get_path(record, path))
-      row.append("–" if number is None else fmt(number))
-    rows.append(row)
-  return headers, rows
+  columns = [c for c in write_lib.TABLE_COLUMNS if c[0] in HEADLINE_COLUMNS]
+  return write_lib.variant_table(records, columns=columns)
 
 
 def write_frontier_report(workdir: str, records: Sequence[Mapping[str, Any]],

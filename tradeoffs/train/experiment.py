@@ -11,7 +11,6 @@ checkpoints/, predictions/ and final_params.npz.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from typing import Any, Callable
