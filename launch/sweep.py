@@ -159,12 +159,11 @@ def expand(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
                           for k, v in run.items()))
     if not combos:
       raise ValueError("empty sweep: the grid lists no runs")
-  runs = [Run(run_name(c), c, os.path.join(sweep_dir, run_name(c))) for c in combos]
-  names = [r.name for r in runs]
+  names = [run_name(c) for c in combos]
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:
     raise ValueError(f"the grid gives several runs the same workdir: {duplicates}")
-  return runs
+  return [Run(n, c, os.path.join(sweep_dir, n)) for n, c in zip(names, combos)]
 
 
 def grid_from_args(grid_args: Sequence[str], grid_file: str | None) -> dict | list:
@@ -299,17 +298,14 @@ def merge(sweep_dir: str, title: str | None = None, reference: str | None = None
     manifest = json.load(f)
   records, missing = [], []
   for run in manifest["runs"]:
-    if os.path.exists(os.path.join(run["workdir"], report.records.RECORDS_FILE)):
-      try:
-        found = report.load_records(run["workdir"])
-      except ValueError:
-        missing.append(run["name"])
-        continue
-      for record in found:
-        record.setdefault("run", run["name"])
-      records += found
-    else:
+    try:
+      found = report.load_records(run["workdir"])
+    except (FileNotFoundError, ValueError):  # No records.jsonl yet, or an empty one.
       missing.append(run["name"])
+      continue
+    for record in found:
+      record.setdefault("run", run["name"])
+    records += found
   if not records:
     raise ValueError(f"no run in {sweep_dir} has trade-off records yet "
                      f"({len(missing)} runs without records.jsonl)")

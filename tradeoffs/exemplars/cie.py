@@ -120,9 +120,9 @@ def group_breakdown(dense, compressed, labels, groups, *, num_groups=None,
   if d.shape[1] != labels.shape[0]:
     raise ValueError(f"labels has {labels.shape[0]} examples, predictions have {d.shape[1]}")
   group_ids, num = groups_lib.as_group_ids(groups, num_groups)
-  if is_cie is None:
-    is_cie = cie(dense, compressed, num_classes)
-  is_cie = jnp.asarray(is_cie, bool)
+  dense_modal = population.modal_labels(dense, num_classes)
+  comp_modal = population.modal_labels(compressed, num_classes)
+  is_cie = jnp.asarray(dense_modal != comp_modal if is_cie is None else is_cie, bool)
   count = groups_lib.segment_sums(jnp.ones_like(labels, jnp.float32), group_ids, num)
   cie_count = groups_lib.segment_sums(is_cie.astype(jnp.float32), group_ids, num)
   by_group = lambda preds: fairness_metrics.by_group(  # noqa: E731
@@ -131,9 +131,8 @@ def group_breakdown(dense, compressed, labels, groups, *, num_groups=None,
          "cie_rate": jnp.where(count > 0, cie_count / jnp.maximum(count, 1.0), jnp.nan),
          "dense_accuracy": jnp.mean(by_group(d), axis=0),
          "compressed_accuracy": jnp.mean(by_group(c), axis=0),
-         "dense_modal_accuracy": by_group(population.modal_labels(dense, num_classes)),
-         "compressed_modal_accuracy": by_group(
-             population.modal_labels(compressed, num_classes))}
+         "dense_modal_accuracy": by_group(dense_modal),
+         "compressed_modal_accuracy": by_group(comp_modal)}
   out["accuracy_drop"] = out["dense_accuracy"] - out["compressed_accuracy"]
   out["modal_accuracy_drop"] = out["dense_modal_accuracy"] - out["compressed_modal_accuracy"]
   return out

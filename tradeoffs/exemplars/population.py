@@ -11,9 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def _is_traced(x) -> bool:
-  return isinstance(x, jax.core.Tracer)
+from tradeoffs.fairness import groups as groups_lib
 
 
 def predicted_labels(predictions, *, argname: str = "predictions") -> jax.Array:
@@ -47,7 +45,7 @@ def infer_num_classes(predictions, num_classes: int | None, *, argname: str = "p
     raise ValueError(f"{argname} are predicted labels: pass num_classes=")
   if int(num_classes) < 1:
     raise ValueError(f"num_classes={num_classes!r}: must be a positive int")
-  if not _is_traced(predictions) and predictions.size:
+  if not groups_lib.is_traced(predictions) and predictions.size:
     values = np.asarray(predictions)
     if values.min() < 0 or values.max() >= int(num_classes):
       raise ValueError(f"{argname} holds labels in [{values.min()}, {values.max()}]: outside "

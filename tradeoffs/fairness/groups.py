@@ -86,11 +86,11 @@ def as_group_ids(groups, num_groups: int | Sequence[int] | None = None) -> tuple
   """
   groups = jnp.asarray(groups)
   if groups.ndim == 2:
-    num_values = None if num_groups is None or isinstance(num_groups, int) else num_groups
-    if isinstance(num_groups, int) and groups.shape[1] != 1:
-      raise ValueError(f"num_groups={num_groups!r} for {groups.shape[1]} group attributes: "
-                       "pass one value count per attribute (a sequence)")
+    num_values = num_groups
     if isinstance(num_groups, int):
+      if groups.shape[1] != 1:
+        raise ValueError(f"num_groups={num_groups!r} for {groups.shape[1]} group attributes: "
+                         "pass one value count per attribute (a sequence)")
       num_values = [num_groups]
     inter = intersect(groups, num_values)
     return inter.ids, inter.num_groups

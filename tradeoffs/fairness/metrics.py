@@ -205,28 +205,27 @@ def ratio_of(values, overall=None, method: str = "between_groups"):
   return jnp.nanmin(per_group, axis=-1)
 
 
-def difference(metric: str | RateMetric, labels, preds, groups, *,
-               method: str = "between_groups", **kwargs) -> jax.Array:
-  """Largest gap of `metric` between groups (or to the overall value); >= 0 or NaN."""
+def _gap(aggregate, metric, labels, preds, groups, method, kwargs):
+  """`aggregate` (difference_of or ratio_of) of the per-group values of `metric`."""
   _check_method(method)
   values = by_group(metric, labels, preds, groups, **kwargs)
   overall = None
   if method == "to_overall":
     overall = get_metric(metric)(labels, preds, pos_label=kwargs.get("pos_label", 1),
                                  weights=kwargs.get("weights"))
-  return difference_of(values, overall, method)
+  return aggregate(values, overall, method)
+
+
+def difference(metric: str | RateMetric, labels, preds, groups, *,
+               method: str = "between_groups", **kwargs) -> jax.Array:
+  """Largest gap of `metric` between groups (or to the overall value); >= 0 or NaN."""
+  return _gap(difference_of, metric, labels, preds, groups, method, kwargs)
 
 
 def ratio(metric: str | RateMetric, labels, preds, groups, *,
           method: str = "between_groups", **kwargs) -> jax.Array:
   """Smallest ratio of `metric` between groups (or to the overall value); in [0, 1]."""
-  _check_method(method)
-  values = by_group(metric, labels, preds, groups, **kwargs)
-  overall = None
-  if method == "to_overall":
-    overall = get_metric(metric)(labels, preds, pos_label=kwargs.get("pos_label", 1),
-                                 weights=kwargs.get("weights"))
-  return ratio_of(values, overall, method)
+  return _gap(ratio_of, metric, labels, preds, groups, method, kwargs)
 
 
 def demographic_parity_difference(labels, preds, groups, **kwargs) -> jax.Array:

@@ -28,8 +28,8 @@ STANDARD_FIELDS = frozenset({"study", "variant", "config", "environment", "effic
 
 def _is_reference_name(variant: Any) -> bool:
   name = str(variant).lower()
-  return name in REFERENCE_NAMES or name.startswith(tuple(f"{n}_" for n in REFERENCE_NAMES)) \
-      or name.startswith(tuple(f"{n}-" for n in REFERENCE_NAMES))
+  return name in REFERENCE_NAMES or name.startswith(
+      tuple(f"{n}{sep}" for n in REFERENCE_NAMES for sep in "_-"))
 
 
 def choose_reference(record: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
