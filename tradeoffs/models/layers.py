@@ -64,8 +64,12 @@ def scale_width(width: int, multiplier: float) -> int:
   return max(1, int(round(width * multiplier)))
 
 
+def _is_positive_int(value: Any) -> bool:
+  return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+
+
 def check_positive_int(arg: str, value: Any) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+  if not _is_positive_int(value):
     raise ValueError(f"{arg} must be a positive int, got {value!r}")
 
 
@@ -74,9 +78,20 @@ def check_widths(arg: str, value: Any, allow_empty: bool = True) -> None:
     raise ValueError(f"{arg} must be a sequence of positive ints, got {value!r}")
   if not value and not allow_empty:
     raise ValueError(f"{arg} must be a non-empty sequence of positive ints, got {value!r}")
-  for width in value:
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-      raise ValueError(f"{arg} must be a sequence of positive ints, got {value!r}")
+  if not all(map(_is_positive_int, value)):
+    raise ValueError(f"{arg} must be a sequence of positive ints, got {value!r}")
+
+
+def check_depth(depth: Any, offset: int, examples: str) -> None:
+  """Checks a CIFAR-style depth 6n + offset with n >= 1 (`examples` lists valid ones)."""
+  if not _is_positive_int(depth) or depth < 6 + offset or (depth - offset) % 6:
+    raise ValueError(f"depth must be 6n+{offset} with n >= 1, i.e. (depth - {offset}) % 6 == 0 "
+                     f"and depth >= {6 + offset} ({examples}), got {depth!r}")
+
+
+def check_images(images: jax.Array) -> None:
+  if images.ndim != 4:
+    raise ValueError(f"images must be [B, H, W, C], got shape {images.shape}")
 
 
 def check_common(module: Any) -> None:

@@ -25,6 +25,17 @@ from tradeoffs.models import layers
 from tradeoffs.models.registry import register
 
 
+def _shortcut(x: jax.Array, features: int, stride: int, train: bool, dtype: Any) -> jax.Array:
+  """Identity when shapes match, else a 1x1 strided conv + BN projection (option B).
+
+  Call inside a block's compact method: the projection's layers belong to that block.
+  """
+  if stride == 1 and x.shape[-1] == features:
+    return x
+  shortcut = layers.conv(features, 1, stride, dtype, name="proj_conv")(x)
+  return layers.batch_norm(train, dtype, name="proj_bn")(shortcut)
+
+
 class BasicBlock(nn.Module):
   """conv3x3 -> BN -> act -> conv3x3 -> BN, + shortcut, -> act."""
   features: int
@@ -34,15 +45,12 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    shortcut = x
     y = layers.conv(self.features, 3, self.stride, self.dtype, name="conv1")(x)
     y = layers.batch_norm(train, self.dtype, name="bn1")(y)
     y = layers.make_activation(self.activation)(y)
     y = layers.conv(self.features, 3, 1, self.dtype, name="conv2")(y)
     y = layers.batch_norm(train, self.dtype, name="bn2")(y)
-    if self.stride != 1 or x.shape[-1] != self.features:
-      shortcut = layers.conv(self.features, 1, self.stride, self.dtype, name="proj_conv")(x)
-      shortcut = layers.batch_norm(train, self.dtype, name="proj_bn")(shortcut)
+    shortcut = _shortcut(x, self.features, self.stride, train, self.dtype)
     return layers.make_activation(self.activation)(y + shortcut)
 
 
@@ -58,7 +66,6 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    shortcut = x
     y = layers.conv(self.inner, 1, 1, self.dtype, name="conv1")(x)
     y = layers.batch_norm(train, self.dtype, name="bn1")(y)
     y = layers.make_activation(self.activation)(y)
@@ -67,15 +74,8 @@ class Bottleneck(nn.Module):
     y = layers.make_activation(self.activation)(y)
     y = layers.conv(self.features, 1, 1, self.dtype, name="conv3")(y)
     y = layers.batch_norm(train, self.dtype, name="bn3")(y)
-    if self.stride != 1 or x.shape[-1] != self.features:
-      shortcut = layers.conv(self.features, 1, self.stride, self.dtype, name="proj_conv")(x)
-      shortcut = layers.batch_norm(train, self.dtype, name="proj_bn")(shortcut)
+    shortcut = _shortcut(x, self.features, self.stride, train, self.dtype)
     return layers.make_activation(self.activation)(y + shortcut)
-
-
-def _check_images(images: jax.Array) -> None:
-  if images.ndim != 4:
-    raise ValueError(f"images must be [B, H, W, C], got shape {images.shape}")
 
 
 @register("resnet_cifar")
@@ -97,15 +97,12 @@ class CifarResNet(nn.Module):
   def __post_init__(self):
     layers.check_common(self)
     layers.check_positive_int("base_width", self.base_width)
-    if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 8 or (
-        self.depth - 2) % 6:
-      raise ValueError(f"depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...), "
-                       f"got {self.depth!r}")
+    layers.check_depth(self.depth, 2, "20, 32, 44, 56, 110, ...")
     super().__post_init__()
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
-    _check_images(images)
+    layers.check_images(images)
     blocks_per_stage = (self.depth - 2) // 6
     x = images.astype(self.dtype)
     width = layers.scale_width(self.base_width, self.width_multiplier)
@@ -166,7 +163,7 @@ class ImageNetResNet(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
-    _check_images(images)
+    layers.check_images(images)
     kind, blocks = _IMAGENET_STAGES[self.depth]
     scale = lambda w: layers.scale_width(w, self.width_multiplier)
     per_group = (self.width_per_group if self.width_per_group is not None

@@ -71,8 +71,7 @@ class CNN(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
-    if images.ndim != 4:
-      raise ValueError(f"images must be [B, H, W, C], got shape {images.shape}")
+    layers.check_images(images)
     x = images.astype(self.dtype)
     for i, width in enumerate(self.channels):
       x = nn.Conv(layers.scale_width(width, self.width_multiplier), (3, 3), padding="SAME",

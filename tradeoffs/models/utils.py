@@ -66,5 +66,5 @@ def describe(module: nn.Module | str, input_shape: Sequence[int],
   counts: dict[str, int] = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
     layer = "/".join(str(getattr(k, "key", k)) for k in path[:-1])
-    counts[layer] = counts.get(layer, 0) + int(np.prod(leaf.shape, dtype=np.int64))
+    counts[layer] = counts.get(layer, 0) + param_count(leaf)
   return counts

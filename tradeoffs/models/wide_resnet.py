@@ -65,16 +65,12 @@ class WideResNet(nn.Module):
     layers.check_common(self)
     layers.check_positive_int("base_width", self.base_width)
     layers.check_positive_int("widen_factor", self.widen_factor)
-    if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 10 or (
-        self.depth - 4) % 6:
-      raise ValueError(f"depth must satisfy (depth - 4) % 6 == 0 with depth >= 10 "
-                       f"(16, 22, 28, 40, ...), got {self.depth!r}")
+    layers.check_depth(self.depth, 4, "16, 22, 28, 40, ...")
     super().__post_init__()
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
-    if images.ndim != 4:
-      raise ValueError(f"images must be [B, H, W, C], got shape {images.shape}")
+    layers.check_images(images)
     blocks_per_group = (self.depth - 4) // 6
     scale = lambda w: layers.scale_width(w, self.width_multiplier)
     x = images.astype(self.dtype)
