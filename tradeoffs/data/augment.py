@@ -6,6 +6,7 @@ drawn from `key`, so a population member's augmentation is a function of its own
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Sequence
 
 import jax
@@ -66,7 +67,6 @@ def make_augment(names: Sequence[str], **kwargs) -> Augment | None:
     raise ValueError(f"unknown augmentation(s) {unknown}; choose from {sorted(AUGMENTATIONS)}")
   if not names:
     return None
-  import inspect
   fns = []
   for name in names:
     fn = AUGMENTATIONS[name]

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import numpy as np
 
+from tradeoffs import determinism
 from tradeoffs import efficiency
 from tradeoffs import exemplars
 from tradeoffs import fairness
@@ -140,11 +141,9 @@ def record_training_run(config: Any, workdir: str, result: Any,
   split = result.dataset.test
   accuracy = accuracy_summary(result.predictions.logits, split.labels, split.groups,
                               split.group_names)
-  logits = result.predictions.logits
-  preds = logits.argmax(-1)
-  members = logits.shape[0]
-  churn = (float(np.mean([(preds[i] != preds[j]).mean() for i in range(members)
-                          for j in range(i + 1, members)])) if members > 1 else 0.0)
+  preds = result.predictions.predicted
+  members = preds.shape[0]
+  churn = float(determinism.churn(preds)) if members > 1 else 0.0
   record = records_lib.make_record(
       study="train", variant=variant, config=config, environment=environment,
       efficiency=measure_member(result.state, split.images[:64]),

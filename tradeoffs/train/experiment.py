@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -115,12 +115,19 @@ class Progress:
     return f"step {step}/{self.total}  {rate:.1f} steps/s  ETA {eta:.0f}s"
 
 
+def make_mesh(config: Any) -> Any:
+  """The ('members', 'data') mesh a config asks for, with the batch checked against it."""
+  mesh = mesh_lib.make_mesh(int(config.population.members),
+                            int(_opt(config.mesh, "member_shards", 0)) or None)
+  mesh_lib.check_batch(int(config.train.batch_size), mesh)
+  return mesh
+
+
 def build(config: Any, dataset: data_lib.Dataset | None = None,
-          step_overrides: dict[str, Any] | None = None, tx=None, init_fn=None):
+          step_overrides: dict[str, Any] | None = None, tx=None, init_fn=None, mesh=None):
   """Mesh, data on device, model, optimizer, fresh population and step config."""
   members = int(config.population.members)
-  mesh = mesh_lib.make_mesh(members, int(_opt(config.mesh, "member_shards", 0)) or None)
-  mesh_lib.check_batch(int(config.train.batch_size), mesh)
+  mesh = mesh or make_mesh(config)
   if dataset is None:
     dataset = load_dataset(config)
   model = models_lib.get(config.model.name, num_classes=dataset.num_classes,
@@ -169,22 +176,21 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
                                                                             "checkpoints"))
   if checkpointer.latest_step() is not None:
     state = checkpointer.restore(state)
-    logging.info("[%s] resumed from checkpoint at step %d", name,
-                 int(distributed.to_host(state.step)[0]))
+  step = int(distributed.to_host(state.step)[0])
+  if step:
+    logging.info("[%s] resumed from checkpoint at step %d", name, step)
   use_grain = _opt(config.dataset, "pipeline", "memory") == "grain"
   if use_grain:
     source = data_lib.data_source(config.dataset.name, "train", _opt(config.dataset, "data_dir"))
     batches = pipeline_lib.iterate(pipeline_lib.step_batches(
         source, seed=int(config.seeds.data), batch_size=int(train.batch_size),
-        num_steps=total), start_step=int(distributed.to_host(state.step)[0]),
+        num_steps=total), start_step=step,
         workers=int(_opt(config.dataset, "grain_workers", 0)))
     batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh_lib.DATA))
     grain_runner = pop_lib.make_batch_runner(step_config, mesh)
   else:
     device_data = pop_lib.to_device(dataset.train, mesh)
-  runners: dict[int, Callable] = {}
   guard = checkpoint_lib.PreemptionGuard()
-  step = int(distributed.to_host(state.step)[0])
   progress = Progress(total, step)
   last: dict[str, Any] = {}
   preempted = False
@@ -201,10 +207,8 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
               pipeline_lib.to_global(batch["label"], batch_sharding))
         metrics = jax.tree.map(lambda x: x[None], metrics)
       else:
-        length = end - step
-        if length not in runners:
-          runners[length] = pop_lib.make_runner(step_config, mesh, length)
-        state, metrics = runners[length](state, device_data)
+        # make_runner caches one compiled program per chunk length.
+        state, metrics = pop_lib.make_runner(step_config, mesh, end - step)(state, device_data)
       step = end
       if step % int(train.log_every) == 0 or step == total:
         host = jax.device_get(metrics)
@@ -246,13 +250,13 @@ def run(config: Any, workdir: str) -> RunResult | None:
   checkpoint_lib.quiet_orbax()
   validate(config)
   members = int(config.population.members)
-  mesh = mesh_lib.make_mesh(members, int(_opt(config.mesh, "member_shards", 0)) or None)
+  mesh = make_mesh(config)
   env = environment.capture(mesh)
   env["seeds"] = seeds_lib.describe(seeds_lib.Seeds.from_config(config.seeds), members)
   workdir_lib.prepare(workdir, config, env)
   logging.info("process %d/%d, %d devices (%s), mesh %s", jax.process_index(),
                jax.process_count(), jax.device_count(), env["device_kind"], dict(mesh.shape))
-  mesh, dataset, model, state, step_config = build(config)
+  mesh, dataset, model, state, step_config = build(config, mesh=mesh)
   per_member = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state.params))
   logging.info("model %s: %s parameters per member, %d members", config.model.name,
                f"{per_member:,}", members)

@@ -58,7 +58,6 @@ class DeviceData(flax.struct.PyTreeNode):
   images: jax.Array
   labels: jax.Array
   groups: jax.Array
-  ids: jax.Array
 
   @property
   def num_examples(self) -> int:
@@ -68,8 +67,7 @@ class DeviceData(flax.struct.PyTreeNode):
 def to_device(split: Any, mesh: Mesh) -> DeviceData:
   return DeviceData(images=mesh_lib.put_replicated(split.images, mesh),
                     labels=mesh_lib.put_replicated(split.labels, mesh),
-                    groups=mesh_lib.put_replicated(split.groups, mesh),
-                    ids=mesh_lib.put_replicated(split.ids, mesh))
+                    groups=mesh_lib.put_replicated(split.groups, mesh))
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

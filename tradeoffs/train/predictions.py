@@ -12,6 +12,7 @@ import io
 import os
 from typing import Any
 
+import jax
 import numpy as np
 
 from tradeoffs import workdir as workdir_lib
@@ -45,17 +46,21 @@ def save(workdir: str, name: str, predictions: Predictions, **extra: np.ndarray)
   target = path(workdir, name)
   if not workdir_lib.is_writer():
     return target
-  os.makedirs(os.path.dirname(target), exist_ok=True)
-  buf = io.BytesIO()
-  np.savez(buf, logits=np.asarray(predictions.logits, np.float32),
-           labels=np.asarray(predictions.labels), ids=np.asarray(predictions.ids),
-           groups=np.asarray(predictions.groups),
-           group_names=np.asarray(predictions.group_names, dtype=np.str_), **extra)
-  tmp = target + ".tmp"
-  with open(tmp, "wb") as f:
-    f.write(buf.getvalue())
-  os.replace(tmp, target)
+  _write_npz(target, logits=np.asarray(predictions.logits, np.float32),
+             labels=np.asarray(predictions.labels), ids=np.asarray(predictions.ids),
+             groups=np.asarray(predictions.groups),
+             group_names=np.asarray(predictions.group_names, dtype=np.str_), **extra)
   return target
+
+
+def _write_npz(target: str, **arrays: np.ndarray) -> None:
+  """An .npz written via a temporary file and rename, so readers never see half a file."""
+  os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
+  with open(target + ".tmp", "wb") as f:
+    f.write(buf.getvalue())
+  os.replace(target + ".tmp", target)
 
 
 def load(file_or_workdir: str, name: str | None = None) -> Predictions:
@@ -67,15 +72,10 @@ def load(file_or_workdir: str, name: str | None = None) -> Predictions:
 
 def save_params(workdir: str, params: Any, name: str = "final_params.npz") -> str:
   """Flattened parameters ('/'-joined paths -> arrays, leading member axis kept)."""
-  import jax
   target = os.path.join(workdir, name)
   if not workdir_lib.is_writer():
     return target
   flat = {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in key_path):
           np.asarray(leaf) for key_path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
-  buf = io.BytesIO()
-  np.savez(buf, **flat)
-  with open(target + ".tmp", "wb") as f:
-    f.write(buf.getvalue())
-  os.replace(target + ".tmp", target)
+  _write_npz(target, **flat)
   return target

@@ -8,8 +8,6 @@ with seed base + i) or is shared by all members (everyone uses base).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,6 +56,3 @@ def wrap(raw_key: jax.Array) -> jax.Array:
 def describe(seeds: Seeds, members: int) -> dict[str, list[int]]:
   return {s: v.tolist() for s, v in seeds.member_seeds(members).items()}
 
-
-def vary_all_but(fixed: Sequence[str]) -> tuple[str, ...]:
-  return tuple(s for s in SOURCES if s not in fixed)
