@@ -12,9 +12,9 @@ shuffled order per round, median per configuration, ratio to the dense run of th
   gmp_uniform    same, layer-wise uniform
   one_shot       one-shot global magnitude pruning to 90% at step 110
 Modes: 'step' (a jitted step called per batch from Python) and 'scan' (lax.scan over all
-steps in one program). `--members N` adds the same comparison for a vmapped population of N,
-where lax.cond on the (batched) step count becomes a select and masks are recomputed every
-step.
+steps in one program). `--members N` adds the same comparison for a vmapped population of N
+(the step count is batched there; `cond_any_member` keeps the mask update a cond, so it still
+runs on update steps only).
 """
 
 from __future__ import annotations
@@ -66,15 +66,18 @@ def make_optimizers(key):
   }
 
 
+def _one_step(tx, carry, batch):
+  params, state = carry
+  grads = jax.grad(loss_fn)(params, *batch)
+  updates, state = tx.update(grads, state, params)
+  return optax.apply_updates(params, updates), state
+
+
 def build_runners(tx, members: int):
   """(init, run_step_mode, run_scan_mode) for one optimizer; members=0 means a single model."""
 
   def step(carry, batch):
-    params, state = carry
-    x, y = batch
-    grads = jax.grad(loss_fn)(params, x, y)
-    updates, state = tx.update(grads, state, params)
-    return (optax.apply_updates(params, updates), state), None
+    return _one_step(tx, carry, batch), None
 
   if members:
     single_step = step
@@ -116,13 +119,6 @@ def time_all(runners, params, xs, ys, rounds):
       jax.block_until_ready(run(carry, xs, ys))
       times[name].append(time.perf_counter() - start)
   return {name: float(np.median(t)) for name, t in times.items()}
-
-
-def _one_step(tx, carry, batch):
-  params, state = carry
-  grads = jax.grad(loss_fn)(params, *batch)
-  updates, state = tx.update(grads, state, params)
-  return optax.apply_updates(params, updates), state
 
 
 def time_calls(candidates, reps):

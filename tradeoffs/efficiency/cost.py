@@ -20,6 +20,7 @@ import jax
 import jax.extend as jex
 
 from tradeoffs.efficiency import counting
+from tradeoffs.sparsity.masks import path_name
 
 # Ops whose cost scales with the density of a weight operand.
 _WEIGHT_OPS = ("dot_general", "conv_general_dilated")
@@ -89,7 +90,7 @@ def weight_op_flops(apply_fn: Callable[[Any, Any], Any], params: Any,
   num_param_vars = len(jax.tree.leaves(params))
   origin = {}
   for var, (path, leaf) in zip(closed.jaxpr.invars[:num_param_vars], with_paths):
-    origin[var] = (counting.path_string(path), counting.leaf_density(leaf))
+    origin[var] = (path_name(path), counting.leaf_density(leaf))
   found = []
   _walk(closed.jaxpr, origin, found)
   return found

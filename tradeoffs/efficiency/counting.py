@@ -13,8 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tradeoffs.sparsity.masks import path_name
+
 # A bit width per leaf: a pytree matching `params` (ints, or None for "as stored"),
-# or a callback `(path_string, leaf) -> bits | None`.
+# or a callback `(path_name, leaf) -> bits | None` (names as `sparsity.path_name`).
 BitsPerLeaf = Any | Callable[[str, Any], "int | None"]
 
 
@@ -38,12 +40,6 @@ def leaf_density(leaf: Any) -> float:
   return 1.0 if size == 0 else float(np.count_nonzero(np.asarray(leaf))) / size
 
 
-def path_string(path: tuple[Any, ...]) -> str:
-  """'params/Dense_0/kernel' for a jax key path."""
-  return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))))
-                  for k in path)
-
-
 def stored_bits(leaf: Any) -> int:
   """Bits per element of `leaf` as stored (float32 -> 32, bfloat16 -> 16, bool -> 8)."""
   return int(jnp.dtype(leaf.dtype).itemsize) * 8
@@ -56,7 +52,7 @@ def weight_bytes(params: Any, bits_per_leaf: BitsPerLeaf | None = None) -> int:
     params: the parameter pytree.
     bits_per_leaf: None (count every leaf at its dtype), a pytree with the structure of
       `params` holding a bit width per leaf (None keeps the dtype), or a callback
-      `(path_string, leaf) -> bits or None`. Quantized weights simulated in float32
+      `(path_name, leaf) -> bits or None`. Quantized weights simulated in float32
       ("fake quantization") count at their bit width this way, e.g. 8 or 4.
 
   Returns:
@@ -67,7 +63,7 @@ def weight_bytes(params: Any, bits_per_leaf: BitsPerLeaf | None = None) -> int:
   if bits_per_leaf is None:
     bits = [None] * len(with_paths)
   elif callable(bits_per_leaf):
-    bits = [bits_per_leaf(path_string(p), x) for p, x in with_paths]
+    bits = [bits_per_leaf(path_name(p), x) for p, x in with_paths]
   else:
     treedef = jax.tree.structure(params)
     try:
@@ -81,7 +77,7 @@ def weight_bytes(params: Any, bits_per_leaf: BitsPerLeaf | None = None) -> int:
   for (path, leaf), b in zip(with_paths, bits):
     b = stored_bits(leaf) if b is None else b
     if not isinstance(b, (int, np.integer)) or b <= 0:
-      raise ValueError(f"bits_per_leaf for {path_string(path)!r} is {b!r}; expected a "
+      raise ValueError(f"bits_per_leaf for {path_name(path)!r} is {b!r}; expected a "
                        "positive int or None")
     total_bits += int(np.prod(leaf.shape)) * int(b)
   return int(-(-total_bits // 8))

@@ -17,19 +17,14 @@ from typing import Sequence
 import numpy as np
 
 from tradeoffs.sparsity import distributions
-
-
-def _num_keep(sparsity: float, size: int) -> int:
-  """`masks.num_keep` for a concrete sparsity (float64, round half to even)."""
-  pruned = int(np.round(np.float64(sparsity) * size))
-  return min(max(size - pruned, 0), size)
+from tradeoffs.sparsity import masks as masks_lib
 
 
 def _layer_sparsity_for_count(active: int, size: int) -> float:
   """A sparsity s with num_keep(s, size) == active exactly."""
   s = 1.0 - active / size
   for _ in range(64):
-    kept = _num_keep(s, size)
+    kept = masks_lib.num_keep_int(s, size)
     if kept == active:
       return float(s)
     s = float(np.nextafter(s, 1.0 if kept > active else 0.0))
@@ -77,7 +72,7 @@ def same_capacity_pair(dense_hidden, sparsity: float, input_dim: int, num_classe
     s = _layer_sparsity_for_count(active, size)
     layer_sparsity[name] = s
     dense_active[name] = active
-    sparse_active[name] = _num_keep(s, size)
+    sparse_active[name] = masks_lib.num_keep_int(s, size)
     sparse_size[name] = size
   return {
       "dense_hidden": list(map(int, hidden)),

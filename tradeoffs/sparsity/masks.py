@@ -67,6 +67,12 @@ def _named_leaves(tree):
   return names, [leaf for _, leaf in leaves_with_path], treedef
 
 
+def num_keep_int(sparsity: float, size: int) -> int:
+  """`num_keep` of a concrete sparsity as a Python int (float64, round half to even)."""
+  pruned = int(np.round(np.float64(sparsity) * size))
+  return min(max(size - pruned, 0), size)
+
+
 def num_keep(sparsity, size: int) -> jax.Array:
   """Weights kept: size - round(sparsity * size), rounding half to even.
 
@@ -74,8 +80,7 @@ def num_keep(sparsity, size: int) -> jax.Array:
   one (schedules under jit) in float32, exact up to ~2**24 weights per group.
   """
   if isinstance(sparsity, (int, float, np.number)):
-    pruned = int(np.round(np.float64(sparsity) * size))
-    return jnp.asarray(min(max(size - pruned, 0), size), jnp.int32)
+    return jnp.asarray(num_keep_int(sparsity, size), jnp.int32)
   pruned = jnp.round(jnp.asarray(sparsity, jnp.float32) * size).astype(jnp.int32)
   return jnp.clip(size - pruned, 0, size).astype(jnp.int32)
 
@@ -151,9 +156,9 @@ def _seed_u32(seed) -> jax.Array:
   return _fmix32(jnp.asarray(seed, jnp.uint32) + jnp.uint32(0x9E3779B9))
 
 
-def _tie_hash(shape, offset: int, seed) -> jax.Array:
+def _tie_hash(shape, offset, seed) -> jax.Array:
   size = int(np.prod(shape))
-  index = jnp.arange(size, dtype=jnp.uint32) + jnp.uint32(offset)
+  index = jnp.arange(size, dtype=jnp.uint32) + jnp.asarray(offset, jnp.uint32)
   return _fmix32(index ^ seed).reshape(shape)
 
 
@@ -344,8 +349,7 @@ def random_masks(key, params, sparsity, distribution="uniform", *,
             for k, leaf in zip(jax.random.split(score_key, max(len(leaves), 1)), leaves)]
   # Score leaves must carry the params' ndim for the filter; uniform scores are in [0, 1).
   scores = jax.tree.unflatten(treedef, scores)
-  named = jax.tree.unflatten(treedef, leaves)
-  prunable = set(prunable_names(named, filter_fn, keep_dense))
+  prunable = set(prunable_names(params, filter_fn, keep_dense))
   return score_masks(scores, sparsity, distribution,
                      filter_fn=lambda name, leaf: name in prunable, masks=None,
                      tie_break_seed=tie_key)
@@ -363,8 +367,7 @@ def _nm_leaf(leaf, offset, seed, *, n: int, m: int, axis: int):
   moved = jnp.moveaxis(leaf, axis, -1)
   grouped_shape = moved.shape[:-1] + (moved.shape[-1] // m, m)
   keys = order_keys(moved).reshape(grouped_shape)
-  size = int(np.prod(grouped_shape))
-  hashes = _fmix32((jnp.arange(size, dtype=jnp.uint32) + offset) ^ seed).reshape(grouped_shape)
+  hashes = _tie_hash(grouped_shape, offset, seed)
   beats = ((keys[..., None, :] > keys[..., :, None])
            | ((keys[..., None, :] == keys[..., :, None])
               & (hashes[..., None, :] > hashes[..., :, None])))
