@@ -91,7 +91,7 @@ def prepare(workdir: str, config: Any, environment: Mapping[str, Any] | None = N
   if resuming:
     found = read_json(config_path)
     if found != wanted:
-      diff = sorted(_diff_keys(found, wanted))
+      diff = [path for path, _, _ in config_diff(found, wanted)]
       raise ConfigMismatchError(
           f"--workdir={workdir} holds a run with a different config (differs at: "
           f"{', '.join(diff[:10])}{' ...' if len(diff) > 10 else ''}). Use a new --workdir, "
@@ -105,13 +105,15 @@ def prepare(workdir: str, config: Any, environment: Mapping[str, Any] | None = N
   return resuming
 
 
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-  if isinstance(a, dict) and isinstance(b, dict):
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+  """(dotted path, value in a, value in b) for every leaf where two nested configs differ,
+  in sorted path order."""
+  if isinstance(a, Mapping) and isinstance(b, Mapping):
     out = []
     for key in sorted(set(a) | set(b)):
-      out += _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+      out += config_diff(a.get(key), b.get(key), f"{prefix}{key}.")
     return out
-  return [] if a == b else [prefix.rstrip(".") or "<root>"]
+  return [] if a == b else [(prefix.rstrip(".") or "<root>", a, b)]
 
 
 class MetricWriter:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
+from tradeoffs import workdir as workdir_lib
 from tradeoffs.report.pareto import as_number
 from tradeoffs.report.pareto import get_path
 
@@ -115,15 +116,6 @@ def _knobs(record: Mapping[str, Any]) -> list[str]:
           if k not in STANDARD_FIELDS and not isinstance(record[k], (Mapping, list))]
 
 
-def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-  if isinstance(a, Mapping) and isinstance(b, Mapping):
-    out = []
-    for key in sorted(set(a) | set(b)):
-      out += _config_diff(a.get(key), b.get(key), f"{prefix}{key}.")
-    return out
-  return [] if a == b else [f"{prefix.rstrip('.')}={b!r} (reference {a!r})"]
-
-
 def trade_entry(record: Mapping[str, Any], reference: Mapping[str, Any] | None
                 ) -> dict[str, Any]:
   """The accountability entry of one variant: choice, saved, cost, for whom, time, notes."""
@@ -134,7 +126,8 @@ def trade_entry(record: Mapping[str, Any], reference: Mapping[str, Any] | None
                            "reference": None if reference is None else reference.get("variant")}
   choice = _knobs(record)
   if reference is not None and reference is not record:
-    diff = _config_diff(reference.get("config"), record.get("config"))
+    diff = [f"{path}={new!r} (reference {old!r})" for path, old, new in
+            workdir_lib.config_diff(reference.get("config"), record.get("config"))]
     if diff:
       choice.append("config: " + "; ".join(diff[:6]) + (" …" if len(diff) > 6 else ""))
   if record.get("members", 1) not in (None, 1):
