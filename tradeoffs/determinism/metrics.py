@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tradeoffs.exemplars import population
+
 
 def predicted_labels(logits: jax.Array) -> jax.Array:
   """int [runs, examples] from logits [runs, examples, classes]."""
@@ -177,8 +179,7 @@ def bitwise_identical(runs: Sequence[Any] | Any) -> bool:
 def modal_predictions(predictions: jax.Array, num_classes: int) -> jax.Array:
   """int [examples]: the most frequent prediction across runs (ties: the smallest label)."""
   _check_predictions(predictions)
-  votes = jnp.sum(jax.nn.one_hot(predictions, num_classes, dtype=jnp.int32), axis=0)
-  return jnp.argmax(votes, axis=-1)
+  return population.modal_labels(predictions, num_classes)
 
 
 def flip_counts(predictions: jax.Array, num_classes: int) -> jax.Array:

@@ -692,7 +692,7 @@ def _record(name: str, m: dict[str, Any], analysis: dict[str, Any], config: Any,
 def write_outputs(workdir: str, analysis: dict[str, Any], config: Any,
                   environment: dict[str, Any]) -> list[dict[str, Any]]:
   """records.jsonl (variants not yet recorded), analysis.json, report.md and figures."""
-  from tradeoffs import report as report_lib  # pylint: disable=g-import-not-at-top
+  from tradeoffs.report import write as report_lib  # pylint: disable=g-import-not-at-top
   records = [_record(n, m, analysis, config, environment)
              for n, m in analysis["measured"].items()]
   done = {r.get("variant") for r in workdir_lib.read_jsonl(
@@ -704,20 +704,18 @@ def write_outputs(workdir: str, analysis: dict[str, Any], config: Any,
       **{k: v for k, v in analysis.items() if k != "measured"},
       "measured": {n: {k: v for k, v in m.items() if not k.startswith("_")}
                    for n, m in analysis["measured"].items()}})
+  figures = {"per_class_vs_top1": plot_std(workdir, analysis),
+             "unstable": plot_unstable(workdir, analysis, int(config.report.max_images))}
+  blocks = report_blocks(analysis, config, figures)
   if records:
     timed = any(r["efficiency"]["seconds_per_step"] is not None for r in records)
     report_lib.write_report(workdir, records, title="Determinism: run-to-run variation",
                             axes=["efficiency.seconds_per_step"] if timed else [],
                             metrics=["accuracy.top1", "hidden_costs.churn",
-                                     "hidden_costs.per_class_std_max"])
-    with open(os.path.join(workdir, "report.md")) as f:
-      generic = f.read()
-  else:
-    generic = ""
-  figures = {"per_class_vs_top1": plot_std(workdir, analysis),
-             "unstable": plot_unstable(workdir, analysis, int(config.report.max_images))}
-  text = render_report(analysis, config, figures)
-  workdir_lib.atomic_write_text(os.path.join(workdir, "report.md"), text + "\n" + generic)
+                                     "hidden_costs.per_class_std_max"], lead_blocks=blocks)
+  else:  # Nothing measured: the study's sections alone say why.
+    text = report_lib.render_markdown([("h1", "Determinism: run-to-run variation"), *blocks])
+    workdir_lib.atomic_write_text(os.path.join(workdir, "report.md"), text)
   return records
 
 
@@ -739,48 +737,46 @@ def _fmt_list(values: Any) -> str:
   return " / ".join(_fmt(v) for v in values)
 
 
-def render_report(analysis: dict[str, Any], config: Any, figures: dict[str, str | None]
-                  ) -> str:
+def report_blocks(analysis: dict[str, Any], config: Any, figures: dict[str, str | None]
+                  ) -> list[tuple[Any, ...]]:
+  """The study's own report sections, as `report.write_report` blocks."""
   measured, status = analysis["measured"], analysis["status"]
   training = config.training
-  lines = ["# Determinism study", "",
-           f"Training config: model `{training.model.name}` on `{training.dataset.name}`, "
-           f"{training.train.steps} steps, batch {training.train.batch_size}, base seeds "
-           f"{base_seeds(training)}. In-process settings are one population of "
-           f"{config.repeats} members (one vmapped program); implementation settings run "
-           f"{config.impl_repeats} separate processes each. Group attribute: "
-           f"`{config.group_attribute}`.", "",
-           "## Noise source → variation across runs", "",
-           "| Setting | Mode | Runs | Top-1 mean | Top-1 std | Per-class std max | "
-           "Per-class std mean | Churn | L2 | Bitwise preds | Bitwise weights | Init equal | "
-           "Flipped examples | FNR std by group | s/step | Status |",
-           "|" + "---|" * 16]
+  blocks = [("p", f"Training config: model `{training.model.name}` on "
+                  f"`{training.dataset.name}`, {training.train.steps} steps, batch "
+                  f"{training.train.batch_size}, base seeds {base_seeds(training)}. In-process "
+                  f"settings are one population of {config.repeats} members (one vmapped "
+                  f"program); implementation settings run {config.impl_repeats} separate "
+                  f"processes each. Group attribute: `{config.group_attribute}`."),
+            ("h2", "Noise source → variation across runs")]
+  headers = ["Setting", "Mode", "Runs", "Top-1 mean", "Top-1 std", "Per-class std max",
+             "Per-class std mean", "Churn", "L2", "Bitwise preds", "Bitwise weights",
+             "Init equal", "Flipped examples", "FNR std by group", "s/step", "Status"]
+  rows = []
   for name in analysis["order"]:
     m = measured.get(name)
     if m is None:
-      lines.append(f"| {name} |" + " – |" * 14 + f" {status.get(name, '')} |")
+      rows.append([name] + ["–"] * 14 + [status.get(name, "")])
       continue
-    lines.append(
-        f"| {name} | {m.get('mode')} | {m['runs']} | {_fmt(m['top1_mean'], 4)} | "
-        f"{_fmt(m['top1_std'])} | {_fmt(m['per_class_std_max'])} | "
-        f"{_fmt(m['per_class_std_mean'])} | {_fmt(m['churn'])} | {_fmt(m.get('weight_l2'))} | "
-        f"{_fmt(m['logits_identical'])} | {_fmt(m.get('weights_identical'))} | "
-        f"{_fmt(m.get('init_identical'))} | {m['flipped_examples']} | "
-        f"{_fmt_list(m.get('fnr_std_by_group'))} | {_fmt(m['seconds_per_step'])} | "
-        f"{status[name]} |")
-  lines += ["", "Bitwise: logits (and final weights) of every run equal bit for bit. "
-            "s/step is per population step for in-process settings. FNR std by group: "
-            "std across runs of one-vs-rest false-negative rates, mean over classes.", ""]
+    rows.append([
+        name, str(m.get("mode")), str(m["runs"]), _fmt(m["top1_mean"], 4), _fmt(m["top1_std"]),
+        _fmt(m["per_class_std_max"]), _fmt(m["per_class_std_mean"]), _fmt(m["churn"]),
+        _fmt(m.get("weight_l2")), _fmt(m["logits_identical"]),
+        _fmt(m.get("weights_identical")), _fmt(m.get("init_identical")),
+        str(m["flipped_examples"]), _fmt_list(m.get("fnr_std_by_group")),
+        _fmt(m["seconds_per_step"]), status[name]])
+  blocks += [("table", headers, rows),
+             ("p", "Bitwise: logits (and final weights) of every run equal bit for bit. "
+                   "s/step is per population step for in-process settings. FNR std by group: "
+                   "std across runs of one-vs-rest false-negative rates, mean over classes.")]
   if analysis["versus"]:
-    lines += ["## Against control (run r vs run r, same seeds)", "",
-              "| Setting | Reference | Pairs | Churn | L2 | Identical logits | Identical weights |",
-              "|---|---|---|---|---|---|---|"]
-    for name, v in analysis["versus"].items():
-      lines.append(f"| {name} | {v['reference']} | {v['pairs']} | {_fmt(v['churn'])} | "
-                   f"{_fmt(v.get('weight_l2'))} | {_fmt(v['logits_identical'])} | "
-                   f"{_fmt(v.get('weights_identical'))} |")
-    lines.append("")
-  lines += ["## Hardware and subgroups", ""]
+    blocks += [("h2", "Against control (run r vs run r, same seeds)"),
+               ("table", ["Setting", "Reference", "Pairs", "Churn", "L2", "Identical logits",
+                          "Identical weights"],
+                [[name, v["reference"], str(v["pairs"]), _fmt(v["churn"]), _fmt(v.get("weight_l2")),
+                  _fmt(v["logits_identical"]), _fmt(v.get("weights_identical"))]
+                 for name, v in analysis["versus"].items()])]
+  blocks.append(("h2", "Hardware and subgroups"))
   hw = analysis["hardware"]
   for key, label in (("without_mitigation", "without mitigation"),
                      ("with_mitigation", f"with the boundary-alignment penalty "
@@ -788,36 +784,36 @@ def render_report(analysis: dict[str, Any], config: Any, figures: dict[str, str 
     h = hw[key]
     if h is None:
       if key == "without_mitigation" or hw["mitigation_weight"] > 0:
-        lines.append(f"- {label}: not computed (needs at least 2 implementation settings "
-                     "that finished).")
+        blocks.append(("p", f"{label}: not computed (needs at least 2 implementation "
+                            "settings that finished)."))
       continue
     deltas = ", ".join(f"{g}: {_fmt(d)}" for g, d in zip(h["group_names"], h["delta"]))
-    lines.append(f"- {label}: Δ (group test {h['metric']}, {h['reduce']} over "
-                 f"{', '.join(h['settings'])}; {h['runs']} run(s)) = {deltas}; "
-                 f"**ξ = {_fmt(h['xi'])}** (mean Δ {_fmt(h['mean_delta'])}: read ξ with it, "
-                 "a smaller ξ from uniformly larger Δ is not a fairer model)")
-  lines.append("")
+    blocks.append(("p", f"{label}: Δ (group test {h['metric']}, {h['reduce']} over "
+                        f"{', '.join(h['settings'])}; {h['runs']} run(s)) = {deltas}; "
+                        f"ξ = {_fmt(h['xi'])} (mean Δ {_fmt(h['mean_delta'])}: read ξ with "
+                        "it, a smaller ξ from uniformly larger Δ is not a fairer model)"))
   if analysis["mechanism"]:
-    lines += ["Mechanism (section 8 bound: excess loss ≤ ‖∇ℓ_a‖·d + ½·λ_max(H_a)·d²):", "",
-              "| Run | Split | Group | Examples | ‖∇ℓ_a‖ | λ_max(H_a) |", "|---|---|---|---|---|---|"]
+    rows = []
     for name, mech in analysis["mechanism"].items():
       if "skipped" in mech:
-        lines.append(f"| {name} | skipped: {mech['skipped']} | | | | |")
+        rows.append([name, f"skipped: {mech['skipped']}", "", "", "", ""])
         continue
-      for g, n, gn, ev in zip(mech["group_names"], mech["group_counts"], mech["grad_norm"],
-                              mech["top_hessian_eigenvalue"]):
-        lines.append(f"| {name} | {mech['split']} | {g} | {n} | {_fmt(gn)} | {_fmt(ev)} |")
-    lines.append("")
-  lines += ["## Cost of determinism", "", analysis["determinism_cost"]["note"], ""]
+      rows += [[name, mech["split"], g, str(n), _fmt(gn), _fmt(ev)]
+               for g, n, gn, ev in zip(mech["group_names"], mech["group_counts"],
+                                       mech["grad_norm"], mech["top_hessian_eigenvalue"])]
+    blocks += [("p", "Mechanism (section 8 bound: excess loss ≤ ‖∇ℓ_a‖·d + "
+                     "½·λ_max(H_a)·d²):"),
+               ("table", ["Run", "Split", "Group", "Examples", "‖∇ℓ_a‖", "λ_max(H_a)"], rows)]
+  blocks += [("h2", "Cost of determinism"), ("p", analysis["determinism_cost"]["note"])]
   if figures.get("per_class_vs_top1"):
-    lines += ["## Per-class std against top-1 std", "",
-              f"![per-class std against top-1 std]({figures['per_class_vs_top1']})", ""]
+    blocks += [("h2", "Per-class std against top-1 std"),
+               ("img", figures["per_class_vs_top1"], "per-class std against top-1 std")]
   if figures.get("unstable"):
-    lines += ["## Most unstable test examples", "",
-              "Examples whose prediction is not the same in every run, most flips first "
-              "(over the runs of all settings together).", "",
-              f"![unstable examples]({figures['unstable']})", ""]
-  return "\n".join(lines)
+    blocks += [("h2", "Most unstable test examples"),
+               ("p", "Examples whose prediction is not the same in every run, most flips "
+                     "first (over the runs of all settings together)."),
+               ("img", figures["unstable"], "unstable examples")]
+  return blocks
 
 
 def plot_std(workdir: str, analysis: dict[str, Any]) -> str | None:
