@@ -89,10 +89,3 @@ def decode_weights(b: Array, received: Array) -> Array:
   a = jnp.linalg.pinv(masked, rtol=1e-5) @ ones
   return a * received.astype(b.dtype)
 
-
-def partition_support(b: Array) -> np.ndarray:
-  """Partition indices per worker [m, s+1] (the support of each row of B, padded)."""
-  b = np.asarray(b)
-  supports = [np.flatnonzero(np.abs(row) > 0) for row in b]
-  width = max(len(x) for x in supports)
-  return np.stack([np.pad(x, (0, width - len(x)), mode="edge") for x in supports])

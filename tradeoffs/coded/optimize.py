@@ -22,7 +22,7 @@ summing its workers' weighted messages before a `psum`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -240,24 +240,30 @@ def simulate(problem: problems_lib.Problem, data: WorkerData, received: Array, *
     step_size = default_step_size(problem, optimizer)
   d = problem.features.shape[1]
   w0 = jnp.zeros((d,), jnp.float32) if w0 is None else jnp.asarray(w0, jnp.float32)
-  weights = jax.vmap(lambda r: decode_weights(data, r))(received)  # [T, m], w-independent.
-  kwargs = dict(optimizer=optimizer, step_size=float(step_size), l2=problem.l2, l1=problem.l1,
-                memory=int(memory))
-  if mesh is None:
-    return jax.jit(lambda dd, a, w: _loop(dd, a, w, reduce=lambda x: x, **kwargs))(
-        data, weights, w0)
-  devices = mesh.shape[axis]
-  if data.num_workers % devices:
+  if mesh is not None and data.num_workers % mesh.shape[axis]:
     raise ValueError(f"num_workers={data.num_workers} must be a multiple of the mesh axis "
-                     f"{axis!r} size {devices}")
-  data_spec = jax.tree.map(lambda _: P(axis), data)
+                     f"{axis!r} size {mesh.shape[axis]}")
+  weights = jax.vmap(lambda r: decode_weights(data, r))(received)  # [T, m], w-independent.
+  return _simulate_jit(data, weights, w0, mesh=mesh, axis=axis, optimizer=optimizer,
+                       step_size=float(step_size), l2=problem.l2, l1=problem.l1,
+                       memory=int(memory))
+
+
+@functools.partial(jax.jit, static_argnames=("mesh", "axis", "optimizer", "step_size", "l2",
+                                             "l1", "memory"))
+def _simulate_jit(data: WorkerData, weights: Array, w0: Array, *, mesh, axis, optimizer,
+                  step_size, l2, l1, memory):
+  """One compiled loop per (shapes, mesh, settings), reused across calls (e.g. delays)."""
+  kwargs = dict(optimizer=optimizer, step_size=step_size, l2=l2, l1=l1, memory=memory)
+  if mesh is None:
+    return _loop(data, weights, w0, reduce=lambda x: x, **kwargs)
 
   def body(dd, a, w):
     return _loop(dd, a, w, reduce=lambda x: jax.lax.psum(x, axis), **kwargs)
 
-  sharded = jax.shard_map(body, mesh=mesh, in_specs=(data_spec, P(None, axis), P()),
-                          out_specs=P(), check_vma=False)
-  return jax.jit(sharded)(data, weights, w0)
+  data_spec = jax.tree.map(lambda _: P(axis), data)
+  return jax.shard_map(body, mesh=mesh, in_specs=(data_spec, P(None, axis), P()),
+                       out_specs=P(), check_vma=False)(data, weights, w0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,10 +311,3 @@ def make_mesh(num_devices: int | None = None, axis: str = "workers") -> jax.shar
   num_devices = num_devices or jax.device_count()
   return jax.make_mesh((num_devices,), (axis,), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=jax.devices()[:num_devices])
-
-
-def scheme_summary(data: WorkerData) -> dict[str, Any]:
-  return dict(family=data.family, beta=data.beta, num_workers=data.num_workers,
-              rows_per_worker=data.rows_per_worker, loss=data.loss)
-
-

@@ -160,11 +160,7 @@ def run_study(config, workdir: str, environment: dict[str, Any]) -> list[dict[st
     delays = stragglers_lib.sample_delays(model, model_key, config.steps, m,
                                           **config.straggler_params[model].to_dict())
     scheme_key = jax.random.fold_in(root, 1000 + schemes.index(scheme))
-    if scheme["family"] == "encoded":
-      data = optimize.encode_problem(problem, scheme["kind"], scheme["beta"], m, scheme_key)
-    else:
-      data = optimize.gradient_code_problem(problem, scheme["kind"], m,
-                                            config.gradient_coding.num_stragglers, scheme_key)
+    data = _worker_data(problem, scheme, config, scheme_key)
     trace = optimize.run(problem, data, delays, scheme["k"], optimizer=config.optimizer,
                          step_size=step_size, memory=config.memory,
                          compute_seconds_per_row=config.compute_seconds_per_row, mesh=mesh,
@@ -190,7 +186,7 @@ def run_study(config, workdir: str, environment: dict[str, Any]) -> list[dict[st
                  "ETA %.0fs", index + 1, total, variant, config.steps, rel[-1], rate,
                  (total - index - 1) / rate)
   if config.executor.name:
-    _run_executor(config, problem, schemes, results, root)
+    _run_executor(config, problem, schemes, results, root, w_star, step_size)
   records = [_record(r, config, environment) for r in results]
   records_lib.append_records(workdir, records)
   if workdir_lib.is_writer():
@@ -198,10 +194,20 @@ def run_study(config, workdir: str, environment: dict[str, Any]) -> list[dict[st
   return results
 
 
-def _run_executor(config, problem, schemes, results, root) -> None:
+def _worker_data(problem, scheme, config, key) -> optimize.WorkerData:
+  """What the m workers hold for `scheme`: encoded blocks or gradient-code partitions."""
+  if scheme["family"] == "encoded":
+    return optimize.encode_problem(problem, scheme["kind"], scheme["beta"], config.num_workers,
+                                   key)
+  return optimize.gradient_code_problem(problem, scheme["kind"], config.num_workers,
+                                        config.gradient_coding.num_stragglers, key)
+
+
+def _run_executor(config, problem, schemes, results, root, w_star, step_size) -> None:
   from tradeoffs.coded import executors  # pylint: disable=g-import-not-at-top
   run_fn = executors.get_executor(config.executor.name)
   by_name = {s["name"]: s for s in schemes}
+  f_star = float(problems.objective(problem, w_star))
   for name in config.executor.schemes:
     if name not in by_name:
       raise ValueError(f"executor.schemes contains {name!r}; valid: {sorted(by_name)}")
@@ -210,15 +216,10 @@ def _run_executor(config, problem, schemes, results, root) -> None:
     delays = stragglers_lib.sample_delays(
         model, jax.random.fold_in(root, 1), config.executor.steps, config.num_workers,
         **config.straggler_params[model].to_dict())
-    key = jax.random.fold_in(root, 1000 + schemes.index(scheme))
-    data = (optimize.encode_problem(problem, scheme["kind"], scheme["beta"], config.num_workers, key)
-            if scheme["family"] == "encoded" else
-            optimize.gradient_code_problem(problem, scheme["kind"], config.num_workers,
-                                           config.gradient_coding.num_stragglers, key))
+    data = _worker_data(problem, scheme, config,
+                        jax.random.fold_in(root, 1000 + schemes.index(scheme)))
     out = run_fn(problem, data, np.asarray(delays), scheme["k"], optimizer=config.optimizer,
-                 step_size=optimize.default_step_size(problem, config.optimizer, config.step_scale),
-                 time_scale=config.executor.time_scale)
-    f_star = float(problems.objective(problem, problems.optimum(problem)))
+                 step_size=step_size, time_scale=config.executor.time_scale)
     values = np.asarray([float(problems.objective(problem, jnp.asarray(w, jnp.float32)))
                          for w in out["weights"]])
     for r in results:
