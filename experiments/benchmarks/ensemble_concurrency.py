@@ -13,9 +13,9 @@ the script reruns itself once per device count in --device_counts:
   python experiments/benchmarks/ensemble_concurrency.py               # 4 and 2 devices
   python experiments/benchmarks/ensemble_concurrency.py --devices=4 --repeats=50
 
-Timing uses its own tiny timer rather than `tradeoffs.efficiency.measure_latency`, which
-wraps the function in `jax.jit`: that would compile the sequential Python loop into one
-program and stop it being a sequential baseline.
+Timing uses `tradeoffs.efficiency.measure_latency(jit=False)`: wrapping the function in
+`jax.jit` would compile the sequential Python loop into one program and stop it being a
+sequential baseline.
 """
 
 from __future__ import annotations
@@ -126,18 +126,18 @@ def run_benchmark(num_devices: int) -> None:
     concurrent = ensembles.concurrent_apply_fn(member_apply, mesh)
     concurrent_map = ensembles.concurrent_apply_fn(member_apply, mesh, method="shard_map",
                                                    member_loop="map")
-    sharded = ensembles.shard_members(member_params, mesh)
     one_device = jax.jit(jax.vmap(member_apply, in_axes=(0, None)))
     sequential = ensembles.sequential_apply_fn(member_apply)
     members_list = ensembles.unstack_members(member_params, jax.devices()[0])
 
     t_wide_inf = median_ms(wide_apply, wide_params, x_infer, **timing)
-    t_conc = median_ms(concurrent, sharded, x_infer, **timing)
-    t_conc_map = median_ms(concurrent_map, sharded, x_infer, **timing)
+    t_conc = median_ms(concurrent, sharded_params, x_infer, **timing)
+    t_conc_map = median_ms(concurrent_map, sharded_params, x_infer, **timing)
     t_vmap = median_ms(one_device, member_params, x_infer, **timing)
     t_seq = median_ms(sequential, members_list, x_infer, **timing)
-    np.testing.assert_allclose(concurrent(sharded, x_infer), sequential(members_list, x_infer),
-                               rtol=1e-4, atol=1e-4)  # Sanity, not a benchmark target.
+    np.testing.assert_allclose(concurrent(sharded_params, x_infer),
+                               sequential(members_list, x_infer), rtol=1e-4,
+                               atol=1e-4)  # Sanity, not a benchmark target.
     print(f"  inference: wide {t_wide_inf:.3f} ms | concurrent on {mesh.size} devices: "
           f"sharded vmap {t_conc:.3f} ms, shard_map + lax.map {t_conc_map:.3f} ms | "
           f"vmapped on 1 device {t_vmap:.3f} ms | sequential loop {t_seq:.3f} ms")

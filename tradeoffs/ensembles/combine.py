@@ -63,10 +63,15 @@ def get_combiner(mode: str) -> Callable[[jax.Array], jax.Array]:
   return COMBINERS[mode]
 
 
+def check_logits(logits: jax.Array, name: str = "logits") -> None:
+  """ValueError unless `logits` is [members, batch, classes]."""
+  if jnp.ndim(logits) != 3:
+    raise ValueError(f"{name} must have shape [members, batch, classes], got shape "
+                     f"{jnp.shape(logits)}")
+
+
 def combine(logits: jax.Array, mode: str = "mean_logits") -> jax.Array:
   """Ensemble scores [B, C] (logits or log-probs) from member logits [S, B, C]."""
   fn = get_combiner(mode)
-  if jnp.ndim(logits) != 3:
-    raise ValueError(f"logits must have shape [members, batch, classes], got shape "
-                     f"{jnp.shape(logits)}")
+  check_logits(logits)
   return fn(logits)

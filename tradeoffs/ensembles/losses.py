@@ -6,29 +6,18 @@ averaged over the batch. They are pure and jit/vmap/grad-able.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
+from tradeoffs.ensembles.combine import check_logits as _check_logits
+from tradeoffs.ensembles.combine import mean_probs
 from tradeoffs.ensembles.divide import check_num_members
-
-
-def _check_logits(logits: jax.Array, name: str = "logits") -> None:
-  if jnp.ndim(logits) != 3:
-    raise ValueError(f"{name} must have shape [members, batch, classes], got shape "
-                     f"{jnp.shape(logits)}")
 
 
 def _entropy(log_probs: jax.Array) -> jax.Array:
   return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
-
-
-def mean_log_probs(logits: jax.Array) -> jax.Array:
-  """log(mean_i softmax(logits_i)) over the member axis 0, computed stably."""
-  log_probs = jax.nn.log_softmax(logits, axis=-1)
-  return jax.nn.logsumexp(log_probs, axis=0) - math.log(logits.shape[0])
 
 
 def js_divergence(logits: jax.Array) -> jax.Array:
@@ -40,7 +29,7 @@ def js_divergence(logits: jax.Array) -> jax.Array:
   """
   _check_logits(logits)
   log_probs = jax.nn.log_softmax(logits, axis=-1)
-  mixture_entropy = _entropy(mean_log_probs(logits))            # [B]
+  mixture_entropy = _entropy(mean_probs(logits))                # [B]
   member_entropy = jnp.mean(_entropy(log_probs), axis=0)        # [B]
   return jnp.mean(mixture_entropy - member_entropy)
 

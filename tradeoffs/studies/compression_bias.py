@@ -556,8 +556,8 @@ def _score(config: Any, workdir: str, spec: Mapping[str, Any], state: pop_lib.Tr
                            "seeds": env.get("seeds")}
   if spec["method"] in PRUNING_METHODS:
     extra["measured_sparsity"] = measured_sparsity(state.params)
-    extra["distribution"] = _distribution(config) if isinstance(
-        _distribution(config), str) else "custom"
+    distribution = _distribution(config)
+    extra["distribution"] = distribution if isinstance(distribution, str) else "custom"
   if spec["method"] == "quantize":
     efficiency["packed_bytes"] = quantization.quantized_bytes(
         member0, spec["bits"], config.compression.granularity)

@@ -43,7 +43,6 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -56,7 +55,6 @@ from tradeoffs import fairness
 from tradeoffs import quantization
 from tradeoffs import sparsity
 from tradeoffs import workdir as workdir_lib
-from tradeoffs.determinism import metrics as determinism_metrics
 from tradeoffs.ensembles.divide import WIDTH_RULE_NAMES
 from tradeoffs.report import pareto as pareto_lib
 from tradeoffs.report import records as records_lib
@@ -299,14 +297,8 @@ def cotraining_coupling(ensemble_size: int, loss: str = "js_divergence", weight:
 
 
 ensemble_logits = divide_cotrain.ensemble_logits  # [R*S, N, C] -> [R, N, C].
-
-
-def churn(logits: Any) -> float | None:
-  """Mean pairwise disagreement of predicted labels across members; None for one member."""
-  preds = jnp.argmax(jnp.asarray(logits), -1)
-  if preds.shape[0] < 2:
-    return None
-  return float(determinism_metrics.churn(preds))
+# Mean pairwise disagreement of predicted labels across members; None for one member.
+churn = divide_cotrain.run_churn
 
 
 def _finite(value: Any) -> float | None:
@@ -378,11 +370,7 @@ def _place_like(host_tree: Any, like: Any) -> Any:
 def _ensemble_efficiency(state: Any, example: np.ndarray, size: int, mode: str,
                          repeats: int, time_it: bool) -> dict[str, Any]:
   """Cost of one whole ensemble (its S members applied and combined) on one device."""
-  first = jax.tree.map(lambda x: x[:size], {"params": state.params,
-                                            "batch_stats": state.batch_stats})
-  if not jax.tree.leaves(first["batch_stats"]):
-    first = {"params": first["params"]}
-  first = _host_copy(first)
+  first = divide_cotrain.ensemble_variables(state, size)
 
   def apply(variables, x):
     logits = jax.vmap(lambda v: state.apply_fn(v, x, train=False))(variables)
@@ -576,10 +564,10 @@ def run(config: Any, workdir: str, *, write: bool = True) -> list[dict[str, Any]
   except _Preempted as e:
     logging.warning("frontier: preempted while training %s; rerun the same command to "
                     "resume (finished variants are skipped)", e)
-    study.writer.close()
     return records_lib.load_records(workdir) if os.path.exists(
         os.path.join(workdir, records_lib.RECORDS_FILE)) else []
-  study.writer.close()
+  finally:
+    study.writer.close()
   records = records_lib.load_records(workdir)
   logging.info("frontier: all %d variants recorded in %.0fs", len(records), time.time() - start)
   if write:

@@ -531,15 +531,28 @@ def _pct(value: Any) -> str:
   return "–" if value is None else f"{100 * value:.2f}"
 
 
+def _pyplot():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def _save_figure(fig, workdir: str, name: str) -> str:
+  fig.tight_layout()
+  path = os.path.join(workdir, name)
+  fig.savefig(path, dpi=110)
+  _pyplot().close(fig)
+  return path
+
+
 def plot_accuracy(workdir: str, comparison: Mapping[str, Any],
                   records: Sequence[Mapping[str, Any]]) -> str | None:
   """Top-1 of sparse and dense per setting: bars are population means, dots are members."""
   rows = comparison["settings"]
   if not rows:
     return None
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = _pyplot()
   by = {(r["setting"]["name"], r["kind"]): r for r in records}
   fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(rows)), 3.8))
   x = np.arange(len(rows))
@@ -557,11 +570,7 @@ def plot_accuracy(workdir: str, comparison: Mapping[str, Any],
   ax.set_ylabel("test top-1")
   ax.set_title("Same capacity: wide-sparse vs narrow-dense")
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  path = os.path.join(workdir, "accuracy_sparse_vs_dense.png")
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _save_figure(fig, workdir, "accuracy_sparse_vs_dense.png")
 
 
 def plot_flow_vs_accuracy(workdir: str, records: Sequence[Mapping[str, Any]],
@@ -569,9 +578,7 @@ def plot_flow_vs_accuracy(workdir: str, records: Sequence[Mapping[str, Any]],
   """EGF_1, EGF_2 and the plain gradient norm against final top-1, one point per variant."""
   if not records:
     return None
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = _pyplot()
   metrics = ("egf_1", "egf_2", "grad_norm")
   fig, axs = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
   for ax, metric in zip(axs[0], metrics):
@@ -589,20 +596,14 @@ def plot_flow_vs_accuracy(workdir: str, records: Sequence[Mapping[str, Any]],
     ax.set_xlabel(f"{metric} (mean over training)")
     ax.set_ylabel("test top-1")
     ax.legend(fontsize=7)
-  fig.tight_layout()
-  path = os.path.join(workdir, "egf_vs_accuracy.png")
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _save_figure(fig, workdir, "egf_vs_accuracy.png")
 
 
 def plot_flow_traces(workdir: str, records: Sequence[Mapping[str, Any]]) -> str | None:
   """EGF_2 at each logged evaluation through training, per variant."""
   if not records:
     return None
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = _pyplot()
   fig, ax = plt.subplots(figsize=(6.0, 3.8))
   for r in records:
     trace = r.get("flow_trace") or {}
@@ -613,11 +614,7 @@ def plot_flow_traces(workdir: str, records: Sequence[Mapping[str, Any]]) -> str 
   ax.set_xlabel("step")
   ax.set_ylabel("EGF_2 (population mean)")
   ax.legend(fontsize=5, ncol=2)
-  fig.tight_layout()
-  path = os.path.join(workdir, "egf_traces.png")
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _save_figure(fig, workdir, "egf_traces.png")
 
 
 def render_study_section(analysis: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
