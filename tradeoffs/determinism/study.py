@@ -253,18 +253,12 @@ def train_run(train_config: Any, workdir: str) -> dict[str, Any] | None:
   preempted (the state is checkpointed; rerun to resume).
   """
   from tradeoffs.train import experiment  # pylint: disable=g-import-not-at-top
-  from tradeoffs.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   from tradeoffs.train import predictions as predictions_lib  # pylint: disable=g-import-not-at-top
-  from tradeoffs.train import seeds as seeds_lib  # pylint: disable=g-import-not-at-top
   from tradeoffs.train import distributed  # pylint: disable=g-import-not-at-top
 
   experiment.validate(train_config)
   members = int(train_config.population.members)
-  member_shards = int(train_config.mesh.get("member_shards", 0) or 0) or None
-  mesh = mesh_lib.make_mesh(members, member_shards)
-  env = environment_lib.capture(mesh)
-  env["seeds"] = seeds_lib.describe(seeds_lib.Seeds.from_config(train_config.seeds), members)
-  workdir_lib.prepare(workdir, train_config, env)
+  mesh, env = experiment.prepare_workdir(train_config, workdir)
   dataset = experiment.load_dataset(train_config)
   overrides = {}
   mitigation = train_config.get("mitigation")

@@ -42,7 +42,6 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from tradeoffs import environment
 from tradeoffs import exemplars
 from tradeoffs import fairness
 from tradeoffs import quantization
@@ -52,11 +51,9 @@ from tradeoffs.report import records as records_lib
 from tradeoffs.sparsity import distributions as distributions_lib
 from tradeoffs.studies import common
 from tradeoffs.train import experiment
-from tradeoffs.train import mesh as mesh_lib
 from tradeoffs.train import optimizers
 from tradeoffs.train import population as pop_lib
 from tradeoffs.train import predictions as predictions_lib
-from tradeoffs.train import seeds as seeds_lib
 
 STUDY = "compression_bias"
 DENSE = "dense"
@@ -577,11 +574,7 @@ def run(config: Any, workdir: str) -> list[dict[str, Any]] | None:
   resumes from workdir/checkpoints/<variant>.
   """
   validate_config(config)
-  members = int(config.population.members)
-  mesh = mesh_lib.make_mesh(members, int(_get(config.mesh, "member_shards", 0)) or None)
-  env = environment.capture(mesh)
-  env["seeds"] = seeds_lib.describe(seeds_lib.Seeds.from_config(config.seeds), members)
-  workdir_lib.prepare(workdir, config, env)
+  mesh, env = experiment.prepare_workdir(config, workdir)
   done = common.recorded_variants(workdir)
   plan = planned_variants(config)
   pending = [spec for spec in plan if spec["variant"] not in done]

@@ -49,7 +49,6 @@ from absl import logging
 
 from tradeoffs import efficiency
 from tradeoffs import ensembles
-from tradeoffs import environment
 from tradeoffs import exemplars
 from tradeoffs import fairness
 from tradeoffs import quantization
@@ -66,10 +65,8 @@ from tradeoffs.studies import divide_cotrain
 from tradeoffs.train import checkpoint as checkpoint_lib
 from tradeoffs.train import distributed
 from tradeoffs.train import experiment
-from tradeoffs.train import mesh as mesh_lib
 from tradeoffs.train import optimizers
 from tradeoffs.train import predictions as predictions_lib
-from tradeoffs.train import seeds as seeds_lib
 
 STUDY = "frontier"
 TECHNIQUES = ("dense", "pruned", "quantized", "divided")
@@ -542,12 +539,7 @@ def run(config: Any, workdir: str, *, write: bool = True) -> list[dict[str, Any]
   distributed.maybe_initialize()
   checkpoint_lib.quiet_orbax()
   variants = validate_config(config)
-  mesh = mesh_lib.make_mesh(int(config.population.members),
-                            int(config.mesh.get("member_shards", 0) or 0) or None)
-  env = environment.capture(mesh)
-  env["seeds"] = seeds_lib.describe(seeds_lib.Seeds.from_config(config.seeds),
-                                    int(config.population.members))
-  workdir_lib.prepare(workdir, config, env)
+  mesh, env = experiment.prepare_workdir(config, workdir)
   done = common.recorded_variants(workdir)
   study = _Study(config, workdir, variants, env)
   start = time.time()

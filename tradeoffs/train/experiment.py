@@ -123,6 +123,17 @@ def make_mesh(config: Any) -> Any:
   return mesh
 
 
+def prepare_workdir(config: Any, workdir: str) -> tuple[Any, dict[str, Any]]:
+  """The run's mesh and recorded environment (with each member's seeds); refuses a workdir
+  that holds a different config. Returns (mesh, environment)."""
+  mesh = make_mesh(config)
+  env = environment.capture(mesh)
+  env["seeds"] = seeds_lib.describe(seeds_lib.Seeds.from_config(config.seeds),
+                                    int(config.population.members))
+  workdir_lib.prepare(workdir, config, env)
+  return mesh, env
+
+
 def build(config: Any, dataset: data_lib.Dataset | None = None,
           step_overrides: dict[str, Any] | None = None, tx=None, init_fn=None, mesh=None):
   """Mesh, data on device, model, optimizer, fresh population and step config."""
@@ -250,10 +261,7 @@ def run(config: Any, workdir: str) -> RunResult | None:
   checkpoint_lib.quiet_orbax()
   validate(config)
   members = int(config.population.members)
-  mesh = make_mesh(config)
-  env = environment.capture(mesh)
-  env["seeds"] = seeds_lib.describe(seeds_lib.Seeds.from_config(config.seeds), members)
-  workdir_lib.prepare(workdir, config, env)
+  mesh, env = prepare_workdir(config, workdir)
   logging.info("process %d/%d, %d devices (%s), mesh %s", jax.process_index(),
                jax.process_count(), jax.device_count(), env["device_kind"], dict(mesh.shape))
   mesh, dataset, model, state, step_config = build(config, mesh=mesh)
