@@ -20,11 +20,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from tradeoffs import environment
 from tradeoffs.studies import divide_cotrain
-from tradeoffs.train import checkpoint
-from tradeoffs.train import distributed
-from tradeoffs.train import mesh as mesh_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(__file__), "configs", "divide_cotrain.py"),
@@ -38,12 +34,9 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  distributed.maybe_initialize()
-  checkpoint.quiet_orbax()
-  config = _CONFIG.value
-  divide_cotrain.validate_config(config)  # Bad input fails before anything compiles.
-  env = environment.capture(mesh_lib.make_mesh(1))
-  records = divide_cotrain.run(config, _WORKDIR.value, environment=env)
+  # `run` starts the distributed runtime, validates the config before anything compiles
+  # and records the environment (with the seeds).
+  records = divide_cotrain.run(_CONFIG.value, _WORKDIR.value)
   if records is None:
     logging.warning("preempted: rerun the same command to resume")
     return

@@ -33,7 +33,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   distributed.maybe_initialize()
   checkpoint.quiet_orbax()
-  sparse_vs_dense.validate_config(_CONFIG.value)  # Bad input fails before anything compiles.
+  # `run` validates the config before anything compiles.
   records = sparse_vs_dense.run(_CONFIG.value, _WORKDIR.value)
   if records is None:
     logging.warning("preempted: rerun the same command to resume")

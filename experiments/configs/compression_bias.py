@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from experiments.configs import cifar10_resnet20
 from experiments.configs import common
 
 
@@ -79,15 +80,9 @@ def get_config(arg=None):
     c.efficiency.repeats = 3
     c.analysis.audit_max_images = 16
   elif args.variant == "cifar10":
-    c.dataset.name = "cifar10"
-    c.model.name = "resnet20"
-    c.model.kwargs = ml_collections.ConfigDict()
-    c.optimizer.update(dict(name="sgd", learning_rate=0.1, momentum=0.9, nesterov=True,
-                            weight_decay=1e-4, schedule="warmup_cosine", warmup_steps=1000))
-    c.augment.names = ("pad_crop", "flip")
-    c.augment.pad = 4
-    c.train.update(dict(steps=64000, batch_size=128, steps_per_dispatch=100, log_every=500,
-                        checkpoint_every=5000, eval_every=5000))
+    recipe = cifar10_resnet20.get_config()  # The standard ResNet-20 CIFAR-10 training.
+    for section in ("dataset", "model", "optimizer", "augment", "train"):
+      c[section] = recipe[section]
     c.compression.gradual.update(dict(begin_step=4000, end_step=40000, frequency=1000))
     c.compression.one_shot.update(dict(finetune_steps=6000, learning_rate=0.01))
   elif args.variant == "celeb_a":

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from experiments.configs import cifar10_wrn28_10
 from experiments.configs import common
 
 VARIANTS = ("", "smoke", "cifar10_wrn28_10", "cifar100_wrn28_10")
@@ -106,14 +107,10 @@ def get_config(arg=None):
     c.train.checkpoint_every = 20  # One save per variant: orbax saves cost seconds.
     c.latency.update(dict(batch_sizes=(1,), repeats=3, warmup=1))
   elif args.variant.endswith("wrn28_10"):
+    recipe = cifar10_wrn28_10.get_config()  # The standard WRN-28-10 CIFAR training.
+    for section in ("dataset", "model", "optimizer", "augment", "train"):
+      c[section] = recipe[section]
     c.dataset.name = args.variant.split("_")[0]
-    c.model.name = "wrn"
-    c.model.kwargs = ml_collections.ConfigDict(dict(depth=28, widen_factor=10, dropout=0.0))
-    c.optimizer.update(dict(learning_rate=0.1, weight_decay=5e-4, warmup_steps=7800))
-    c.augment.names = ("pad_crop", "flip")
-    c.augment.pad = 4
-    c.train.update(dict(steps=117000, batch_size=128, steps_per_dispatch=100, log_every=500,
-                        checkpoint_every=5000, eval_every=5000))
     c.study.repeats = 1
     c.cotraining.warmup_epochs = 40.0
     c.latency.update(dict(batch_sizes=(1, 128), repeats=50, warmup=5))
