@@ -14,7 +14,7 @@ from experiments.configs import common
 
 
 def get_config(arg=None):
-  args = common.parse_arg(arg, members=1)
+  args = common.parse_arg(arg, variants=("smoke",), members=1)
   c = common.base_config()
   c.dataset.name = "cifar10"
   c.model.name = "wrn"

@@ -7,11 +7,22 @@ comma-separated `key=value` overrides (`:smoke,members=2`).
 
 from __future__ import annotations
 
+import os
+import sys
+
 import ml_collections
 
 
-def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
-  """'smoke,members=2' -> {variant: 'smoke', members: 2}, typed like `defaults`."""
+def parse_arg(arg: str | None, variants: tuple[str, ...] = (),
+              **defaults) -> ml_collections.ConfigDict:
+  """'smoke,members=2' -> {variant: 'smoke', members: 2}, typed like `defaults`.
+
+  `variants` are the variant names the calling config handles ('' is always allowed);
+  anything else raises, so that a typo (`:smokey`) cannot silently run the full config.
+  """
+  # The calling config file, to name it in errors (`digits_mlp.py`).
+  name = os.path.basename(sys._getframe(1).f_code.co_filename)  # pylint: disable=protected-access
+  allowed = ("",) + tuple(v for v in variants if v)
   out = ml_collections.ConfigDict({"variant": "", **defaults})
   for part in (arg or "").split(","):
     part = part.strip()
@@ -21,9 +32,27 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
       out.variant = part
       continue
     key, value = part.split("=", 1)
+    key = key.strip()
     if key not in out:
-      raise ValueError(f"config arg {key!r} is unknown; allowed: {sorted(out.keys())}")
-    out[key] = type(out[key])(value) if out[key] is not None else value
+      raise ValueError(
+          f"config arg {key!r} is unknown for {name}; allowed keys: {sorted(out.keys())}; "
+          f"variants: {', '.join(map(repr, allowed))}")
+    default = out[key]
+    if isinstance(default, bool):  # bool('False') is True.
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"config arg {key}={value!r} for {name}: expected true or false")
+      out[key] = value.lower() in ("true", "1")
+    elif default is None:
+      out[key] = value
+    else:
+      try:
+        out[key] = type(default)(value)
+      except ValueError:
+        raise ValueError(f"config arg {key}={value!r} for {name}: expected "
+                         f"{type(default).__name__}") from None
+  if out.variant not in allowed:
+    raise ValueError(f"config variant {out.variant!r} is unknown for {name}; "
+                     f"allowed: {', '.join(map(repr, allowed))}")
   return out
 
 

@@ -35,10 +35,7 @@ from experiments.configs import common
 
 
 def get_config(arg=None):
-  args = common.parse_arg(arg, members=0)
-  if args.variant not in ("", "smoke", "cifar10", "celeb_a"):
-    raise ValueError(f"config variant {args.variant!r} is unknown; choose '', 'smoke', "
-                     "'cifar10' or 'celeb_a'")
+  args = common.parse_arg(arg, variants=("smoke", "cifar10", "celeb_a"), members=0)
   c = common.base_config()
   c.dataset.name = "digits_groups"
   c.model.name = "mlp"

@@ -44,10 +44,7 @@ def get_config(arg=None):
   if arg and arg.startswith("train_json="):
     from tradeoffs.determinism import study  # pylint: disable=g-import-not-at-top
     return study.load_json_config(arg.split("=", 1)[1])
-  args = common.parse_arg(arg)
-  if args.variant not in ("", "smoke"):
-    raise ValueError(f"config arg {args.variant!r} is unknown; allowed: '', 'smoke', "
-                     "'train_json=PATH'")
+  args = common.parse_arg(arg, variants=("smoke",))
   smoke = args.variant == "smoke"
   c = ml_collections.ConfigDict()
   c.training = digits_mlp.get_config("smoke" if smoke else None)

@@ -11,7 +11,7 @@ from experiments.configs import common
 
 
 def get_config(arg=None):
-  args = common.parse_arg(arg, members=4)
+  args = common.parse_arg(arg, variants=("smoke",), members=4)
   c = common.base_config()
   c.dataset.name = "digits"
   c.model.name = "cnn"

@@ -60,9 +60,7 @@ VARIANTS = ("", "smoke", "cifar10_wrn28_10", "cifar100_wrn28_10")
 
 
 def get_config(arg=None):
-  args = common.parse_arg(arg, repeats=0)
-  if args.variant not in VARIANTS:
-    raise ValueError(f"config variant {args.variant!r} is unknown; allowed: {list(VARIANTS)}")
+  args = common.parse_arg(arg, variants=VARIANTS, repeats=0)
   c = common.base_config()
   c.dataset.name = "digits"
   c.model.name = "mlp"

@@ -38,10 +38,8 @@ from experiments.configs import common
 
 
 def get_config(arg=None):
-  args = common.parse_arg(arg, members=0)  # 0: the variant's default population size.
-  if args.variant not in ("", "smoke", "cifar10"):
-    raise ValueError(f"config variant {args.variant!r} is unknown; allowed: '', 'smoke', "
-                     "'cifar10'")
+  # members=0: the variant's default population size.
+  args = common.parse_arg(arg, variants=("smoke", "cifar10"), members=0)
   c = common.base_config()
   c.dataset.name = "digits_groups"
   c.model.name = "mlp"

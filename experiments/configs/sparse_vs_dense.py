@@ -27,7 +27,7 @@ from experiments.configs import common
 
 
 def get_config(arg=None):
-  args = common.parse_arg(arg, members=0)  # 0: 4 members, 2 for smoke.
+  args = common.parse_arg(arg, variants=("smoke",), members=0)  # 0: 4 members, 2 for smoke.
   smoke = args.variant == "smoke"
   c = common.base_config()
   c.dataset.name = "digits"
