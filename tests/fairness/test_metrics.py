@@ -171,3 +171,96 @@ def test_by_group_matches_numpy_loop(case):
     positive = (groups == g) & (labels == 1)
     expected = np.mean(preds[positive] == 1) if positive.any() else np.nan
     np.testing.assert_allclose(values[g], expected, rtol=1e-6)
+
+
+# Unequal gaps, so that a swapped max/min or a single-rate equalized odds changes the answer.
+# Case A (FPR gap larger):
+#   group 0: labels 1 1 0 0 0 0, preds 1 0 1 0 0 0 -> TPR 1/2, FPR 1/4, selection 1/3
+#   group 1: labels 1 1 1 1 0 0, preds 1 1 1 0 1 1 -> TPR 3/4, FPR 1,   selection 5/6
+#   overall: TPR 4/6 = 2/3, FPR 3/6 = 1/2, selection 7/12.
+A_LABELS = np.array([1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0])
+A_PREDS = np.array([1, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1])
+A_GROUPS = np.array([0] * 6 + [1] * 6)
+# Case B (TPR gap larger, three groups):
+#   group 0: labels 1 1 1 1 0 0,       preds 1 1 1 1 1 0       -> TPR 1,   FPR 1/2, sel 5/6
+#   group 1: labels 1 1 0 0 0,         preds 1 0 1 0 0         -> TPR 1/2, FPR 1/3, sel 2/5
+#   group 2: labels 1 1 1 1 0 0 0 0,   preds 1 0 0 0 1 1 0 0   -> TPR 1/4, FPR 1/2, sel 3/8
+B_LABELS = np.array([1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0])
+B_PREDS = np.array([1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0])
+B_GROUPS = np.array([0] * 6 + [1] * 5 + [2] * 8)
+
+
+def test_unequal_gaps_hand_computed_fpr_gap_larger():
+  args = (A_LABELS, A_PREDS, A_GROUPS)
+  np.testing.assert_allclose(fairness.by_group("tpr", *args), [1 / 2, 3 / 4])
+  np.testing.assert_allclose(fairness.by_group("fpr", *args), [1 / 4, 1.0])
+  # TPR gap 1/4, FPR gap 3/4: equalized odds is the larger; its ratio the smaller ratio.
+  np.testing.assert_allclose(fairness.equal_opportunity_difference(*args), 1 / 4)
+  np.testing.assert_allclose(fairness.equalized_odds_difference(*args), 3 / 4)
+  np.testing.assert_allclose(fairness.ratio("tpr", *args), 2 / 3, rtol=1e-6)
+  np.testing.assert_allclose(fairness.equalized_odds_ratio(*args), 1 / 4)
+  np.testing.assert_allclose(fairness.demographic_parity_difference(*args), 5 / 6 - 1 / 3,
+                             rtol=1e-6)
+  np.testing.assert_allclose(fairness.demographic_parity_ratio(*args), 2 / 5, rtol=1e-6)
+  # To the overall value: TPR max(|1/2 - 2/3|, |3/4 - 2/3|) = 1/6, FPR max(1/4, 1/2) = 1/2.
+  kw = dict(method="to_overall")
+  np.testing.assert_allclose(fairness.equal_opportunity_difference(*args, **kw), 1 / 6,
+                             rtol=1e-6)
+  np.testing.assert_allclose(fairness.equalized_odds_difference(*args, **kw), 1 / 2)
+  # Ratios to overall: TPR min(3/4, 8/9) = 3/4, FPR min(1/2, 1/2) = 1/2.
+  np.testing.assert_allclose(fairness.ratio("tpr", *args, **kw), 3 / 4, rtol=1e-6)
+  np.testing.assert_allclose(fairness.equalized_odds_ratio(*args, **kw), 1 / 2, rtol=1e-6)
+  np.testing.assert_allclose(fairness.demographic_parity_difference(*args, **kw), 1 / 4,
+                             rtol=1e-6)
+
+
+def test_unequal_gaps_hand_computed_tpr_gap_larger():
+  args = (B_LABELS, B_PREDS, B_GROUPS)
+  np.testing.assert_allclose(fairness.by_group("tpr", *args), [1.0, 1 / 2, 1 / 4])
+  np.testing.assert_allclose(fairness.by_group("fpr", *args), [1 / 2, 1 / 3, 1 / 2], rtol=1e-6)
+  # TPR gap 3/4 > FPR gap 1/6; TPR ratio 1/4 < FPR ratio 2/3.
+  np.testing.assert_allclose(fairness.equal_opportunity_difference(*args), 3 / 4)
+  np.testing.assert_allclose(fairness.equalized_odds_difference(*args), 3 / 4)
+  np.testing.assert_allclose(fairness.difference("fpr", *args), 1 / 6, rtol=1e-6)
+  np.testing.assert_allclose(fairness.equalized_odds_ratio(*args), 1 / 4)
+  np.testing.assert_allclose(fairness.ratio("fpr", *args), 2 / 3, rtol=1e-6)
+  np.testing.assert_allclose(fairness.demographic_parity_difference(*args), 5 / 6 - 3 / 8,
+                             rtol=1e-6)
+  np.testing.assert_allclose(fairness.demographic_parity_ratio(*args), 9 / 20, rtol=1e-6)
+
+
+def _numpy_gaps(labels, preds, groups, method):
+  """fairlearn's definitions written directly in numpy (fairlearn is not a dependency)."""
+  def rate(mask, hit):
+    return np.mean(hit[mask])
+
+  def rates(name):
+    cond = {"tpr": labels == 1, "fpr": labels == 0, "sel": np.ones_like(labels, bool)}[name]
+    per = np.array([rate(cond & (groups == g), preds == 1) for g in np.unique(groups)])
+    return per, rate(cond, preds == 1)
+
+  def diff(name):
+    per, overall = rates(name)
+    return per.max() - per.min() if method == "between_groups" else np.abs(per - overall).max()
+
+  def ratio(name):
+    per, overall = rates(name)
+    if method == "between_groups":
+      return per.min() / per.max()
+    return np.min(np.minimum(per, overall) / np.maximum(per, overall))
+
+  return {"demographic_parity_difference": diff("sel"),
+          "demographic_parity_ratio": ratio("sel"),
+          "equal_opportunity_difference": diff("tpr"),
+          "equalized_odds_difference": max(diff("tpr"), diff("fpr")),
+          "equalized_odds_ratio": min(ratio("tpr"), ratio("fpr"))}
+
+
+@pytest.mark.parametrize("case", ["A", "B"])
+@pytest.mark.parametrize("method", ["between_groups", "to_overall"])
+def test_gaps_match_direct_numpy(case, method):
+  labels, preds, groups = {"A": (A_LABELS, A_PREDS, A_GROUPS),
+                           "B": (B_LABELS, B_PREDS, B_GROUPS)}[case]
+  for name, expected in _numpy_gaps(labels, preds, groups, method).items():
+    got = getattr(fairness, name)(labels, preds, groups, method=method)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=f"{name} {method}")
