@@ -39,6 +39,17 @@ def test_wrn_widen_factor_paper_cases():
   assert ensembles.wrn_widen_factor(1, 16) == 1
 
 
+# (k, S) -> k' = int(max(k / sqrt(S) + 0.4, 1)) (PAPERS.md section 1), where round() differs:
+# 5/sqrt(2) = 3.54 (round 4), 3/2 = 1.5 (round 2), 11/2 = 5.5 (6), 15/2 = 7.5 (8); and
+# where the +0.4 lifts above floor(): 8/sqrt(2) = 5.66 -> 6, 4/sqrt(2) = 2.83 -> 3.
+@pytest.mark.parametrize("k, s, expected", [(5, 2, 3), (3, 4, 1), (11, 4, 5), (15, 4, 7),
+                                            (8, 2, 6), (4, 2, 3), (2, 16, 1)])
+def test_wrn_widen_factor_paper_rounding_not_round(k, s, expected):
+  assert ensembles.wrn_widen_factor(k, s) == expected
+  spec = ensembles.divide_spec(("wrn", {"depth": 16, "widen_factor": k}), s)
+  assert spec.kwargs["widen_factor"] == expected
+
+
 def test_divide_spec_wrn_divides_width_and_dropout():
   wide = ModelSpec("wrn", {"depth": 28, "widen_factor": 10, "dropout": 0.3})
   s2 = ensembles.divide_spec(wide, 2)
