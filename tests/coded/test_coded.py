@@ -49,6 +49,45 @@ def test_hadamard_encoding_with_all_rows_is_a_tight_frame():
                              atol=1e-5)
 
 
+def test_hadamard_encoding_matches_explicit_numpy_construction():
+  # n = 5, beta = 2.5: rows = 13 of N = 16, so rows, columns and signs are all subsampled.
+  n, beta, key = 5, 2.5, jax.random.key(7)
+  big_n, cols, signs, picked = (np.asarray(v) for v in encoding.hadamard_layout(n, 13, key))
+  assert big_n == 16 and len(set(cols.tolist())) == n and len(set(picked.tolist())) == 13
+  assert set(np.unique(signs).tolist()) == {-1.0, 1.0}
+  h = scipy.linalg.hadamard(16).astype(np.float64)
+  reference = np.sqrt(16 / n) * h[picked][:, cols] * signs[None, :] / np.sqrt(16)
+  s = np.asarray(coded.encoding_matrix("hadamard", n, beta, key))
+  np.testing.assert_allclose(s, reference, atol=1e-6)
+  # The signs are applied: flipping them back (S diag(signs)) no longer matches.
+  assert np.abs(s * signs[None, :] - reference).max() > 0.1
+
+
+@pytest.mark.parametrize("n", [64, 100])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hadamard_encoding_has_no_duplicate_rows_and_survives_any_two_stragglers(n, seed):
+  # Regression: the data used to sit in the first n of N slots, so rows i and i + N/2 of
+  # S were equal up to sign and every 6 of 8 workers was rank-deficient (rank 98 at n=100).
+  s = np.asarray(coded.encoding_matrix("hadamard", n, 2.0, jax.random.key(seed)), np.float64)
+  unit = s / np.linalg.norm(s, axis=1, keepdims=True)
+  cosines = np.abs(unit @ unit.T)[~np.eye(len(s), dtype=bool)]
+  assert cosines.max() < 0.9
+  assert np.linalg.matrix_rank(s) == n
+  blocks = np.asarray(encoding.split_blocks(jnp.asarray(s), 8))
+  for workers in itertools.combinations(range(8), 6):
+    kept = blocks[list(workers)].reshape(-1, n)
+    assert np.linalg.svd(kept, compute_uv=False)[-1] > 0.1, workers
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hadamard_signs_spread_a_constant_input(seed):
+  # H's row 0 is all ones and n = 64, beta = 2 keeps every row: without the random signs
+  # S @ 1 puts half its energy (64 of 128) in one entry; with them no entry is special.
+  v = np.asarray(coded.encode("hadamard", jnp.ones((64,)), 2.0, jax.random.key(seed)))
+  np.testing.assert_allclose(v @ v, 2.0 * 64, rtol=1e-5)  # S^T S = 2I exactly here.
+  assert (v ** 2).max() / (v @ v) < 0.2
+
+
 @pytest.mark.parametrize("n", [3, 7, 9, 15])
 def test_paley_etf_is_tight_and_meets_welch_bound(n):
   s = np.asarray(coded.encoding_matrix("paley", n, 2.0, jax.random.key(0)))

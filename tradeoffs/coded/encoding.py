@@ -14,7 +14,8 @@ Kinds (the `ENCODINGS` registry):
   hadamard     subsampled randomized Hadamard transform sqrt(N/n) * P H D applied with a
                fast Walsh-Hadamard transform (O(N log N) per column, no dense matrix):
                D random signs, H the orthonormal N x N Sylvester Hadamard, N the next
-               power of two >= rows, P picks `rows` distinct rows at random.
+               power of two >= rows; the n data rows go to n random positions of the
+               length-N input (`hadamard_layout`) and P picks `rows` distinct rows.
   paley        Paley equiangular tight frame: for a prime q = 1 mod 4 the symmetric
                conference matrix C (C^2 = qI) gives the rank-(q+1)/2 projection
                (I + C/sqrt(q))/2; its q+1 rows, as vectors in R^{(q+1)/2}, form an ETF with
@@ -114,16 +115,29 @@ def _gaussian_apply(x: Array, rows: int, key: Array) -> Array:
   return s @ x
 
 
+def hadamard_layout(n: int, rows: int, key: Array) -> tuple[int, Array, Array, Array]:
+  """(N, columns [n], signs [n], picked rows [rows]) of the subsampled Hadamard encoding.
+
+  S = sqrt(N/n) * H_N[picked][:, columns] * signs / sqrt(N): the data sit at n random
+  distinct positions of the length-N transform (not the first n, where row i and row
+  i + N/2 of H restricted to columns < N/2 coincide, so half the encoded rows would be
+  copies up to sign), with random signs, and `rows` distinct transform rows are kept.
+  """
+  big_n = 1 << max(0, (max(rows, n) - 1).bit_length())  # Next power of two >= rows, n.
+  sign_key, row_key, col_key = jax.random.split(key, 3)
+  signs = jax.random.rademacher(sign_key, (n,), dtype=jnp.float32)
+  columns = jax.random.permutation(col_key, big_n)[:n]
+  picked = jax.random.permutation(row_key, big_n)[:rows]
+  return big_n, columns, signs, picked
+
+
 @functools.partial(jax.jit, static_argnums=1)
 def _hadamard_apply(x: Array, rows: int, key: Array) -> Array:
   n = x.shape[0]
-  big_n = 1 << max(0, (rows - 1).bit_length())  # Next power of two >= rows (>= n).
-  sign_key, row_key = jax.random.split(key)
-  signs = jax.random.rademacher(sign_key, (n,), dtype=x.dtype)
-  signed = x * signs.reshape((n,) + (1,) * (x.ndim - 1))
-  padded = jnp.zeros((big_n,) + x.shape[1:], x.dtype).at[:n].set(signed)
+  big_n, columns, signs, picked = hadamard_layout(n, rows, key)
+  signed = x * signs.astype(x.dtype).reshape((n,) + (1,) * (x.ndim - 1))
+  padded = jnp.zeros((big_n,) + x.shape[1:], x.dtype).at[columns].set(signed)
   transformed = fwht(padded) / math.sqrt(big_n)  # Orthonormal H.
-  picked = jax.random.permutation(row_key, big_n)[:rows]
   return math.sqrt(big_n / n) * transformed[picked]
 
 
