@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -12,6 +14,8 @@ from experiments.configs import determinism as config_lib
 from tradeoffs import workdir as workdir_lib
 from tradeoffs.determinism import matrix
 from tradeoffs.determinism import study
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _config(settings, repeats=2, impl_repeats=2, mitigation=0.0, steps=10):
@@ -191,3 +195,51 @@ def test_parse_setting_forms():
   assert custom.name == "slow" and custom.xla_flags[-1] == "--xla_backend_optimization_level=0"
   with pytest.raises(ValueError, match="matmul_precision='fastest'"):
     study.parse_setting("precision_fastest", current, seeds)
+
+
+def _binary(module, *flags, devices):
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  return subprocess.Popen([sys.executable, "-m", module, *flags], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_compare_binary_on_two_train_runs_without_groups(tmp_path):
+  # Two real `experiments.train` smoke runs (20 steps on 'digits', no group attributes) on
+  # different device counts and init seeds, compared under the default study config, whose
+  # own training section says 500 steps on digits_groups with group_attribute='subgroup'.
+  a, b, out = (str(tmp_path / n) for n in ("run_a", "run_b", "compare"))
+  config = "--config=experiments/configs/digits_mlp.py:smoke,members=2"
+  procs = [_binary("experiments.train", config, f"--workdir={a}", devices=1),
+           _binary("experiments.train", config, f"--workdir={b}", "--config.seeds.init=7",
+                   devices=2)]
+  for p in procs:
+    text = p.communicate(timeout=300)[0]
+    assert p.returncode == 0, text[-3000:]
+  p = _binary("experiments.determinism", f"--compare={a},{b}", f"--workdir={out}",
+              devices=1)
+  text = p.communicate(timeout=300)[0]
+  assert p.returncode == 0, text[-3000:]
+  report = open(os.path.join(out, "report.md")).read()
+  assert "500 steps" not in report and "digits_groups" not in report
+  # What each run did, from its own workdir: steps, seeds, backend and device count.
+  rows = {line.split("|")[1].strip(): line for line in report.splitlines()
+          if line.startswith("| run_") and "| mlp |" in line}
+  assert set(rows) == {"run_a.cpu.x1", "run_b.cpu.x2"}, report
+  for name, line in rows.items():
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert len(cells) == 10, line
+    init = "7,8" if "run_b" in name else "0,1"
+    assert cells[1:9] == ["mlp", "digits", "20", "128", "2",
+                          f"augment 0,1; data 0,1; dropout 0,1; init {init}", "cpu",
+                          f"cpu x{1 if 'run_a' in name else 2}"], line
+  # No group attribute: the group sections are left out, and the report says why.
+  assert "no group attribute 'subgroup'" in report
+  assert "FNR std by group" not in report and "ξ =" not in report
+  analysis = workdir_lib.read_json(os.path.join(out, "analysis.json"))
+  assert analysis["hardware"]["without_mitigation"] is None
+  assert all(m["num_groups"] is None for m in analysis["measured"].values())
+  info = analysis["workdirs"]
+  assert [i["steps_trained"] for i in info.values()] == [20, 20]
+  assert [i["device_count"] for i in info.values()] == [1, 2]
+  assert [i["seeds"]["init"] for i in info.values()] == [[0, 1], [7, 8]]

@@ -345,3 +345,35 @@ def result_workdirs(results: Sequence[RunResult], setting: str) -> list[str]:
   """Workdirs of the finished runs of `setting`, for `load_runs`."""
   return [r.workdir for r in results
           if r.setting == setting and r.status in ("ok", "resumed")]
+
+
+def run_info(workdir: str) -> dict[str, Any]:
+  """What the run in `workdir` did, from its own files (not from any current config).
+
+  Model, dataset, planned `steps`, `steps_trained` (the last step in metrics.jsonl), batch,
+  members from `config.json`; per-member seeds, backend, device kind and count, XLA flags
+  from `environment.json`. Missing files give None entries.
+  """
+  def read(name):
+    path = os.path.join(workdir, name)
+    return workdir_lib.read_json(path) if os.path.exists(path) else {}
+
+  config, env = read("config.json"), read("environment.json")
+  section = lambda name: config.get(name) or {}
+  logged = [int(r["step"]) for r in workdir_lib.read_jsonl(os.path.join(workdir,
+                                                                      "metrics.jsonl"))
+            if isinstance(r.get("step"), (int, float))]
+  return {
+      "workdir": workdir,
+      "model": section("model").get("name"),
+      "dataset": section("dataset").get("name"),
+      "steps": section("train").get("steps"),
+      "steps_trained": max(logged) if logged else None,
+      "batch_size": section("train").get("batch_size"),
+      "members": section("population").get("members"),
+      "seeds": env.get("seeds"),
+      "backend": env.get("backend"),
+      "device_kind": env.get("device_kind"),
+      "device_count": env.get("device_count"),
+      "xla_flags": env.get("xla_flags"),
+  }

@@ -334,11 +334,15 @@ def _nan_to_none(values: Any) -> Any:
   return [None if not np.isfinite(v) else float(v) for v in np.ravel(values)]
 
 
-def measure_runs(workdirs: Sequence[str], group_attribute: str) -> dict[str, Any]:
-  """Run-to-run metrics of the runs in `workdirs` (all members of each, aligned by id)."""
+def measure_runs(workdirs: Sequence[str], group_attribute: str | None) -> dict[str, Any]:
+  """Run-to-run metrics of the runs in `workdirs` (all members of each, aligned by id).
+
+  `group_attribute=None` measures no per-group quantity (a dataset without groups).
+  """
   runs = matrix.load_runs(list(workdirs))
   num_classes = int(runs.logits.shape[-1])
-  column = group_column(runs.group_names, group_attribute) if runs.groups is not None else None
+  column = (group_column(runs.group_names, group_attribute)
+            if runs.groups is not None and group_attribute is not None else None)
   groups = None if column is None else runs.groups[:, column]
   num_groups = None if groups is None else int(groups.max()) + 1
   count = int(runs.logits.shape[0])
@@ -584,9 +588,14 @@ def run_study(config: Any, workdir: str, environment: dict[str, Any] | None = No
   return analysis
 
 
-def analyse(entries: dict[str, dict[str, Any]], config: Any, reference: str | None
-            ) -> dict[str, Any]:
-  """Metrics per entry, against the reference entry, sensitivity, mechanism, cost."""
+def analyse(entries: dict[str, dict[str, Any]], config: Any, reference: str | None,
+            group_attribute: str | None = "") -> dict[str, Any]:
+  """Metrics per entry, against the reference entry, sensitivity, mechanism, cost.
+
+  `group_attribute` defaults to the config's; None skips every per-group quantity.
+  """
+  if group_attribute == "":
+    group_attribute = config.group_attribute
   measured, status = {}, {}
   for name, entry in entries.items():
     rows = entry.get("results") or []
@@ -597,7 +606,7 @@ def analyse(entries: dict[str, dict[str, Any]], config: Any, reference: str | No
     if not entry["workdirs"]:
       status[name] = "no runs"
       continue
-    measured[name] = measure_runs(entry["workdirs"], config.group_attribute)
+    measured[name] = measure_runs(entry["workdirs"], group_attribute)
     measured[name]["mode"] = rows[0].mode if rows else "workdir"
     status[name] = "ok" if not failed else f"partial: {len(failed)} runs {failed[0].status}"
   setting_objs = {n: e["setting"] for n, e in entries.items() if e.get("setting") is not None}
@@ -625,18 +634,18 @@ def analyse(entries: dict[str, dict[str, Any]], config: Any, reference: str | No
         "with_mitigation": sensitivity(measured, mitigated, metric, reduce),
         "mitigation_weight": float(config.mitigation.weight)}
   mech = {}
-  if config.mechanism.enabled:
+  if config.mechanism.enabled and group_attribute is not None:
     for name in ([reference, reference + MITIGATED_SUFFIX] if reference else plain[:1]):
       if name in measured:
         try:
-          mech[name] = mechanism(entries[name]["workdirs"][0], config.group_attribute,
+          mech[name] = mechanism(entries[name]["workdirs"][0], group_attribute,
                                  config.mechanism.split, int(config.mechanism.max_examples),
                                  int(config.mechanism.num_iters))
         except (FileNotFoundError, ValueError, KeyError) as e:
           mech[name] = {"skipped": str(e)}
   cost = determinism_cost(measured, list(setting_objs.values()))
   return {"measured": measured, "status": status, "versus": versus, "hardware": hw,
-          "mechanism": mech, "determinism_cost": cost,
+          "mechanism": mech, "determinism_cost": cost, "group_attribute": group_attribute,
           "settings": {n: s.to_dict() for n, s in setting_objs.items()},
           "order": list(entries)}
 
@@ -683,11 +692,22 @@ def _record(name: str, m: dict[str, Any], analysis: dict[str, Any], config: Any,
       setting=analysis["settings"].get(name), mode=mode, runs=m["runs"])
 
 
+def _run_config(name: str, analysis: dict[str, Any], config: Any,
+                environment: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+  """(config, environment) for a record: a compared workdir's own, else the study's."""
+  info = analysis.get("workdirs", {}).get(name)
+  if info is None:
+    return config, environment
+  path = os.path.join(info["workdir"], "config.json")
+  own = workdir_lib.read_json(path) if os.path.exists(path) else None
+  return own, analysis["environments"].get(name) or environment
+
+
 def write_outputs(workdir: str, analysis: dict[str, Any], config: Any,
                   environment: dict[str, Any]) -> list[dict[str, Any]]:
   """records.jsonl (variants not yet recorded), analysis.json, report.md and figures."""
   from tradeoffs.report import write as report_lib  # pylint: disable=g-import-not-at-top
-  records = [_record(n, m, analysis, config, environment)
+  records = [_record(n, m, analysis, *_run_config(n, analysis, config, environment))
              for n, m in analysis["measured"].items()]
   done = {r.get("variant") for r in workdir_lib.read_jsonl(
       os.path.join(workdir, records_lib.RECORDS_FILE))}
@@ -735,14 +755,30 @@ def report_blocks(analysis: dict[str, Any], config: Any, figures: dict[str, str 
                   ) -> list[tuple[Any, ...]]:
   """The study's own report sections, as `report.write_report` blocks."""
   measured, status = analysis["measured"], analysis["status"]
-  training = config.training
-  blocks = [("p", f"Training config: model `{training.model.name}` on "
-                  f"`{training.dataset.name}`, {training.train.steps} steps, batch "
-                  f"{training.train.batch_size}, base seeds {base_seeds(training)}. In-process "
-                  f"settings are one population of {config.repeats} members (one vmapped "
-                  f"program); implementation settings run {config.impl_repeats} separate "
-                  f"processes each. Group attribute: `{config.group_attribute}`."),
-            ("h2", "Noise source → variation across runs")]
+  groups_note = analysis.get("groups_note")
+  with_groups = analysis.get("group_attribute", config.group_attribute) is not None
+  if analysis.get("workdirs"):  # --compare: each workdir says what it ran.
+    blocks = [("p", "Workdirs compared (from each one's config.json, environment.json and "
+                    "metrics.jsonl; seeds per member):"),
+              ("table", ["Workdir", "Model", "Dataset", "Steps trained", "Batch", "Members",
+                         "Seeds", "Backend", "Devices", "XLA flags"],
+               [[name, str(i["model"]), str(i["dataset"]), _steps_cell(i),
+                 _fmt(i["batch_size"]), _fmt(i["members"]), _seeds_cell(i["seeds"]),
+                 str(i["backend"]), f"{i['device_kind']} x{i['device_count']}",
+                 f"`{i['xla_flags']}`" if i["xla_flags"] else "–"]
+                for name, i in analysis["workdirs"].items()])]
+  else:
+    training = config.training
+    blocks = [("p", f"Training config: model `{training.model.name}` on "
+                    f"`{training.dataset.name}`, {training.train.steps} steps, batch "
+                    f"{training.train.batch_size}, base seeds {base_seeds(training)}. "
+                    f"In-process settings are one population of {config.repeats} members "
+                    f"(one vmapped program); implementation settings run "
+                    f"{config.impl_repeats} separate processes each. Group attribute: "
+                    f"`{config.group_attribute}`.")]
+  if groups_note:
+    blocks.append(("p", f"Groups: {groups_note}."))
+  blocks.append(("h2", "Noise source → variation across runs"))
   headers = ["Setting", "Mode", "Runs", "Top-1 mean", "Top-1 std", "Per-class std max",
              "Per-class std mean", "Churn", "L2", "Bitwise preds", "Bitwise weights",
              "Init equal", "Flipped examples", "FNR std by group", "s/step", "Status"]
@@ -759,22 +795,40 @@ def report_blocks(analysis: dict[str, Any], config: Any, figures: dict[str, str 
         _fmt(m.get("weights_identical")), _fmt(m.get("init_identical")),
         str(m["flipped_examples"]), _fmt_list(m.get("fnr_std_by_group")),
         _fmt(m["seconds_per_step"]), status[name]])
-  blocks += [("table", headers, rows),
-             ("p", "Bitwise: logits (and final weights) of every run equal bit for bit. "
-                   "s/step is per population step for in-process settings. FNR std by group: "
-                   "std across runs of one-vs-rest false-negative rates, mean over classes.")]
+  note = ("Bitwise: logits (and final weights) of every run equal bit for bit. s/step is per "
+          "population step for in-process settings.")
+  if with_groups:
+    note += (" FNR std by group: std across runs of one-vs-rest false-negative rates, mean "
+             "over classes.")
+  else:  # No groups: drop the column rather than print a column of dashes.
+    column = headers.index("FNR std by group")
+    headers = headers[:column] + headers[column + 1:]
+    rows = [row[:column] + row[column + 1:] for row in rows]
+  blocks += [("table", headers, rows), ("p", note)]
+  if analysis["versus"] and analysis.get("workdirs"):
+    infos = analysis["workdirs"]
+    first = next(iter(infos.values()))["seeds"]
+    differ = [n for n in analysis["versus"] if infos[n]["seeds"] != first]
+    blocks += [("h2", "Against the first workdir (run r vs run r)")]
+    if differ:
+      blocks.append(("p", f"{', '.join(differ)}: seeds differ from the reference's, so "
+                          "this mixes seed and implementation differences."))
+  elif analysis["versus"]:
+    blocks += [("h2", "Against control (run r vs run r, same seeds)")]
   if analysis["versus"]:
-    blocks += [("h2", "Against control (run r vs run r, same seeds)"),
-               ("table", ["Setting", "Reference", "Pairs", "Churn", "L2", "Identical logits",
+    blocks += [("table", ["Setting", "Reference", "Pairs", "Churn", "L2", "Identical logits",
                           "Identical weights"],
                 [[name, v["reference"], str(v["pairs"]), _fmt(v["churn"]), _fmt(v.get("weight_l2")),
                   _fmt(v["logits_identical"]), _fmt(v.get("weights_identical"))]
                  for name, v in analysis["versus"].items()])]
   blocks.append(("h2", "Hardware and subgroups"))
   hw = analysis["hardware"]
-  for key, label in (("without_mitigation", "without mitigation"),
-                     ("with_mitigation", f"with the boundary-alignment penalty "
-                                         f"(weight {hw['mitigation_weight']:g})")):
+  if not with_groups:
+    blocks.append(("p", f"Not computed: {groups_note or 'no group attribute'}."))
+  cases = [("without_mitigation", "without mitigation"),
+           ("with_mitigation", f"with the boundary-alignment penalty "
+                               f"(weight {hw['mitigation_weight']:g})")]
+  for key, label in cases if with_groups else []:
     h = hw[key]
     if h is None:
       if key == "without_mitigation" or hw["mitigation_weight"] > 0:
@@ -808,6 +862,20 @@ def report_blocks(analysis: dict[str, Any], config: Any, figures: dict[str, str 
                      "first (over the runs of all settings together)."),
                ("img", figures["unstable"], "unstable examples")]
   return blocks
+
+
+def _steps_cell(info: dict[str, Any]) -> str:
+  trained, planned = info["steps_trained"], info["steps"]
+  if trained is None or planned is None or trained == planned:
+    return _fmt(trained if trained is not None else planned)
+  return f"{trained} of {planned}"  # Preempted (or resumed with a new plan): say so.
+
+
+def _seeds_cell(seeds: dict[str, Any] | None) -> str:
+  if not seeds:
+    return "–"
+  return "; ".join(f"{k} {','.join(map(str, np.ravel(v).tolist()))}"
+                   for k, v in sorted(seeds.items()))
 
 
 def plot_std(workdir: str, analysis: dict[str, Any]) -> str | None:
@@ -916,7 +984,7 @@ def compare_workdirs(workdirs: Sequence[str], config: Any, output: str,
   """Analyses training workdirs from any machines as settings of one matrix.
 
   Each workdir (e.g. `experiments.train` on CPU here and on a GPU elsewhere) is one entry,
-  labelled by its environment.json (backend, device kind, device count); the first is the
+  labelled by its environment.json ('<dir>.<backend>.x<device count>'); the first is the
   reference for the between-workdir comparison. All must predict the same test examples.
   """
   if isinstance(workdirs, str) or len(workdirs) < 2:
@@ -924,17 +992,33 @@ def compare_workdirs(workdirs: Sequence[str], config: Any, output: str,
   for wd in workdirs:
     if not os.path.isdir(os.path.join(wd, matrix.PREDICTIONS_DIR)):
       raise ValueError(f"--compare entry {wd!r} has no {matrix.PREDICTIONS_DIR}/ directory")
-  entries, labels = {}, []
+  entries, labels, infos, group_names = {}, [], {}, []
   for wd in workdirs:
     env_path = os.path.join(wd, "environment.json")
     env = workdir_lib.read_json(env_path) if os.path.exists(env_path) else {}
-    label = (f"{os.path.basename(os.path.normpath(wd))} [{env.get('backend', '?')}, "
-             f"{env.get('device_kind', '?')} x{env.get('device_count', '?')}]")
+    # A file-safe record variant: '<dir>.<backend>.x<devices>' (device kind in the table).
+    label = re.sub(r"[^A-Za-z0-9_.,=+-]+", "-", f"{os.path.basename(os.path.normpath(wd))}."
+                   f"{env.get('backend', 'unknown')}.x{env.get('device_count', 'unknown')}")
+    label = label.lstrip("_.,=+-") or "workdir"
     if label in labels:
-      label = f"{label} #{len(labels)}"
+      label = f"{label}.{len(labels)}"
     labels.append(label)
     entries[label] = dict(setting=None, results=[], workdirs=[wd], environment=env)
-  analysis = analyse(entries, config, reference=labels[0])
+    infos[label] = matrix.run_info(wd)
+    arrays = matrix.load_predictions(wd)
+    group_names.append([str(n) for n in arrays.get("group_names", ())]
+                       if np.size(arrays.get("groups", ())) else [])
+  # Runs of a dataset without the config's group attribute are compared without groups.
+  attribute = config.group_attribute
+  groups_note = None
+  if any(attribute not in names for names in group_names):
+    groups_note = (f"no group attribute {attribute!r} in these runs' test predictions "
+                   f"(group attributes: {group_names[0]}): per-group rates, hardware "
+                   "sensitivity Δ / ξ and the per-group mechanism are omitted")
+    attribute = None
+  analysis = analyse(entries, config, reference=labels[0], group_attribute=attribute)
+  analysis["workdirs"] = infos
+  analysis["groups_note"] = groups_note
   # A backend's cost of determinism needs its own matrix: here we only know the backends.
   backends = {e["environment"].get("backend") for e in entries.values()}
   if backends <= {"cpu"}:
