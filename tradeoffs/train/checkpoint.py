@@ -1,7 +1,10 @@
 """Orbax checkpoints of the whole train state, restored into the current mesh's shardings.
 
 Saves are atomic (Orbax writes to a temporary directory and renames it), so a run killed at
-any moment resumes from the last complete checkpoint. `PreemptionGuard` turns SIGTERM into
+any moment resumes from the last complete checkpoint. Each checkpoint also stores a
+fingerprint of every array (a wrapping uint32 sum of its bits), because Orbax restores a
+bit-flipped data file without complaint; `restore` falls back past unreadable or
+mismatching checkpoints to the newest intact one. `PreemptionGuard` turns SIGTERM into
 "save at the next step boundary and exit cleanly".
 """
 
@@ -13,14 +16,42 @@ import threading
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
+
+FINGERPRINT = "fingerprint"
+CORRUPT_SUFFIX = ".corrupt"
+
+
+class CheckpointCorruptError(ValueError):
+  """No checkpoint in the directory can be restored."""
 
 
 def _arrays(state: Any) -> Any:
   """The state's array leaves (static fields such as apply_fn are not saved)."""
   return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
           "opt_state": state.opt_state, "rngs": state.rngs}
+
+
+@jax.jit
+def _fingerprint(tree: Any) -> jax.Array:
+  """One uint32 per leaf: the wrapping sum of the leaf's bits (any single flip changes it)."""
+  def one(x):
+    x = jnp.asarray(x)
+    if x.dtype == jnp.bool_:
+      x = x.astype(jnp.uint8)
+    width = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint32}[x.dtype.itemsize]
+    bits = jax.lax.bitcast_convert_type(x, width).astype(jnp.uint32)
+    return jnp.sum(bits, dtype=jnp.uint32)
+  leaves = jax.tree.leaves(tree)
+  return jnp.stack([one(x) for x in leaves]) if leaves else jnp.zeros((0,), jnp.uint32)
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[0][:200] if text else ''}"
 
 
 class Checkpointer:
@@ -31,29 +62,100 @@ class Checkpointer:
     training continues while the previous checkpoint is written."""
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
-        self.directory,
+        self.directory, item_handlers=ocp.StandardCheckpointHandler(),
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                              enable_async_checkpointing=asynchronous))
+    self._last_saved: int | None = None
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, state: Any, wait: bool = False) -> None:
-    self._manager.save(int(step), args=ocp.args.StandardSave(_arrays(state)), force=True)
+  def all_steps(self) -> list[int]:
+    return sorted(int(s) for s in self._manager.all_steps())
+
+  def save(self, step: int, state: Any, wait: bool = False) -> bool:
+    """Saves `state` as `step`; a step already saved (e.g. by the periodic save just
+    before a preemption save) is not written twice. Returns whether it wrote."""
+    step = int(step)
+    wrote = False
+    if step != self._last_saved and step not in self._manager.all_steps():
+      arrays = _arrays(state)
+      arrays[FINGERPRINT] = _fingerprint(arrays)
+      self._manager.save(step, args=ocp.args.StandardSave(arrays), force=True)
+      self._last_saved = step
+      wrote = True
     if wait:
       self._manager.wait_until_finished()
+    return wrote
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
-  def restore(self, state_like: Any, step: int | None = None) -> Any:
-    """Restores into the shapes, dtypes and shardings of `state_like`."""
-    step = self.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _arrays(state_like))
-    restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  def _restore_step(self, state_like: Any, step: int) -> Any:
+    arrays = _arrays(state_like)
+    has_fingerprint = FINGERPRINT in self._manager.item_metadata(step)
+    if has_fingerprint:  # Checkpoints written before fingerprints lack it.
+      arrays[FINGERPRINT] = _fingerprint(arrays)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, arrays)
+    restored = dict(self._manager.restore(step, args=ocp.args.StandardRestore(abstract)))
+    if has_fingerprint:
+      stored = np.asarray(jax.device_get(restored.pop(FINGERPRINT)))
+      found = np.asarray(jax.device_get(_fingerprint(restored)))
+      if stored.shape != found.shape or not np.array_equal(stored, found):
+        paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(
+            restored)]
+        bad = [p for p, a, b in zip(paths, stored, found) if a != b] or ["<leaf count>"]
+        raise ValueError(f"array contents do not match the saved fingerprint at {bad[0]}")
     return state_like.replace(**restored)
+
+  def restore(self, state_like: Any, step: int | None = None) -> Any:
+    """Restores into the shapes, dtypes and shardings of `state_like`.
+
+    Without `step`, restores the newest intact checkpoint: newer unreadable ones are
+    logged, renamed to `<step>.corrupt` (so the run can save that step again) and
+    skipped. Raises CheckpointCorruptError when none is intact.
+    """
+    if step is not None:
+      return self._restore_step(state_like, step)
+    steps = self.all_steps()
+    if not steps:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    skipped = []
+    for candidate in reversed(steps):
+      try:
+        restored = self._restore_step(state_like, candidate)
+      except Exception as e:  # pylint: disable=broad-except
+        reason = _first_line(e)
+        logging.warning("checkpoint %s is unreadable (%s); skipping it",
+                        os.path.join(self.directory, str(candidate)), reason)
+        skipped.append((candidate, reason))
+        continue
+      self._quarantine([s for s, _ in skipped])
+      return restored
+    newest, reason = skipped[0]
+    raise CheckpointCorruptError(
+        f"no intact checkpoint in {self.directory} (newest, step {newest}: {reason}); "
+        f"remove {self.directory} to start over")
+
+  def _quarantine(self, steps: list[int]) -> None:
+    if not steps:
+      return
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices("checkpoint_restored")
+    if jax.process_index() == 0:
+      for s in steps:
+        src = os.path.join(self.directory, str(s))
+        dst = src + CORRUPT_SUFFIX
+        n = 1
+        while os.path.exists(dst):
+          dst, n = f"{src}{CORRUPT_SUFFIX}{n}", n + 1
+        os.rename(src, dst)
+        logging.warning("moved the unreadable checkpoint %s to %s", src, dst)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices("checkpoint_quarantined")
+    self._manager.reload()
 
   def close(self) -> None:
     self._manager.wait_until_finished()
