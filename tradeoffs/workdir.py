@@ -16,8 +16,10 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
+from tradeoffs import errors
 
-class ConfigMismatchError(ValueError):
+
+class ConfigMismatchError(errors.ConfigError):
   """The workdir was created by a run with a different config."""
 
 

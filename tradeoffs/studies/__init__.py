@@ -1,1 +1,39 @@
-"""Study pipelines: each composes the library into one study (binaries stay thin)."""
+"""Studies: one short module per study on one protocol and one runner.
+
+    from tradeoffs import studies
+    studies.names()                          # the registry
+    study = studies.get("frontier")          # a module with NAME, TITLE, plan, produce, sections
+    studies.runner.run(study, config, workdir)
+
+See `tradeoffs.studies.base` for the protocol and `tradeoffs.studies.runner` for what the
+runner does around it. No study imports another study: a piece two studies need lives in
+the library (or in `tradeoffs.studies.recipes`, the shared variant producers).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from tradeoffs.studies import base
+from tradeoffs.studies import runner
+
+# name -> module; a study registers by being listed here.
+STUDIES = {
+    "coded_optimization": "tradeoffs.studies.coded_optimization",
+}
+
+
+def names() -> list[str]:
+  return sorted(STUDIES)
+
+
+def get(name: str) -> ModuleType:
+  if name not in STUDIES:
+    raise ValueError(f"study {name!r} is unknown; choose from {names()}")
+  module = importlib.import_module(STUDIES[name])
+  for attribute in ("NAME", "TITLE", "plan", "produce", "sections"):
+    if not hasattr(module, attribute):
+      raise TypeError(f"study module {module.__name__} lacks {attribute!r} (see "
+                      "tradeoffs.studies.base)")
+  return module

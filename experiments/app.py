@@ -1,0 +1,111 @@
+"""The shared absl main of every study binary: flags, start-up and one error policy.
+
+    # experiments/<study>.py
+    from experiments import app
+    if __name__ == "__main__":
+      app.run_study("frontier", default_config="frontier.py")
+
+Flags: --config (a config file, `path.py:variant`, with `--config.a.b=value` overrides),
+--workdir, --report_only, --merge. Error policy: a `tradeoffs.errors.ConfigError` (bad
+input: a flag, a config value, an unusable workdir) prints one line naming the flag, the
+value and what is allowed, and exits 2; a `RunFailed` (divergence, no intact checkpoint)
+prints one line and exits 1; anything else is a bug or an infrastructure failure and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from tradeoffs import errors
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def fail(program: str, error: BaseException, code: int) -> None:
+  message = " ".join(str(error).split("\n")[0:1]) or type(error).__name__
+  print(f"{program}: error: {message}", file=sys.stderr)
+  sys.exit(code)
+
+
+def load_config(config_flag) -> object:
+  """The parsed config, or a ConfigError naming --config (the file or an override)."""
+  try:
+    return config_flag.value
+  except (OSError, AttributeError, KeyError, TypeError, ValueError) as e:
+    text = " ".join(str(e).replace("\\n", " ").split())
+    if "Failed loading config file" in text or "No such file" in text:
+      flag_value = flags.FLAGS["config"].serialize() if "config" in flags.FLAGS else ""
+      text = (f"{flag_value or '--config'}: cannot load it ({text.split('Attempted')[0]}"
+              "); give an existing experiments/configs/*.py file")
+    raise errors.ConfigError(f"--config: {text}") from None
+
+
+def guarded(program: str, body: Callable[[], None]) -> None:
+  """Runs `body` under the error policy (see the module docstring)."""
+  try:
+    body()
+  except errors.ConfigError as e:
+    fail(program, e, 2)
+  except errors.RunFailed as e:
+    fail(program, e, 1)
+
+
+def quiet_start() -> None:
+  """Keep first-run logs to what the user needs (absl INFO for our own progress)."""
+  logging.set_verbosity(logging.INFO)
+  for name in ("jax._src.xla_bridge", "absl", "tensorflow_datasets", "orbax"):
+    import logging as py_logging
+    py_logging.getLogger(name).setLevel(py_logging.WARNING if name != "absl"
+                                        else py_logging.INFO)
+
+
+def run_study(study_name: str, default_config: str, default_workdir: str | None = None) -> None:
+  """Defines the flags and runs the study binary `study_name` under the error policy."""
+  from tradeoffs import studies  # Imported late: flags first, then the library.
+
+  program = f"experiments.{study_name}"
+  config_flag = config_flags.DEFINE_config_file(
+      "config", os.path.join(CONFIG_DIR, default_config),
+      f"Study configuration (`{default_config}`, `{default_config}:smoke`, ...).",
+      lock_config=True)
+  workdir_flag = flags.DEFINE_string(
+      "workdir", default_workdir or f"workdirs/{study_name}",
+      "Directory for config, environment, checkpoints, predictions, records and the report.")
+  report_only_flag = flags.DEFINE_bool(
+      "report_only", False, "Rebuild the report from the records already in --workdir (and "
+      "--merge workdirs); train nothing.")
+  merge_flag = flags.DEFINE_list(
+      "merge", [], "Workdirs whose records are merged into one report written to --workdir "
+      "(implies --report_only).")
+
+  def main(argv):
+    if len(argv) > 1:
+      fail(program, errors.ConfigError(f"unexpected positional arguments {argv[1:]}; pass "
+                                       "settings as --config.<path>=<value>"), 2)
+    quiet_start()
+
+    def body():
+      study = studies.get(study_name)
+      config = load_config(config_flag)
+      workdir = workdir_flag.value
+      if report_only_flag.value or merge_flag.value:
+        out = studies.runner.report_only(study, config, workdir, merge_flag.value)
+        logging.info("wrote %s, %s and %d figures", out["markdown"], out["html"],
+                     len(out["figures"]))
+        return
+      result = studies.runner.run(study, config, workdir)
+      if result.finished:
+        logging.info("%s: %d records in %s; report: %s", study_name, len(result.records),
+                     workdir, os.path.join(workdir, "report.md"))
+
+    guarded(program, body)
+
+  app.run(main)

@@ -1,0 +1,81 @@
+"""The study protocol: what a study is, and what the runner hands it.
+
+A study is any module in `tradeoffs/studies/` with a name and three functions:
+
+    NAME: str
+    TITLE: str                                        the report's default title
+    plan(config) -> list[Variant]                     validates the config; loads nothing
+    produce(ctx, variant) -> Outcome                  trains / transforms / measures one variant
+    sections(records, config) -> list[block]          the study's report sections (verdicts
+                                                      through `tradeoffs.stats`)
+
+and nothing else. The runner (`tradeoffs.studies.runner`) owns everything around them: the
+workdir guard and lock, the environment, skipping finished variants, resume, preemption,
+progress with ETA, scoring on the one sheet (`tradeoffs.sheet`), appending records in the
+one schema (`tradeoffs.report.records`), and report.md + report.html + figures.
+
+Below `plan`, functions take plain values or small dataclasses, never the ConfigDict: a
+`Variant` carries its knobs as given and, for trained variants, a plain training config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One point of a study.
+
+  name: file-safe and unique within the study (e.g. "pruned_s90").
+  technique: the recipe that produces it (`recipes.RECIPES`) or the study's own name.
+  knobs: the settings that define it, recorded as they are.
+  source: the reference variant (CIE, verdicts); None for a reference itself.
+  train_config: the training config of a trained variant (model, optimizer, train,
+    seeds, population, ...), or None for a variant derived without training.
+  """
+  name: str
+  technique: str
+  knobs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  source: str | None = None
+  train_config: Any = None
+
+
+@dataclasses.dataclass
+class Outcome:
+  """What `produce` returns for one variant; the runner scores and records it.
+
+  logits: test logits [members, examples, classes] of the scored population (an ensemble
+    variant passes its combined ensembles), or None for a study without a classifier (the
+    runner then takes `accuracy` as given).
+  members: population size: the number of independent models (or ensembles) scored.
+  efficiency: what it costs to run (params, nonzero_params, flops, weight_bytes,
+    latency_*, peak_bytes), from `tradeoffs.efficiency`.
+  accuracy / hidden_costs: merged over (and overriding) what the sheet computes.
+  study_fields: study-specific values (only under the record's `study_fields`).
+  comparisons: name -> `stats.Comparison` the study drew for this variant.
+  config: the training config actually used (default: the variant's).
+  """
+  members: int
+  efficiency: Mapping[str, Any]
+  logits: np.ndarray | None = None
+  accuracy: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  hidden_costs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  study_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  comparisons: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  config: Any = None
+
+
+class Preempted(Exception):
+  """Raised inside `produce` when training was preempted (its state is checkpointed).
+
+  The one preemption mechanism: the runner stops, keeps every finished record, and says
+  to rerun the same command.
+  """
+
+  def __init__(self, variant: str, step: int | None = None):
+    super().__init__(variant)
+    self.variant, self.step = variant, step
