@@ -38,8 +38,8 @@ def toy_study(calls, preempt_once=None):
       raise ValueError(f"--config.study.flip={config.study.flip} must be >= 0")
     train = config.copy_and_resolve_references()
     return [base.Variant("dense", "dense", {"hidden": 16}, None, train),
-            base.Variant("flipped", "flipped", {"flip": int(config.study.flip),
-                                                "derived": True}, "dense")]
+            base.Variant("flipped", "flipped", {"flip": int(config.study.flip)},
+                         "dense")]
 
   def produce(ctx, variant):
     calls.append(variant.name)
@@ -53,7 +53,8 @@ def toy_study(calls, preempt_once=None):
       raise base.Preempted(variant.name, 0)
     logits = ctx.predictions("dense").logits.copy()
     logits[:, :ctx.config.study.flip] = -logits[:, :ctx.config.study.flip]
-    return base.Outcome(members=logits.shape[0], efficiency={"params": 1234}, logits=logits)
+    return base.Outcome(members=logits.shape[0], efficiency={"params": 1234}, logits=logits,
+                        derived=True)
 
   def sections(records, config):
     return [("h2", "Toy"), ("p", f"{len(records)} toy variants")]

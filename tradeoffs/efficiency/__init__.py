@@ -9,3 +9,4 @@ from tradeoffs.efficiency.counting import weight_bytes
 from tradeoffs.efficiency.latency import measure_latency
 from tradeoffs.efficiency.measure import batch_of
 from tradeoffs.efficiency.measure import measure
+from tradeoffs.efficiency.ensemble import measure_ensemble

@@ -24,3 +24,5 @@ from tradeoffs.ensembles.losses import (COTRAINING_LOSSES, cotraining_objective,
                                         cotraining_schedule, cotraining_weight, cross_entropy,
                                         get_cotraining_loss, js_divergence, member_keys,
                                         multi_view, pairwise_kl, register_cotraining_loss)
+from tradeoffs.ensembles.grouped import (cotraining_coupling, ensemble_logits, make_coupling_fn,
+                                         member_diversity)

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from tradeoffs import workdir as workdir_lib
 from tradeoffs.report import pareto as frontier_lib
+from tradeoffs.report import figures
 from tradeoffs.report import ledger
 from tradeoffs.report.pareto import as_number
 from tradeoffs.report.pareto import get_path
@@ -80,56 +81,67 @@ def _slug(axis: str) -> str:
 
 
 def plot_frontiers(directory: str, records: Sequence[Mapping[str, Any]], x_axes: Sequence[str],
-                   metrics: Sequence[str]) -> list[str]:
-  """One PNG per x axis: a panel per metric, every variant a point, the frontier a line."""
-  import matplotlib  # Imported here: only the report needs it, and it must be Agg.
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt
-
+                   metrics: Sequence[str]) -> list[tuple[str, str]]:
+  """One PNG per x axis, two panels a row, every variant a labelled point, the Pareto
+  frontier a line. Returns [(path, caption)]."""
   labels = variant_labels(records)
   studies = sorted({str(r.get("study")) for r in records})
-  colors = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(studies)}
-  paths = []
+  colors = {s: figures.color(i) for i, s in enumerate(studies)}
+  out = []
   for x in x_axes:
     panels = [m for m in metrics
               if any(as_number(get_path(r, x)) is not None and
                      as_number(get_path(r, m)) is not None for r in records)]
     if not panels:
       continue
-    fig, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for ax, metric in zip(axs[0], panels):
-      xs, ys = [], []
+    columns = min(2, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axs = figures.new(columns, rows)
+    for ax in axs[len(panels):]:
+      ax.set_visible(False)
+    for ax, metric in zip(axs, panels):
+      xs = []
       for record, label in zip(records, labels):
         vx, vy = as_number(get_path(record, x)), as_number(get_path(record, metric))
         if vx is None or vy is None:
           continue
         xs.append(vx)
-        ys.append(vy)
-        ax.scatter(vx, vy, color=colors[str(record.get("study"))], s=28, zorder=3)
-        ax.annotate(label, (vx, vy), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.scatter(vx, vy, color=colors[str(record.get("study"))], s=36, zorder=3)
+        ax.annotate(label, (vx, vy), fontsize=8, xytext=(4, 3), textcoords="offset points")
       front = frontier_lib.pareto_front(records, x, metric,
                                         x_lower_is_better=not frontier_lib.higher_is_better(x),
                                         y_higher_is_better=frontier_lib.higher_is_better(metric))
       line = sorted((as_number(get_path(r, x)), as_number(get_path(r, metric))) for r in front)
-      fx, fy = [p[0] for p in line], [p[1] for p in line]
-      ax.plot(fx, fy, "-", color="0.3", lw=1.2, drawstyle="steps-post", zorder=2,
-              label="Pareto frontier")
+      ax.plot([p[0] for p in line], [p[1] for p in line], "-", color="0.3", lw=1.2,
+              drawstyle="steps-post", zorder=2, label="Pareto frontier")
       if min(xs) > 0 and max(xs) / min(xs) > 20:
         ax.set_xscale("log")
+      ax.xaxis.set_major_formatter(_compact_formatter())
       better = "↑ better" if frontier_lib.higher_is_better(metric) else "↓ better"
       ax.set_xlabel(axis_label(x))
       ax.set_ylabel(f"{axis_label(metric)} ({better})")
-      ax.grid(alpha=0.3)
     if len(studies) > 1:
-      handles = [plt.Line2D([], [], marker="o", ls="", color=colors[s]) for s in studies]
-      fig.legend(handles, studies, loc="upper right", fontsize=7)
-    fig.suptitle(f"Accuracy and hidden costs against {axis_label(x)}", fontsize=10)
-    fig.tight_layout()
-    path = os.path.join(directory, f"frontier_{_slug(x)}.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    paths.append(path)
-  return paths
+      from matplotlib.lines import Line2D
+      handles = [Line2D([], [], marker="o", ls="", color=colors[s]) for s in studies]
+      fig.legend(handles, studies, loc="upper right")
+    path = figures.save(fig, os.path.join(directory, f"frontier_{_slug(x)}.png"))
+    out.append((path, f"{', '.join(axis_label(m) for m in panels).capitalize()} against "
+                      f"{axis_label(x)}: every variant a point, the grey line its Pareto "
+                      "frontier."))
+  return out
+
+
+def _compact_formatter():
+  """Tick labels like 12k, 3.4M instead of 12000 or 3.4e6 (readable at report size)."""
+  from matplotlib.ticker import FuncFormatter
+
+  def fmt(value, _):
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+      if abs(value) >= scale:
+        return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+  return FuncFormatter(fmt)
 
 
 def variant_table(records: Sequence[Mapping[str, Any]], labels: Sequence[str] | None = None,
@@ -155,7 +167,8 @@ def variant_table(records: Sequence[Mapping[str, Any]], labels: Sequence[str] | 
   return headers, rows
 
 
-def _blocks(records: Sequence[Mapping[str, Any]], title: str, figures: Sequence[str],
+def _blocks(records: Sequence[Mapping[str, Any]], title: str,
+            figure_paths: Sequence[tuple[str, str]],
             x_axes: Sequence[str], metrics: Sequence[str], reference: str | None
             ) -> list[tuple[Any, ...]]:
   """The report as neutral blocks, rendered to Markdown and to HTML."""
@@ -168,16 +181,19 @@ def _blocks(records: Sequence[Mapping[str, Any]], title: str, figures: Sequence[
                       + (f" and {len(runs)} runs" if len(runs) > 1 else "") + "."))
   main_y = metrics[0] if metrics else None
   starred = [False] * len(records)
+  star_note = None
   if x_axes and main_y:
     front = frontier_lib.frontier(records, x_axes[0], main_y)
     starred = frontier_lib.on_front(records, front)
-    blocks.append(("p", f"★ marks the Pareto frontier of {axis_label(main_y)} against "
-                        f"{axis_label(x_axes[0])}: no other variant is at least as good on "
-                        "both and better on one."))
+    star_note = (f"★ marks the Pareto frontier of {axis_label(main_y)} against "
+                 f"{axis_label(x_axes[0])}: no other variant is at least as good on both and "
+                 "better on one.")
+  else:
+    star_note = None
   blocks.append(("h2", "Frontiers"))
-  if figures:
-    for path in figures:
-      blocks.append(("img", os.path.basename(path), os.path.basename(path)[:-4]))
+  if figure_paths:
+    for path, caption in figure_paths:
+      blocks.append(("img", os.path.basename(path), caption))
   else:
     blocks.append(("p", "No variant has both an efficiency axis and a metric to plot."))
   blocks.append(("p", "Theoretical cost (params, non-zero params, FLOPs, sparse FLOPs) and "
@@ -185,6 +201,8 @@ def _blocks(records: Sequence[Mapping[str, Any]], title: str, figures: Sequence[
                       "*Sparse FLOPs assume zero weights are skipped; dense hardware "
                       "executes the full FLOPs."))
   blocks.append(("h2", "Every variant"))
+  if star_note:
+    blocks.append(("p", star_note))
   headers, rows = variant_table(records, labels, starred)
   blocks.append(("table", headers, rows))
   blocks.append(("h2", "What was traded for what"))
@@ -208,6 +226,21 @@ def _blocks(records: Sequence[Mapping[str, Any]], title: str, figures: Sequence[
   return blocks
 
 
+def save_figures(directory: str, blocks: Sequence[tuple[Any, ...]]
+                 ) -> tuple[list[tuple[Any, ...]], list[str]]:
+  """Saves ("figure", file name, Figure, caption) blocks as PNGs in `directory` and turns
+  them into ("img", file name, caption) blocks; returns (blocks, saved paths)."""
+  out, paths = [], []
+  for block in blocks:
+    if block[0] == "figure":
+      _, name, figure, caption = block
+      paths.append(figures.save(figure, os.path.join(directory, name)))
+      out.append(("img", name, caption))
+    else:
+      out.append(tuple(block))
+  return out, paths
+
+
 def _md_cell(text: str) -> str:
   return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -221,7 +254,7 @@ def render_markdown(blocks: Sequence[tuple[Any, ...]]) -> str:
     elif kind == "p":
       lines += [block[1], ""]
     elif kind == "img":
-      lines += [f"![{block[2]}]({block[1]})", ""]
+      lines += [f"![{block[2]}]({block[1]})", "", f"*{block[2]}*", ""]
     elif kind == "table":
       headers, rows = block[1], block[2]
       lines.append("| " + " | ".join(_md_cell(h) for h in headers) + " |")
@@ -305,9 +338,12 @@ def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: s
   if not workdir_lib.is_writer():
     return out
   os.makedirs(workdir, exist_ok=True)
-  out["figures"] = plot_frontiers(workdir, records, x_axes, y_axes)
-  blocks = _blocks(records, title, out["figures"], x_axes, y_axes, reference)
-  blocks = blocks[:2] + list(lead_blocks) + blocks[2:] + list(tail_blocks)
+  frontier_figures = plot_frontiers(workdir, records, x_axes, y_axes)
+  lead, lead_figures = save_figures(workdir, lead_blocks)
+  tail, tail_figures = save_figures(workdir, tail_blocks)
+  out["figures"] = lead_figures + [p for p, _ in frontier_figures] + tail_figures
+  blocks = _blocks(records, title, frontier_figures, x_axes, y_axes, reference)
+  blocks = blocks[:2] + lead + blocks[2:] + tail
   workdir_lib.atomic_write_text(out["markdown"], render_markdown(blocks))
   workdir_lib.atomic_write_text(out["html"], render_html(blocks, workdir))
   return out

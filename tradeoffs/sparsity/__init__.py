@@ -21,6 +21,9 @@ from tradeoffs.sparsity.masks import prunable_names
 from tradeoffs.sparsity.masks import random_masks
 from tradeoffs.sparsity.masks import score_masks
 from tradeoffs.sparsity.masks import summarize_sparsity
+from tradeoffs.sparsity.population import measured_sparsity
+from tradeoffs.sparsity.population import population_masks
+from tradeoffs.sparsity.population import prune_population
 from tradeoffs.sparsity.schedules import Schedule
 from tradeoffs.sparsity.schedules import fixed
 from tradeoffs.sparsity.schedules import gradual

@@ -58,6 +58,9 @@ class Outcome:
   study_fields: study-specific values (only under the record's `study_fields`).
   comparisons: name -> `stats.Comparison` the study drew for this variant.
   config: the training config actually used (default: the variant's).
+  derived: True when the population was derived from its source's own members (pruned,
+    quantized: the same members, so CIEs against the source are paired), False when it
+    was retrained (another width, a divided ensemble).
   """
   members: int
   efficiency: Mapping[str, Any]
@@ -67,6 +70,7 @@ class Outcome:
   study_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   comparisons: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   config: Any = None
+  derived: bool = False
 
 
 class Preempted(Exception):

@@ -211,7 +211,7 @@ def make_record(ctx: Context, variant: base.Variant, outcome: base.Outcome,
     accuracy, hidden = sheet.score(
         outcome.logits, test.labels, groups=test.groups, group_names=test.group_names,
         source_logits=source_logits, is_source=is_source,
-        derived=bool(variant.knobs.get("derived", False)))
+        derived=bool(outcome.derived))
     ctx.save_predictions(variant.name, np.asarray(outcome.logits), train_config)
     if workdir_lib.is_writer():
       predictions = records_lib.predictions_entry(

@@ -56,3 +56,15 @@ def wrap(raw_key: jax.Array) -> jax.Array:
 def describe(seeds: Seeds, members: int) -> dict[str, list[int]]:
   return {s: v.tolist() for s, v in seeds.member_seeds(members).items()}
 
+
+def group_data_keys(state, group_size: int,
+                    base_seed: int):
+  """Member i draws batches with data seed base_seed + i // group_size: the S members of
+  an ensemble see the same images in the same order, ensembles differ."""
+  members = state.members
+  if members % group_size:
+    raise ValueError(f"population of {members} members is not a multiple of S={group_size}")
+  seeds = base_seed + np.arange(members) // group_size
+  keys = jnp.stack([jax.random.key_data(jax.random.key(int(s))) for s in seeds])
+  keys = jax.device_put(keys, state.rngs["data"].sharding)
+  return state.replace(rngs={**state.rngs, "data": keys})

@@ -1,0 +1,50 @@
+"""Pruning a population: params with a leading member axis, one mask per member.
+
+    masks = sparsity.population_masks(pop_params, 0.9, "global")    # vmapped per member
+    pruned = sparsity.apply_masks(pop_params, masks)
+
+One-shot magnitude pruning (`population_masks`) ranks each member's own trained weights
+and keeps exactly round((1 - sparsity) * n) prunable weights per member ('global') or per
+layer (a layer-wise distribution); pruned weights are exactly zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from tradeoffs.sparsity import distributions
+from tradeoffs.sparsity import masks as masks_lib
+
+
+def population_masks(params: Any, sparsity_level: float, distribution: Any = "global", *,
+                     filter_fn=None, keep_dense: Sequence[str] = ()) -> Any:
+  """Per-member magnitude masks for population params [members, ...] (vmapped).
+
+  Prunable leaves follow `masks.default_filter` (>= 2-D, not norms) unless `filter_fn`
+  says otherwise.
+  """
+  distributions.check_sparsity(sparsity_level, "sparsity")
+  distributions.check_distribution(distribution)
+  prune = lambda p: masks_lib.magnitude_masks(  # noqa: E731
+      p, sparsity_level, distribution, filter_fn=filter_fn, keep_dense=keep_dense)
+  return jax.jit(jax.vmap(prune))(params)
+
+
+def prune_population(params: Any, sparsity_level: float, distribution: Any = "global", *,
+                     filter_fn=None, keep_dense: Sequence[str] = ()) -> tuple[Any, Any]:
+  """One-shot magnitude pruning of every member: (pruned params, masks)."""
+  masks = population_masks(params, sparsity_level, distribution, filter_fn=filter_fn,
+                           keep_dense=keep_dense)
+  return masks_lib.apply_masks(params, masks), masks
+
+
+def measured_sparsity(params: Any, filter_fn=None) -> dict[str, float]:
+  """Fraction of exact zeros among the prunable weights, per member: mean, min, max."""
+  summary = jax.vmap(lambda p: masks_lib.summarize_sparsity(
+      p, filter_fn or masks_lib.default_filter)["total"]["sparsity"])(params)
+  values = np.asarray(jax.device_get(summary), np.float64)
+  return {"mean": float(values.mean()), "min": float(values.min()),
+          "max": float(values.max())}
