@@ -7,13 +7,24 @@ has density ~ `1 - sparsity`, and the first and last layers (whose input / outpu
 fixed) get density ~ sqrt(1 - sparsity). Each layer's sparsity is then solved so that the
 sparse layer keeps exactly the dense layer's weight count (under `masks.num_keep`'s rounding).
 Biases are not pruned and not counted (the wide network has more of them).
+
+Initialisation of the wide network (`init_factors` + `scaled_init_fn`; the paper says only
+"the same per-layer initial distribution"): each kernel of the freshly initialised wide
+network (LeCun normal, std 1/sqrt(fan_in_sparse)) is multiplied by a factor named in
+`INIT_SCALINGS`:
+  'dense'      sqrt(fan_in_sparse / fan_in_dense): every active weight has the narrow dense
+               layer's initial distribution (LeCun normal with the dense fan-in);
+  'none'       1: each network keeps its own LeCun init;
+  'effective'  sqrt(1 / density): LeCun normal with the sparse layer's expected active
+               fan-in (density x fan_in_sparse).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import jax
 import numpy as np
 
 from tradeoffs.sparsity import distributions
@@ -84,3 +95,61 @@ def same_capacity_pair(dense_hidden, sparsity: float, input_dim: int, num_classe
       "sparse_size": sparse_size,
       "overall_sparsity": 1.0 - sum(sparse_active.values()) / sum(sparse_size.values()),
   }
+
+
+# --- initialisation of the wide network ------------------------------------------------------
+
+def _scale_dense(fan_in_sparse: int, fan_in_dense: int, density: float) -> float:
+  del density
+  return math.sqrt(fan_in_sparse / fan_in_dense)
+
+
+def _scale_none(fan_in_sparse: int, fan_in_dense: int, density: float) -> float:
+  del fan_in_sparse, fan_in_dense, density
+  return 1.0
+
+
+def _scale_effective(fan_in_sparse: int, fan_in_dense: int, density: float) -> float:
+  del fan_in_dense
+  return math.sqrt(1.0 / density)
+
+
+# name -> (fan-in of the wide layer, fan-in of the narrow layer, density) -> factor applied to
+# the wide network's LeCun-normal kernels (std 1/sqrt(fan_in_sparse)).
+INIT_SCALINGS: dict[str, Callable[[int, int, float], float]] = {
+    "dense": _scale_dense,
+    "none": _scale_none,
+    "effective": _scale_effective,
+}
+
+
+def init_factors(pair: Mapping[str, Any], input_dim: int, scaling: str) -> dict[str, float]:
+  """Per-kernel multipliers for the wide network's freshly initialised kernels.
+
+  `pair` is a `same_capacity_pair` result; `scaling` a key of `INIT_SCALINGS`.
+  """
+  if scaling not in INIT_SCALINGS:
+    raise ValueError(f"init scaling {scaling!r} is unknown; choose from "
+                     f"{sorted(INIT_SCALINGS)}")
+  dense_in = [int(input_dim), *pair["dense_hidden"]]
+  sparse_in = [int(input_dim), *pair["sparse_hidden"]]
+  out = {}
+  for l, name in enumerate(pair["layer_names"]):
+    density = pair["sparse_active"][name] / pair["sparse_size"][name]
+    out[name] = float(INIT_SCALINGS[scaling](sparse_in[l], dense_in[l], density))
+  return out
+
+
+def scaled_init_fn(factors: Mapping[str, float]) -> Callable[[Any, jax.Array], Any]:
+  """A population `init_fn(params, key)` multiplying each named kernel by its factor
+  (leaves not named keep their init)."""
+
+  def init_fn(params, key):
+    del key
+
+    def scale(path, leaf):
+      return leaf * factors.get(masks_lib.path_name(path), 1.0)
+
+    return jax.tree_util.tree_map_with_path(scale, params)
+
+  return init_fn
