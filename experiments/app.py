@@ -16,6 +16,7 @@ its traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Callable
 
@@ -35,17 +36,36 @@ def fail(program: str, error: BaseException, code: int) -> None:
   sys.exit(code)
 
 
+def _cause_text(error: BaseException) -> str:
+  """The innermost message of a config-loading failure, on one line."""
+  while error.__cause__ is not None or (error.__context__ is not None
+                                        and not str(error)):
+    error = error.__cause__ or error.__context__
+  text = str(error).replace("\\n", " ")
+  found = re.findall(r"(?:\w+(?:Error|Exception)): (.+?)(?=$| File \")", " ".join(
+      text.split()))
+  text = found[-1] if found else text
+  text = " ".join(text.split()).replace("\\'", "'")
+  if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+    text = text[1:-1]  # repr() quotes around a KeyError's message
+  return text
+
+
 def load_config(config_flag) -> object:
-  """The parsed config, or a ConfigError naming --config (the file or an override)."""
+  """The parsed config (overrides applied), or a ConfigError naming --config."""
   try:
-    return config_flag.value
+    config = config_flag.value
+    config.to_dict()  # A config that failed to load raises only when it is touched.
+    return config
   except (OSError, AttributeError, KeyError, TypeError, ValueError) as e:
-    text = " ".join(str(e).replace("\\n", " ").split())
-    if "Failed loading config file" in text or "No such file" in text:
-      flag_value = flags.FLAGS["config"].serialize() if "config" in flags.FLAGS else ""
-      text = (f"{flag_value or '--config'}: cannot load it ({text.split('Attempted')[0]}"
-              "); give an existing experiments/configs/*.py file")
-    raise errors.ConfigError(f"--config: {text}") from None
+    text = _cause_text(e)
+    if "No such file" in text or "Failed loading config file" in text:
+      given = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "")
+      text = (f"--config={given}: no such config file; give an "
+              "existing file such as experiments/configs/<name>.py[:variant]")
+    elif "Did you mean" in text or isinstance(e, (AttributeError, KeyError)):
+      text = f"--config override: {text}"
+    raise errors.ConfigError(text) from None
 
 
 def guarded(program: str, body: Callable[[], None]) -> None:
@@ -72,10 +92,13 @@ def run_study(study_name: str, default_config: str, default_workdir: str | None 
   from tradeoffs import studies  # Imported late: flags first, then the library.
 
   program = f"experiments.{study_name}"
-  config_flag = config_flags.DEFINE_config_file(
-      "config", os.path.join(CONFIG_DIR, default_config),
-      f"Study configuration (`{default_config}`, `{default_config}:smoke`, ...).",
-      lock_config=True)
+  try:  # Overrides on the command line are applied here, when the default loads.
+    config_flag = config_flags.DEFINE_config_file(
+        "config", os.path.join(CONFIG_DIR, default_config),
+        f"Study configuration (`{default_config}`, `{default_config}:smoke`, ...).",
+        lock_config=True)
+  except (OSError, AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
+    fail(program, errors.ConfigError(f"--config override: {_cause_text(e)}"), 2)
   workdir_flag = flags.DEFINE_string(
       "workdir", default_workdir or f"workdirs/{study_name}",
       "Directory for config, environment, checkpoints, predictions, records and the report.")
@@ -108,4 +131,10 @@ def run_study(study_name: str, default_config: str, default_workdir: str | None 
 
     guarded(program, body)
 
-  app.run(main)
+  def parse_flags(argv):
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:  # A bad flag value, e.g. a config file or variant typo.
+      fail(program, errors.ConfigError(_cause_text(e)), 2)
+
+  app.run(main, flags_parser=parse_flags)

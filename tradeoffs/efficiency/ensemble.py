@@ -15,14 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from tradeoffs import ensembles
-from tradeoffs.efficiency import latency as latency_lib
-from tradeoffs.efficiency import measure as measure_lib
+from tradeoffs.efficiency.latency import measure_latency
+from tradeoffs.efficiency.measure import batch_of, measure
 
 
 def _median_ms(fn: Callable[..., Any], *args: Any, repeats: int, warmup: int) -> float:
   """Median wall-clock of fn(*args) in ms; fn is not re-jitted, so a Python loop over
   members stays a loop."""
-  return latency_lib.measure_latency(fn, *args, repeats=repeats, warmup=max(warmup, 1),
+  return measure_latency(fn, *args, repeats=repeats, warmup=max(warmup, 1),
                                      jit=False)["latency_ms"]
 
 
@@ -52,7 +52,7 @@ def measure_ensemble(member_apply: Callable[[Any, Any], Any], variables: Any,
   else:
     ensemble_apply = lambda v, x: ensembles.combine(
         jax.vmap(member_apply, in_axes=(0, None))(v, x), combine)
-  theory = measure_lib.measure(ensemble_apply, variables, example_images,
+  theory = measure(ensemble_apply, variables, example_images,
                               batch_sizes=(batch_sizes[0],), time_it=False)
   mesh = ensembles.members_mesh(num_members)
   method = "shard_map" if member_loop == "map" else "sharded_jit"
@@ -65,7 +65,7 @@ def measure_ensemble(member_apply: Callable[[Any, Any], Any], variables: Any,
   timing = dict(repeats=repeats, warmup=warmup)
   per_batch = {}
   for b in dict.fromkeys(int(b) for b in batch_sizes):
-    x = measure_lib.batch_of(example_images, b)
+    x = batch_of(example_images, b)
     row = {}
     if num_members == 1:
       row["wide_ms"] = _median_ms(single, member_list[0], x, **timing)

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tradeoffs.ensembles import combine as combine_lib
-from tradeoffs.ensembles import divide
-from tradeoffs.ensembles import losses
+from tradeoffs.ensembles.combine import get_combiner
+from tradeoffs.ensembles.divide import check_num_members
+from tradeoffs.ensembles import losses as losses_lib
 
 
 def _grouped(x: Any, num_members: int) -> jax.Array:
@@ -34,8 +34,8 @@ def make_coupling_fn(num_members: int, *, loss: str = "js_divergence",
   The co-training loss of each ensemble is computed on its own members only, so
   independent ensembles stay independent; with `weight_schedule` None the weight is 1.
   """
-  num_members = divide.check_num_members(num_members, "num_members")
-  cot_fn = losses.get_cotraining_loss(loss)
+  num_members = check_num_members(num_members, "num_members")
+  cot_fn = losses_lib.get_cotraining_loss(loss)
 
   def coupling_fn(logits, labels, step):
     del labels
@@ -51,8 +51,8 @@ def cotraining_coupling(ensemble_size: int, loss: str = "js_divergence", weight:
                         ) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
   """`make_coupling_fn` with λ_t ramped linearly per step over `warmup_steps` (never below
   `floor`), then held at `weight` (the paper's schedule, per step instead of per epoch)."""
-  size = divide.check_num_members(ensemble_size, "ensemble_size")
-  schedule = lambda step: losses.cotraining_weight(  # noqa: E731
+  size = check_num_members(ensemble_size, "ensemble_size")
+  schedule = lambda step: losses_lib.cotraining_weight(  # noqa: E731
       step, weight=weight, warmup_epochs=warmup_steps, floor=floor)
   return make_coupling_fn(size, loss=loss, weight_schedule=schedule)
 
@@ -60,7 +60,7 @@ def cotraining_coupling(ensemble_size: int, loss: str = "js_divergence", weight:
 def ensemble_logits(member_logits: Any, num_members: int, mode: str = "mean_logits"
                     ) -> np.ndarray:
   """Combined scores [R, N, C] of R ensembles from member logits [R*S, N, C]."""
-  combiner = combine_lib.get_combiner(mode)
+  combiner = get_combiner(mode)
   return np.asarray(jax.vmap(combiner)(_grouped(member_logits, num_members)))
 
 
@@ -68,5 +68,5 @@ def member_diversity(member_logits: Any, num_members: int, loss: str) -> float |
   """The co-training loss of the trained members on a test set, mean over ensembles."""
   if num_members < 2:
     return None
-  cot_fn = losses.get_cotraining_loss(loss)
+  cot_fn = losses_lib.get_cotraining_loss(loss)
   return float(jnp.mean(jax.vmap(cot_fn)(_grouped(member_logits, num_members))))

@@ -19,9 +19,11 @@ from tradeoffs.models.resnet import CifarResNet, ImageNetResNet
 from tradeoffs.models.simple import CNN, MLP
 from tradeoffs.models.utils import abstract_init, describe, init, param_count
 from tradeoffs.models.wide_resnet import WideResNet
+from tradeoffs.models.widths import WIDTH_FIELDS, base_width, width_keyword
 
 __all__ = [
     "CNN", "CifarResNet", "ImageNetResNet", "MLP", "WideResNet", "abstract_init",
     "accepted_kwargs", "activation_names", "describe", "get", "init", "names", "param_count",
-    "register", "register_activation", "scale_width",
+    "register", "register_activation", "scale_width", "WIDTH_FIELDS", "base_width",
+    "width_keyword",
 ]

@@ -19,6 +19,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from tradeoffs import workdir as workdir_lib
+from tradeoffs.report import format as fmt
 from tradeoffs.report.pareto import as_number
 from tradeoffs.report.pareto import get_path
 
@@ -72,20 +73,8 @@ def flatten_scores(value: Any, prefix: str = "") -> dict[str, float]:
   return out
 
 
-def fmt_count(value: float | None) -> str:
-  """1234567 -> '1.23M'."""
-  if value is None:
-    return "–"
-  for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-    if abs(value) >= factor:
-      return f"{value / factor:.3g}{suffix}"
-  return f"{value:.3g}" if value != int(value) else str(int(value))
-
-
-def fmt_accuracy(value: float | None) -> str:
-  if value is None:
-    return "–"
-  return f"{100 * value:.1f}%" if abs(value) <= 1.0 else f"{value:.2f}"
+fmt_count = fmt.count
+fmt_accuracy = fmt.accuracy
 
 
 def fmt_points(delta: float, scale: float) -> str:
@@ -112,8 +101,10 @@ def _ratio_phrase(name: str, ref: float | None, value: float | None,
 
 
 def _knobs(record: Mapping[str, Any]) -> list[str]:
-  return [f"{k}={record[k]}" for k in sorted(record)
-          if k not in STANDARD_FIELDS and not isinstance(record[k], (Mapping, list))]
+  knobs = record.get("knobs") or {}
+  out = [f"technique={record['technique']}"] if record.get("technique") else []
+  return out + [f"{k}={knobs[k]}" for k in sorted(knobs)
+                if not isinstance(knobs[k], (Mapping, list))]
 
 
 def trade_entry(record: Mapping[str, Any], reference: Mapping[str, Any] | None
@@ -145,15 +136,22 @@ def trade_entry(record: Mapping[str, Any], reference: Mapping[str, Any] | None
                        ("sparse FLOPs (theoretical)", "efficiency.sparse_flops"),
                        ("weight bytes", "efficiency.weight_bytes"),
                        ("peak bytes", "efficiency.peak_bytes")):
-      phrase = _ratio_phrase(name, num(reference, path), num(record, path))
-      if phrase:
-        saved.append(phrase)
+      ref_value, value = num(reference, path), num(record, path)
+      phrase = _ratio_phrase(name, ref_value, value)
+      if phrase:  # A larger number is a cost, not a saving.
+        (cost if (ref_value is not None and value is not None and value > ref_value)
+         else saved).append(phrase)
     ref_ms, ms = num(reference, "efficiency.latency_ms"), num(record, "efficiency.latency_ms")
     if ref_ms is not None and ms is not None and ref_ms > 0:
-      saved.append(f"latency {ref_ms:.3g} ms → {ms:.3g} ms ({100 * (ms / ref_ms - 1):+.0f}%)")
+      spread = fmt.latency(ms, num(record, "efficiency.latency_p10_ms"),
+                           num(record, "efficiency.latency_p90_ms"))
+      phrase = (f"latency {fmt.latency(ref_ms)} → {spread} median (p10–p90) "
+                f"({100 * (ms / ref_ms - 1):+.0f}%)")
+      (cost if ms > ref_ms * 1.05 else saved).append(phrase)
     nonzero, params = num(record, "efficiency.nonzero_params"), num(record, "efficiency.params")
-    if (nonzero is not None and params and nonzero < 0.95 * params and ref_ms and ms
-        and ms > 0.9 * ref_ms):
+    pruned = "sparsity" in (record.get("knobs") or {})
+    if (pruned and nonzero is not None and params and nonzero < 0.95 * params and ref_ms
+        and ms and ms > 0.9 * ref_ms):
       notes.append(f"sparsity ({100 * (1 - nonzero / params):.0f}% zeros) saves on paper "
                    f"but not on this dense hardware: latency {100 * (ms / ref_ms - 1):+.0f}%")
 
@@ -188,10 +186,16 @@ def trade_entry(record: Mapping[str, Any], reference: Mapping[str, Any] | None
                   f" ({fmt_accuracy(ref_scores[name])} → {fmt_accuracy(scores[name])})")
     else:
       name = min(scores, key=lambda k: (scores[k], k))
-      whom.append(f"lowest {kind}: {name} at {fmt_accuracy(scores[name])}")
+      whom.append(f"{kind} with the lowest mean accuracy: {name} at "
+                  f"{fmt_accuracy(scores[name])} ('worst {kind}' is the mean of each "
+                  f"member's lowest {kind}, so it can be lower)")
 
-  entry.update(saved=saved, cost=cost, whom=whom, notes=notes,
-               seconds=as_number(record.get("seconds")))
+  seconds = as_number(record.get("seconds"))
+  if (seconds is not None and not is_reference and record.get("source")
+      and (record.get("hidden_costs") or {}).get("cie_kind") == "derived"):
+    notes.append(f"time excludes training the source {record['source']!r} it was derived "
+                 "from")
+  entry.update(saved=saved, cost=cost, whom=whom, notes=notes, seconds=seconds)
   if record.get("workdir"):
     entry["run"] = os.path.basename(os.path.normpath(str(record["workdir"])))
   return entry

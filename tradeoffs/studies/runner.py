@@ -78,6 +78,7 @@ class Context:
     self.environment = dict(env)
     self.variants = {v.name: v for v in variants}
     self.cache: dict[str, Any] = {}
+    self.records: dict[str, dict[str, Any]] = {}  # variant -> its record, once recorded
     self.meshes: dict[str, dict[str, int]] = {}
     self._datasets: dict[str, Any] = {}
     self._writer = None
@@ -256,6 +257,7 @@ def run(study: Any, config: Any, workdir: str, *, write: bool = True) -> RunResu
     logging.info("%s: %d variants (%s); %d already recorded, %d to run", name, len(variants),
                  ", ".join(v.name for v in variants), len(done), len(todo))
     ctx = Context(study, config, workdir, env, variants)
+    ctx.records.update({r["variant"]: r for r in records})
     start = time.time()
     try:
       for index, variant in enumerate(todo):
@@ -268,6 +270,7 @@ def run(study: Any, config: Any, workdir: str, *, write: bool = True) -> RunResu
         record = make_record(ctx, variant, outcome, time.time() - t0)
         records_lib.append_records(workdir, record)
         records.append(record)
+        ctx.records[variant.name] = record
         top1 = record["accuracy"].get("top1")
         logging.info("%s: %s done in %.1fs%s", name, variant.name, time.time() - t0,
                      f" (top-1 {top1:.4f})" if isinstance(top1, float) else "")

@@ -1,0 +1,93 @@
+"""One end-to-end test over the STUDIES registry: every study's `:smoke` config runs
+through its binary, its records validate against the schema, report.md and report.html
+carry the same sections, a rerun changes nothing, and bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import html as html_lib
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tradeoffs import studies
+from tradeoffs.report import records as records_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NAMES = studies.names()
+
+
+def _binary(name, *args, timeout=600):
+  env = {**os.environ, "PYTHONPATH": REPO}
+  return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _config(name, variant="smoke"):
+  return f"--config={os.path.join(REPO, 'experiments', 'configs', name + '.py')}:{variant}"
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def smoke_run(request, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp(request.param) / "wd")
+  result = _binary(request.param, _config(request.param), f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return request.param, workdir
+
+
+def _headings_md(text):
+  return [m.group(2).strip() for m in re.finditer(r"^(#{1,3}) (.+)$", text, re.M)]
+
+
+def _headings_html(text):
+  return [html_lib.unescape(m.group(2)).strip()
+          for m in re.finditer(r"<(h[1-3])>(.*?)</\1>", text)]
+
+
+def test_records_validate_and_reports_agree(smoke_run):
+  name, workdir = smoke_run
+  records = records_lib.read_records(workdir)  # Validates every line against the schema.
+  assert records and all(r["study"] == name for r in records)
+  assert len({r["variant"] for r in records}) == len(records)
+  records_lib.check_predictions([dict(r, workdir=workdir) for r in records])
+  md = open(os.path.join(workdir, "report.md")).read()
+  html = open(os.path.join(workdir, "report.html")).read()
+  assert _headings_md(md) == _headings_html(html)
+  assert len(_headings_md(md)) >= 3
+  for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+    assert os.path.exists(os.path.join(workdir, image)), image
+  assert md.count("](") == html.count("<img")
+
+
+def test_rerun_of_a_finished_study_changes_nothing(smoke_run):
+  name, workdir = smoke_run
+  files = ("records.jsonl", "report.md", "config.json")
+  before = {f: open(os.path.join(workdir, f), "rb").read() for f in files}
+  result = _binary(name, _config(name), f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "nothing to do" in result.stderr
+  for f in files:
+    assert open(os.path.join(workdir, f), "rb").read() == before[f], f
+
+
+def _one_line_error(result, *needles):
+  assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+  assert "Traceback" not in result.stderr, result.stderr[-2000:]
+  lines = [line for line in result.stderr.strip().splitlines() if "error" in line.lower()]
+  assert len(lines) == 1, result.stderr[-2000:]
+  for needle in needles:
+    assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_is_one_line_and_exit_2(name, tmp_path):
+  workdir = str(tmp_path / "wd")
+  _one_line_error(_binary(name, _config(name, "smokey"), f"--workdir={workdir}"), "smokey")
+  _one_line_error(_binary(name, _config(name), f"--workdir={workdir}", "extra"), "extra")
+  _one_line_error(_binary(name, "--config=experiments/configs/no_such.py",
+                          f"--workdir={workdir}"), "no_such.py")
+  _one_line_error(_binary(name, _config(name), f"--workdir={workdir}", "--report_only"),
+                  workdir)
+  assert not os.path.exists(os.path.join(workdir, "config.json"))
