@@ -136,6 +136,17 @@ def test_data_order_changes_results_while_init_stays_equal_and_compare_mode(work
   assert m["data_order_only"]["churn"] == pytest.approx(np.mean(preds[0] != preds[1]))
   assert m["data_order_only"]["flipped_examples"] == int(np.sum(preds[0] != preds[1]))
   assert m["data_order_only"]["mode"] == "in_process"
+  # The per-class std ratio sits beside its shuffled-class null in the analysis and report.
+  null = m["data_order_only"]["per_class_null"]
+  assert null["mean"]["ratio"] == pytest.approx(m["data_order_only"]["per_class_std_mean"]
+                                                / m["data_order_only"]["top1_std"], rel=1e-5)
+  assert null["max"]["band"][0] <= null["max"]["null_median"] <= null["max"]["band"][1]
+  assert m["control"]["per_class_null"] == {"draws": study.NULL_DRAWS,
+                                            "skipped": "top-1 std is 0"}
+  report = open(os.path.join(workdir, "report.md")).read()
+  rows = [line.split(" | ") for line in report.splitlines()
+          if line.startswith("| data_order_only | ") and line.count("|") == 11]
+  assert len(rows) == 1 and rows[0][2] == f"{null['mean']['ratio']:.3g}", rows
   # Algorithmic settings change seeds, so they are not compared against control's bits.
   assert "data_order_only" not in analysis["versus"]
 

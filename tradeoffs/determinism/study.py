@@ -54,6 +54,7 @@ MITIGATED_CONFIG_FILE = "train_config_mitigated.json"
 INITIAL_PARAMS_FILE = "initial_params.npz"
 ANALYSIS_FILE = "analysis.json"
 CPU_COST_NOTE = "not applicable: CPU kernels are deterministic"
+NULL_DRAWS = 200  # Shuffled-class draws for the per-class std null.
 
 # Algorithmic settings: seeds that vary, on this process's implementation.
 ALGORITHMIC = {
@@ -362,6 +363,8 @@ def measure_runs(workdirs: Sequence[str], group_attribute: str | None) -> dict[s
       max_flips=int(flips.max()), ids=runs.ids.tolist(),
       logits_identical=None if count < 2 else metrics_lib.bitwise_identical(
           list(runs.logits)))
+  if count >= 2:
+    out["per_class_null"] = per_class_null(predictions, runs.labels, num_classes)
   if count < 2:
     # One run has no spread: say so instead of reporting zeros.
     for key in ("top1_std", "churn", "per_class_std_max", "per_class_std_mean",
@@ -385,6 +388,21 @@ def measure_runs(workdirs: Sequence[str], group_attribute: str | None) -> dict[s
   times = [t for t in times if t is not None]
   out["seconds_per_step"] = float(np.median(times)) if times else None
   out["_runs"] = runs  # For the between-setting comparison; dropped before writing.
+  return out
+
+
+def per_class_null(predictions: np.ndarray, labels: np.ndarray, num_classes: int,
+                   draws: int = NULL_DRAWS) -> dict[str, Any]:
+  """Observed per-class / top-1 std ratios (mean and max over classes) and their null band."""
+  null = metrics_lib.per_class_std_null(predictions, labels, num_classes,
+                                        jax.random.key(0), num_draws=draws)
+  out = {"draws": draws}
+  for stat in ("mean", "max"):
+    ratio = null.ratio(stat)
+    if not np.isfinite(ratio):  # Top-1 std is 0: nothing varies, no ratio.
+      return {"draws": draws, "skipped": "top-1 std is 0"}
+    out[stat] = {"ratio": ratio, "null_median": float(np.median(null.null_ratio(stat))),
+                 "band": list(null.band(stat)), "p_value": null.p_value(stat)}
   return out
 
 
@@ -853,14 +871,48 @@ def report_blocks(analysis: dict[str, Any], config: Any, figures: dict[str, str 
                      "½·λ_max(H_a)·d²):"),
                ("table", ["Run", "Split", "Group", "Examples", "‖∇ℓ_a‖", "λ_max(H_a)"], rows)]
   blocks += [("h2", "Cost of determinism"), ("p", analysis["determinism_cost"]["note"])]
-  if figures.get("per_class_vs_top1"):
-    blocks += [("h2", "Per-class std against top-1 std"),
-               ("img", figures["per_class_vs_top1"], "per-class std against top-1 std")]
+  blocks += _null_blocks(analysis, figures.get("per_class_vs_top1"))
   if figures.get("unstable"):
     blocks += [("h2", "Most unstable test examples"),
                ("p", "Examples whose prediction is not the same in every run, most flips "
                      "first (over the runs of all settings together)."),
                ("img", figures["unstable"], "unstable examples")]
+  return blocks
+
+
+def _null_blocks(analysis: dict[str, Any], figure: str | None) -> list[tuple[Any, ...]]:
+  """Per-class std / top-1 std beside its shuffled-class null band, and the figure."""
+  rows = []
+  for name, m in analysis["measured"].items():
+    null = m.get("per_class_null")
+    if not null or "skipped" in null:
+      continue
+    row = [name, _fmt(m["top1_std"])]
+    for stat in ("mean", "max"):
+      n = null[stat]
+      inside = n["band"][0] <= n["ratio"] <= n["band"][1]
+      row += [_fmt(n["ratio"]), f"{_fmt(n['null_median'])} [{_fmt(n['band'][0])}–"
+              f"{_fmt(n['band'][1])}]", _fmt(n["p_value"]),
+              "inside" if inside else ("above" if n["ratio"] > n["band"][1] else "below")]
+    rows.append(row)
+  if not rows and not figure:
+    return []
+  blocks = [("h2", "Per-class std against top-1 std")]
+  if rows:
+    draws = next(m["per_class_null"]["draws"] for m in analysis["measured"].values()
+                 if m.get("per_class_null") and "skipped" not in m["per_class_null"])
+    blocks += [
+        ("p", "A class's accuracy averages fewer test examples than top-1, so its std across "
+              "runs is larger even when no class is more fragile. Null: the same runs with "
+              f"the class labels of the test examples permuted ({draws} draws, class sizes "
+              "and each example's correctness kept). Ratio = per-class std (mean or max "
+              "over classes) / top-1 std; band = 2.5–97.5% of the null; p = share of null "
+              "draws at least as large. Inside the band: test-set sample size, not fragile "
+              "classes."),
+        ("table", ["Setting", "Top-1 std", "Mean ratio", "Null [band]", "p", "vs null",
+                   "Max ratio", "Null [band]", "p", "vs null"], rows)]
+  if figure:
+    blocks.append(("img", figure, "per-class std against top-1 std"))
   return blocks
 
 
@@ -898,10 +950,18 @@ def plot_std(workdir: str, analysis: dict[str, Any]) -> str | None:
   if still:  # Reproducible settings sit at the origin: one label instead of a pile.
     ax.annotate("no variation: " + ", ".join(still), (0, 0), fontsize=6, xytext=(4, 8),
                 textcoords="offset points", wrap=True)
+  for name, m in analysis["measured"].items():
+    null = m.get("per_class_null")
+    if null and "skipped" not in null and m["top1_std"]:
+      for stat, color in (("max", "C0"), ("mean", "C1")):
+        lo, hi = null[stat]["band"]
+        ax.vlines(m["top1_std"], lo * m["top1_std"], hi * m["top1_std"], color=color,
+                  alpha=0.35, lw=5, zorder=2)
   top = max(xs + [1e-3]) * 1.1
   ax.plot([0, top], [0, top], color="0.6", lw=0.8, label="y = x")
   ax.set_xlabel("top-1 accuracy std across runs")
   ax.set_ylabel("per-class accuracy std across runs")
+  ax.set_title("bars: shuffled-class null, 2.5–97.5%", fontsize=8)
   ax.legend(fontsize=7)
   ax.grid(alpha=0.3)
   fig.tight_layout()
