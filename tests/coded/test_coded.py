@@ -104,6 +104,21 @@ def test_paley_etf_is_tight_and_meets_welch_bound(n):
                              diagnostics.welch_bound(2 * n, n), rtol=1e-3)
 
 
+def test_paley_frame_is_computed_once_per_size():
+  encoding.paley_frame.cache_clear()
+  first = encoding.paley_frame(9)
+  np.testing.assert_allclose(np.asarray(coded.encoding_matrix("paley", 9, 2, jax.random.key(0))),
+                             first)
+  again = encoding.paley_frame(9)
+  coded.encode("paley", jnp.ones((9, 2)), 2.0, jax.random.key(1))
+  info = encoding.paley_frame.cache_info()
+  assert again is first and (info.misses, info.hits) == (1, 3)
+  assert not first.flags.writeable
+  with pytest.raises(ValueError, match="read-only"):
+    first[0, 0] = 1.0
+  assert encoding.paley_frame(7) is not first and encoding.paley_frame.cache_info().misses == 2
+
+
 def test_conference_matrix_squares_to_q():
   c = encoding.conference_matrix(13)
   np.testing.assert_allclose(c @ c, 13 * np.eye(14))
