@@ -55,6 +55,7 @@ INITIAL_PARAMS_FILE = "initial_params.npz"
 ANALYSIS_FILE = "analysis.json"
 CPU_COST_NOTE = "not applicable: CPU kernels are deterministic"
 NULL_DRAWS = 200  # Shuffled-class draws for the per-class std null.
+EQUAL_SIZE_DRAWS = 8  # Subsamples per group for the equal-size gradient norms.
 
 # Algorithmic settings: seeds that vary, on this process's implementation.
 ALGORITHMIC = {
@@ -490,10 +491,17 @@ def mechanism(workdir: str, group_attribute: str, split: str = "train",
                                                           num_groups))(params)
   eigen = jax.jit(lambda p: hardware.per_group_top_hessian_eigenvalue(
       loss_fn, p, batch, groups, num_groups, jax.random.key(0), num_iters))(params)
+  # Raw norms shrink like 1/sqrt(n_a): compare groups at one size as well.
+  equal = hardware.per_group_grad_norms_equal_size(
+      loss_fn, params, batch, np.asarray(groups), num_groups, jax.random.key(1),
+      draws=EQUAL_SIZE_DRAWS)
   counts = np.bincount(np.asarray(groups), minlength=num_groups)
   return {"split": split, "member": member, "examples": int(len(labels)),
           "group_names": [f"{group_attribute}={g}" for g in range(num_groups)],
           "group_counts": counts.tolist(), "grad_norm": _nan_to_none(norms),
+          "grad_norm_equal_size": {"size": equal.size, "draws": EQUAL_SIZE_DRAWS,
+                                   "mean": _nan_to_none(equal.mean),
+                                   "std": _nan_to_none(equal.std)},
           "top_hessian_eigenvalue": _nan_to_none(eigen), "lanczos_iters": num_iters}
 
 
@@ -862,14 +870,23 @@ def report_blocks(analysis: dict[str, Any], config: Any, figures: dict[str, str 
     rows = []
     for name, mech in analysis["mechanism"].items():
       if "skipped" in mech:
-        rows.append([name, f"skipped: {mech['skipped']}", "", "", "", ""])
+        rows.append([name, f"skipped: {mech['skipped']}", "", "", "", "", ""])
         continue
-      rows += [[name, mech["split"], g, str(n), _fmt(gn), _fmt(ev)]
-               for g, n, gn, ev in zip(mech["group_names"], mech["group_counts"],
-                                       mech["grad_norm"], mech["top_hessian_eigenvalue"])]
+      equal = mech["grad_norm_equal_size"]
+      rows += [[name, mech["split"], g, str(n), _fmt(gn),
+                f"{_fmt(em)} ± {_fmt(es)} (n = {equal['size']})", _fmt(ev)]
+               for g, n, gn, em, es, ev in zip(
+                   mech["group_names"], mech["group_counts"], mech["grad_norm"],
+                   equal["mean"], equal["std"], mech["top_hessian_eigenvalue"])]
+    draws = next((m["grad_norm_equal_size"]["draws"] for m in analysis["mechanism"].values()
+                  if "grad_norm_equal_size" in m), EQUAL_SIZE_DRAWS)
     blocks += [("p", "Mechanism (section 8 bound: excess loss ≤ ‖∇ℓ_a‖·d + "
-                     "½·λ_max(H_a)·d²):"),
-               ("table", ["Run", "Split", "Group", "Examples", "‖∇ℓ_a‖", "λ_max(H_a)"], rows)]
+                     "½·λ_max(H_a)·d²). The norm of a group's mean gradient has a noise part "
+                     "that shrinks like 1/√n_a, so raw norms of groups of different size are "
+                     "confounded by size; the equal-n column subsamples every group to the "
+                     f"smallest group's size (mean ± sd over {draws} draws):"),
+               ("table", ["Run", "Split", "Group", "Examples", "‖∇ℓ_a‖",
+                          "‖∇ℓ_a‖, equal n", "λ_max(H_a)"], rows)]
   blocks += [("h2", "Cost of determinism"), ("p", analysis["determinism_cost"]["note"])]
   blocks += _null_blocks(analysis, figures.get("per_class_vs_top1"))
   if figures.get("unstable"):
@@ -950,18 +967,21 @@ def plot_std(workdir: str, analysis: dict[str, Any]) -> str | None:
   if still:  # Reproducible settings sit at the origin: one label instead of a pile.
     ax.annotate("no variation: " + ", ".join(still), (0, 0), fontsize=6, xytext=(4, 8),
                 textcoords="offset points", wrap=True)
+  bands = False
   for name, m in analysis["measured"].items():
     null = m.get("per_class_null")
     if null and "skipped" not in null and m["top1_std"]:
+      bands = True
       for stat, color in (("max", "C0"), ("mean", "C1")):
         lo, hi = null[stat]["band"]
         ax.vlines(m["top1_std"], lo * m["top1_std"], hi * m["top1_std"], color=color,
                   alpha=0.35, lw=5, zorder=2)
+  if bands:
+    ax.set_title("bars: shuffled-class null, 2.5–97.5%", fontsize=8)
   top = max(xs + [1e-3]) * 1.1
   ax.plot([0, top], [0, top], color="0.6", lw=0.8, label="y = x")
   ax.set_xlabel("top-1 accuracy std across runs")
   ax.set_ylabel("per-class accuracy std across runs")
-  ax.set_title("bars: shuffled-class null, 2.5–97.5%", fontsize=8)
   ax.legend(fontsize=7)
   ax.grid(alpha=0.3)
   fig.tight_layout()
