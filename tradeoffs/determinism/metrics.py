@@ -267,7 +267,8 @@ def bitwise_identical(runs: Sequence[Any] | Any) -> bool:
 def modal_predictions(predictions: jax.Array, num_classes: int) -> jax.Array:
   """int [examples]: the most frequent prediction across runs (ties: the smallest label)."""
   _check_predictions(predictions)
-  return population.modal_labels(predictions, num_classes)
+  # Explicit: exemplars' default tie rule is the largest label (Hooker et al.).
+  return population.modal_labels(predictions, num_classes, tie="smallest")
 
 
 def flip_counts(predictions: jax.Array, num_classes: int) -> jax.Array:
