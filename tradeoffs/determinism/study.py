@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shlex
-import sys
 import time
 from typing import Any, Sequence
 
@@ -527,28 +526,9 @@ def determinism_cost(measured: dict[str, dict[str, Any]],
 # The study.
 
 
-def _command_train(config_path: str) -> list[str]:
-  return [sys.executable, "-m", "experiments.train",
-          f"--config={_CONFIG_FILE}:train_json={config_path}", "--workdir={workdir}"]
-
-
-def _command_train_one(config_path: str) -> list[str]:
-  return [sys.executable, "-m", "experiments.determinism", "--train_one",
-          f"--config={_CONFIG_FILE}:train_json={config_path}", "--workdir={workdir}"]
-
-
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_CONFIG_FILE = os.path.join(_REPO, "experiments", "configs", "determinism.py")
-
-
-def _subprocess_env() -> dict[str, str]:
-  env = dict(os.environ)
-  # The subprocess must import this checkout's `experiments` package wherever it runs.
-  env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO, env.get("PYTHONPATH", "")) if p)
-  return env
-
-
-def _population_fn(train_config: Any, mitigation: Any | None):
+def population_fn(train_config: Any, mitigation: Any | None = None):
+  """`run_matrix(population_fn=...)`: trains `setting`'s in-process population of
+  `train_config` (with the `mitigation` section, if given) by `train_run`."""
   def run(setting, members, workdir):
     logging.info("setting %r: training a population of %d in-process", setting.name, members)
     return train_run(setting_config(train_config, setting, members, mitigation), workdir)
@@ -569,20 +549,22 @@ def run_study(config: Any, workdir: str, environment: dict[str, Any] | None = No
                 and not settings_lib.needs_subprocess(s, current)]
   subprocess_settings = [s for s in settings if s not in in_process]
   common = dict(current=current, timeout_s=float(config.timeout_s),
-                base_env=_subprocess_env(), on_error="record")
+                base_env=matrix.checkout_env(), on_error="record")
   results = []
   started = time.time()
   if in_process:
     logging.info("in-process populations (%d members): %s", config.repeats,
                  [s.name for s in in_process])
     results += matrix.run_matrix(in_process, int(config.repeats), root,
-                                 population_fn=_population_fn(config.training, None),
-                                 command=_command_train(train_json), isolate=False, **common)
+                                 population_fn=population_fn(config.training),
+                                 command=matrix.train_command(train_json), isolate=False,
+                                 **common)
   for s in subprocess_settings:
     logging.info("setting %r: %d runs, one process each (%s); %.0fs elapsed", s.name,
                  config.impl_repeats, s.implementation(), time.time() - started)
     results += matrix.run_matrix([s], int(config.impl_repeats), root,
-                                 command=_command_train(train_json), isolate=True, **common)
+                                 command=matrix.train_command(train_json), isolate=True,
+                                 **common)
   mitigated = []
   if float(config.mitigation.weight) > 0:
     mitigation = copy.deepcopy(config.mitigation)
@@ -600,8 +582,8 @@ def run_study(config: Any, workdir: str, environment: dict[str, Any] | None = No
     for s in mitigated:
       results += matrix.run_matrix(
           [s], int(config.mitigation.repeats), root,
-          population_fn=_population_fn(config.training, mitigation),
-          command=_command_train_one(mitigated_json), check_flags=False,
+          population_fn=population_fn(config.training, mitigation),
+          command=matrix.train_command(mitigated_json, train_one=True), check_flags=False,
           isolate=bool(config.isolate) or in_own_processes(s), **common)
   logging.info("matrix done in %.0fs; analysing", time.time() - started)
   entries = {}
