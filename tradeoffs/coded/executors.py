@@ -119,6 +119,7 @@ def run_ray(problem: problems_lib.Problem, data: optimize_lib.WorkerData, delays
             optimizer: str = "gd", step_size: float | None = None, memory: int = 5,
             time_scale: float = 1.0) -> dict[str, np.ndarray]:
   """Runs the scheme on Ray actors; delays [T, m] (seconds, times time_scale) are injected."""
+  stragglers_lib.check_k(k, data.num_workers)
   try:
     import ray  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -170,6 +171,7 @@ def run_process_pool(problem: problems_lib.Problem, data: optimize_lib.WorkerDat
                      k: int, *, optimizer: str = "gd", step_size: float | None = None,
                      memory: int = 5, time_scale: float = 1.0) -> dict[str, np.ndarray]:
   """Runs the scheme on a pool of m processes; same interface as `run_ray`."""
+  stragglers_lib.check_k(k, data.num_workers)  # Before spawning m processes.
   context = multiprocessing.get_context("spawn")
   iteration = context.Value("i", 0)
   arrays = [_worker_arrays(data, i) for i in range(data.num_workers)]
