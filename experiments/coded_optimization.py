@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -25,10 +26,20 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, records, 
 flags.mark_flags_as_required(["workdir"])
 
 
+def _usage_error(message: str) -> None:
+  """Bad input gets one clear line on stderr and exit code 2, not a traceback."""
+  print(f"experiments.coded_optimization: error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    _usage_error(f"unexpected positional arguments {argv[1:]}; allowed: only --flags")
   config = _CONFIG.value
-  study.validate_config(config)  # Bad input fails before anything compiles.
+  try:
+    study.validate_config(config)  # Bad input fails before anything compiles.
+  except ValueError as e:
+    _usage_error(str(e))
   logging.info("process %d/%d, %d devices", jax.process_index(), jax.process_count(),
                jax.device_count())
   env = environment.capture()

@@ -4,15 +4,24 @@ r"""Trains a population of models and writes per-example predictions to a workdi
     python -m experiments.train --config=experiments/configs/cifar10_resnet20.py \
         --workdir=workdirs/c10 --config.population.members=8
 
+Rerunning the same command resumes an interrupted run and does nothing for a finished one.
+Exit status: 0 on success, on preemption (SIGTERM: state saved, rerun to resume) and for a
+finished workdir; 2 with one `experiments.train: error: ...` line for bad input or a run
+that cannot continue (bad config, workdir in use or holding another config, no intact
+checkpoint, training diverged); 1 with a traceback for anything unexpected.
+
 This file is intentionally thin: the logic is in `tradeoffs.train.experiment`.
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from tradeoffs import workdir as workdir_lib
+from tradeoffs.report import records as records_lib
 from tradeoffs.studies import common
 from tradeoffs.train import experiment
 
@@ -23,12 +32,25 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/train",
                                "Directory for config, checkpoints, metrics and predictions.")
 
 
+def record_once(config, workdir, result) -> None:
+  """Appends the run's trade-off record unless the workdir already holds it (one run per
+  workdir, so one 'train' record)."""
+  path = os.path.join(workdir, records_lib.RECORDS_FILE)
+  if any(r.get("study") == "train" for r in workdir_lib.read_jsonl(path)):
+    return
+  common.record_training_run(config, workdir, result)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  result = experiment.run(_CONFIG.value, _WORKDIR.value)
-  if result is not None:  # None: preempted, rerun to resume
-    common.record_training_run(_CONFIG.value, _WORKDIR.value, result)
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  try:
+    experiment.run(config, workdir, on_result=lambda r: record_once(config, workdir, r))
+  except (ValueError, FileNotFoundError) as e:
+    # Bad input or a run that cannot continue gets one clear line, not a traceback.
+    print(f"experiments.train: error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -44,10 +44,9 @@ def main(argv):
   setting = study.parse_setting("algo", current, study.base_seeds(training))
   train_json = os.path.join(root, study.TRAIN_CONFIG_FILE)
   workdir_lib.write_json(train_json, training)
-  common = dict(command=study._command_train(train_json),  # pylint: disable=protected-access
-                population_fn=study._population_fn(training, None),  # pylint: disable=protected-access
-                current=current, base_env=study._subprocess_env(),  # pylint: disable=protected-access
-                resume=False)
+  common = dict(command=matrix.train_command(train_json),
+                population_fn=study.population_fn(training), current=current,
+                base_env=matrix.checkout_env(), resume=False)
   members = _MEMBERS.value
   start = time.perf_counter()
   pop = matrix.run_matrix([setting], members, os.path.join(root, "population"), **common)

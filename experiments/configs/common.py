@@ -2,7 +2,8 @@
 
 A config file defines `get_config(arg=None)`. `arg` is the text after ':' in
 `--config=path.py:arg`: a variant name such as `smoke`, optionally followed by
-comma-separated `key=value` overrides (`:smoke,members=2`).
+comma-separated `key=value` overrides (`:smoke,members=2`). Each config declares the
+variants it handles in `parse_arg(arg, variants=(...))`; any other name raises.
 """
 
 from __future__ import annotations

@@ -145,3 +145,70 @@ def test_gradient_norm_variance_penalty():
       jax.value_and_grad(penalty_fn)(p)))(params)
   np.testing.assert_allclose(penalty, np.var(np.asarray(norms)), rtol=1e-4)
   assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+
+
+def _iid_regression(sizes, dim=100, shift=None):
+  """Linear regression at the population minimiser w = 0: y is pure noise, so each group's
+  mean gradient -mean(x * y) is noise of norm about sqrt(dim / n_a). `shift` adds a true
+  gradient to one group (y += x . shift there)."""
+  rng = np.random.default_rng(0)
+  groups = np.repeat(np.arange(len(sizes)), sizes)
+  x = rng.standard_normal((groups.size, dim)).astype(np.float32)
+  y = rng.standard_normal(groups.size).astype(np.float32)
+  if shift is not None:
+    group, amount = shift
+    y[groups == group] += x[groups == group] @ np.full(dim, amount, np.float32)
+  return {"x": jnp.asarray(x), "y": jnp.asarray(y)}, groups
+
+
+def _squared_error(params, batch):
+  return 0.5 * (batch["x"] @ params["w"] - batch["y"]) ** 2
+
+
+def test_equal_size_indices_draw_within_groups_without_replacement():
+  groups = np.array([2, 0, 0, 2, 2, 0, 0, 2, 2])  # Sizes 4, 0 (empty), 5.
+  idx = hardware.equal_size_indices(groups, 3, jax.random.key(0), draws=5)
+  assert idx.shape == (5, 2, 4)
+  for draw in idx:
+    assert np.all(groups[draw[0]] == 0) and np.all(groups[draw[1]] == 2)
+    assert all(len(set(row.tolist())) == 4 for row in draw)
+  # Group 2 has 5 examples, so the draws are not all the same subset.
+  assert len({tuple(sorted(d[1].tolist())) for d in idx}) > 1
+  with pytest.raises(ValueError, match=r"size=5; need an int in 1..4"):
+    hardware.equal_size_indices(groups, 3, jax.random.key(0), size=5)
+
+
+def test_equal_size_grad_norms_remove_the_group_size_gap_of_iid_data():
+  sizes = (50, 200, 800)
+  batch, groups = _iid_regression(sizes)
+  params = {"w": jnp.zeros(100)}
+  raw = np.asarray(hardware.per_group_grad_norms(_squared_error, params, batch,
+                                                 jnp.asarray(groups), 3))
+  # Raw: norms fall like 1/sqrt(n) (sqrt(800/50) = 4 between the extremes).
+  assert raw[0] > raw[1] > raw[2] and raw[0] / raw[2] > 3
+  equal = hardware.per_group_grad_norms_equal_size(_squared_error, params, batch, groups,
+                                                   3, jax.random.key(0), draws=16)
+  assert equal.size == 50 and equal.values.shape == (16, 3)
+  assert equal.mean.max() / equal.mean.min() < 1.15
+  # Draw 0 against numpy: ||X_a^T (X_a w - y_a)|| / n on the drawn indices.
+  idx = hardware.equal_size_indices(groups, 3, jax.random.key(0), draws=16)[0]
+  x, y = np.asarray(batch["x"], np.float64), np.asarray(batch["y"], np.float64)
+  expected = [np.linalg.norm(x[i].T @ (-y[i])) / len(i) for i in idx]
+  np.testing.assert_allclose(equal.values[0], expected, rtol=1e-4)
+  # The smallest group is used whole in every draw (only the summation order changes);
+  # larger ones vary between draws.
+  assert equal.std[0] < 1e-5 * equal.mean[0] and equal.std[2] > 0.01 * equal.mean[2]
+
+
+def test_equal_size_grad_norms_keep_a_real_gap():
+  # The largest group has a true gradient: at equal size it stands out, which the raw
+  # norms (its noise part shrunk by its size) understate.
+  batch, groups = _iid_regression((50, 200, 800), shift=(2, 0.15))
+  params = {"w": jnp.zeros(100)}
+  raw = np.asarray(hardware.per_group_grad_norms(_squared_error, params, batch,
+                                                 jnp.asarray(groups), 3))
+  equal = hardware.per_group_grad_norms_equal_size(_squared_error, params, batch, groups,
+                                                   3, jax.random.key(0), draws=16)
+  assert int(np.argmax(equal.mean)) == 2
+  assert equal.mean[2] / equal.mean[:2].max() > 1.5
+  assert raw[2] / raw[:2].max() < equal.mean[2] / equal.mean[:2].max()

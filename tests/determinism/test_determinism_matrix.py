@@ -157,3 +157,24 @@ def test_step_times_and_cost_of_determinism(tmp_path):
   assert cost == pytest.approx(3.0)
   with pytest.raises(ValueError, match="skip_first"):
     matrix.step_times(str(tmp_path / "det"), skip_first=4)
+
+
+def test_train_command_and_checkout_env_start_this_checkout_anywhere(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  argv = matrix.train_command("/runs/train_config.json")
+  assert argv[:3] == [sys.executable, "-m", "experiments.train"]
+  assert argv[3] == f"--config={matrix.STUDY_CONFIG_FILE}:train_json=/runs/train_config.json"
+  assert argv[4] == "--workdir={workdir}" and os.path.isfile(matrix.STUDY_CONFIG_FILE)
+  one = matrix.train_command("/runs/c.json", train_one=True)
+  assert one[2:4] == ["experiments.determinism", "--train_one"] and one[-1] == argv[-1]
+  env = matrix.checkout_env({"PYTHONPATH": "/elsewhere", "KEEP": "1"})
+  assert env["PYTHONPATH"] == os.pathsep.join([matrix.REPO, "/elsewhere"]) and env["KEEP"] == "1"
+  assert matrix.checkout_env({})["PYTHONPATH"] == matrix.REPO
+  # From another directory, a subprocess under this env imports this checkout's packages
+  # and resolves the study config the command names.
+  code = ("import experiments.configs.determinism as c, os; "
+          "print(os.path.abspath(c.__file__))")
+  env = matrix.checkout_env({k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+  out = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env,
+                       capture_output=True, text=True, timeout=120, check=True)
+  assert out.stdout.strip() == matrix.STUDY_CONFIG_FILE

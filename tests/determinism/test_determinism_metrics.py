@@ -148,3 +148,78 @@ def test_summary_values():
   assert out["weight_l2"] == pytest.approx(10 / 3, rel=1e-6)
   assert not out["predictions_identical"] and not out["weights_identical"]
   assert len(out["fpr_std"]) == 2
+
+
+def _runs_from_correct(correct, labels, num_classes):
+  """Predictions that are right exactly where `correct` [runs, examples] is True."""
+  return np.where(correct, labels[None], (labels[None] + 1) % num_classes)
+
+
+def test_per_class_std_null_keeps_class_sizes_by_hand():
+  # Class 0 has example 0 only, class 1 has examples 1-3; only example 0 changes across the
+  # two runs. A permutation puts example 0 in the 1-example class (per-class std [1/2, 0],
+  # probability 1/4) or in the 3-example class ([0, 1/6]); any other row means the class
+  # sizes were not kept (e.g. labels drawn with replacement).
+  labels = np.array([0, 1, 1, 1])
+  correct = np.array([[1, 1, 1, 1], [0, 1, 1, 1]], bool)
+  result = metrics.per_class_std_null(_runs_from_correct(correct, labels, 2), labels, 2,
+                                      jax.random.key(0), num_draws=2000)
+  np.testing.assert_allclose(result.per_class_std, [0.5, 0.0])
+  assert result.top1_std == pytest.approx(0.125)       # Accuracies 1 and 3/4.
+  rows = result.null_per_class_std
+  small = np.all(np.isclose(rows, [0.5, 0.0]), axis=1)
+  large = np.all(np.isclose(rows, [0.0, 1 / 6]), axis=1)
+  assert np.all(small | large)
+  assert 0.21 < small.mean() < 0.29
+  # Ratios: observed mean over classes 0.25 / 0.125 = 2; null ratios 2 or 2/3.
+  assert result.ratio("mean") == pytest.approx(2.0)
+  np.testing.assert_allclose(np.unique(np.round(result.null_ratio("mean"), 6)), [2 / 3, 2.0],
+                             rtol=1e-5)
+  assert result.p_value("mean") == pytest.approx((1 + small.sum()) / 2001)
+
+
+def test_per_class_std_null_covers_iid_correctness():
+  # Correctness iid Bernoulli(0.85) per (run, example), independent of the class: the
+  # observed class partition is one more draw of the null, so the 95% band should cover
+  # the observed ratio about 95% of the time (here: over 20 independent data sets).
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(10), 50)
+  inside, ratios = {"mean": 0, "max": 0}, []
+  for i in range(20):
+    correct = rng.random((10, labels.size)) < 0.85
+    result = metrics.per_class_std_null(_runs_from_correct(correct, labels, 10), labels, 10,
+                                        jax.random.key(i), num_draws=400)
+    for stat in inside:
+      lo, hi = result.band(stat)
+      inside[stat] += lo <= result.ratio(stat) <= hi
+    ratios.append(result.ratio("mean"))
+  assert inside["mean"] >= 16 and inside["max"] >= 16, inside
+  # The ratio is large (about sqrt(10) for the mean) with no fragile class: sample size.
+  assert 2.5 < np.median(ratios) < 4.5
+
+
+def test_per_class_std_null_flags_a_fragile_class():
+  # Class 3 is right in every other run and half wrong in the rest; the other classes are
+  # iid Bernoulli(0.9). Its per-class std is far above what a shuffled class shows.
+  rng = np.random.default_rng(1)
+  labels = np.repeat(np.arange(10), 50)
+  correct = rng.random((10, labels.size)) < 0.9
+  fragile = labels == 3
+  correct[0::2][:, fragile] = True
+  correct[1::2][:, fragile] = rng.random((5, fragile.sum())) < 0.5
+  result = metrics.per_class_std_null(_runs_from_correct(correct, labels, 10), labels, 10,
+                                      jax.random.key(0), num_draws=400)
+  assert int(np.argmax(result.per_class_std)) == 3
+  assert result.ratio("max") > result.band("max")[1]
+  assert result.p_value("max") < 0.01
+
+
+def test_per_class_std_null_bad_input():
+  labels = np.array([0, 1])
+  with pytest.raises(ValueError, match="num_draws=0"):
+    metrics.per_class_std_null(np.array([[0, 1], [1, 1]]), labels, 2, jax.random.key(0), 0)
+  with pytest.raises(ValueError, match="at least 2"):
+    metrics.per_class_std_null(np.array([[0, 1]]), labels, 2, jax.random.key(0))
+  with pytest.raises(ValueError, match="stat='median'"):
+    metrics.per_class_std_null(np.array([[0, 1], [1, 1]]), labels, 2,
+                               jax.random.key(0)).ratio("median")

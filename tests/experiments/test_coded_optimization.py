@@ -90,3 +90,37 @@ def test_trace_file_with_wrong_shape_is_refused(tmp_path):
   config.straggler_params.trace.path = str(path)
   with pytest.raises(ValueError, match=r"straggler_params.trace: .*shape \(20, 6\).*num_workers=8"):
     study.validate_config(config)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("epsilon", -1.0, r"^--config.epsilon=-1.0 is not allowed.*allowed: a finite epsilon > 0$"),
+    ("epsilon", 0.0, r"^--config.epsilon=0.0 is not allowed"),
+    ("step_scale", 2.0, r"^--config.step_scale=2.0 .*step < 2/L.*allowed: 0 < step_scale < 2$"),
+    ("step_scale", -0.5, r"^--config.step_scale=-0.5 is not allowed"),
+])
+def test_bad_epsilon_and_step_scale_are_refused(key, value, match):
+  config = _tiny_config()
+  config[key] = value
+  with pytest.raises(ValueError, match=match):
+    study.validate_config(config)
+  config[key] = 1.99 if key == "step_scale" else 1e-6  # Just inside the allowed range.
+  study.validate_config(config)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--config.epsilon=-1"], "--config.epsilon=-1.0 is not allowed"),
+    (["--config.step_scale=2.5"], "--config.step_scale=2.5 is not allowed"),
+    (["stray_positional"], "unexpected positional arguments ['stray_positional']"),
+])
+def test_binary_refuses_bad_input_with_one_line(tmp_path, args, expected):
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.coded_optimization",
+       "--config=experiments/configs/coded_optimization.py:smoke",
+       f"--workdir={tmp_path / 'wd'}", *args],
+      cwd=repo, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and expected in lines[0], result.stderr[-2000:]
+  assert not (tmp_path / "wd").exists()  # Refused before the workdir is prepared.

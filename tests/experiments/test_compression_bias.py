@@ -31,10 +31,11 @@ def _records(workdir):
 
 
 def _modal(logits):
-  """Independent numpy mode of the members' argmax labels (ties to the smallest)."""
+  """Independent numpy mode of the members' argmax labels (ties to the largest, as
+  Hooker et al.'s `mode().max()`)."""
   predicted = logits.argmax(-1)
   counts = np.stack([np.bincount(col, minlength=logits.shape[-1]) for col in predicted.T])
-  return counts.argmax(-1)
+  return counts.shape[-1] - 1 - counts[:, ::-1].argmax(-1)
 
 
 @pytest.fixture(scope="module")

@@ -89,6 +89,12 @@ def test_matrix_end_to_end_control_is_bitwise_and_subprocesses_do_not_leak(workd
   mech = analysis["mechanism"]["control"]
   assert mech["group_counts"] == [int(n) for n in mech["group_counts"]]
   assert all(g > 0 for g in mech["grad_norm"]) and all(np.isfinite(mech["top_hessian_eigenvalue"]))
+  # The equal-size norms subsample every group to the smallest group's count.
+  equal = mech["grad_norm_equal_size"]
+  assert equal["size"] == min(n for n in mech["group_counts"] if n > 0)
+  assert len(equal["mean"]) == len(mech["group_counts"]) and all(m > 0 for m in equal["mean"])
+  smallest = int(np.argmin(mech["group_counts"]))
+  assert equal["mean"][smallest] == pytest.approx(mech["grad_norm"][smallest], rel=1e-4)
 
   records = _records(workdir)
   assert set(records) == {"control", "devices_2", "control+mitigated", "devices_2+mitigated"}
@@ -100,7 +106,7 @@ def test_matrix_end_to_end_control_is_bitwise_and_subprocesses_do_not_leak(workd
   assert records["control"]["hidden_costs"]["per_class_std"] == [0.0] * 10
   assert records["control"]["members"] == 2
   report = open(os.path.join(workdir, "report.md")).read()
-  for text in ("Noise source", "| devices_2 | subprocess | 2 |", "skipped", "ξ =",
+  for text in ("Noise source", "| devices_2 | subprocess | 2 |", "skipped", "ξ =", "equal n",
                "with the boundary-alignment penalty", study.CPU_COST_NOTE):
     assert text in report, text
   for png in ("per_class_std_vs_top1_std.png", "unstable_examples.png",
@@ -136,6 +142,17 @@ def test_data_order_changes_results_while_init_stays_equal_and_compare_mode(work
   assert m["data_order_only"]["churn"] == pytest.approx(np.mean(preds[0] != preds[1]))
   assert m["data_order_only"]["flipped_examples"] == int(np.sum(preds[0] != preds[1]))
   assert m["data_order_only"]["mode"] == "in_process"
+  # The per-class std ratio sits beside its shuffled-class null in the analysis and report.
+  null = m["data_order_only"]["per_class_null"]
+  assert null["mean"]["ratio"] == pytest.approx(m["data_order_only"]["per_class_std_mean"]
+                                                / m["data_order_only"]["top1_std"], rel=1e-5)
+  assert null["max"]["band"][0] <= null["max"]["null_median"] <= null["max"]["band"][1]
+  assert m["control"]["per_class_null"] == {"draws": study.NULL_DRAWS,
+                                            "skipped": "top-1 std is 0"}
+  report = open(os.path.join(workdir, "report.md")).read()
+  rows = [line.split(" | ") for line in report.splitlines()
+          if line.startswith("| data_order_only | ") and line.count("|") == 11]
+  assert len(rows) == 1 and rows[0][2] == f"{null['mean']['ratio']:.3g}", rows
   # Algorithmic settings change seeds, so they are not compared against control's bits.
   assert "data_order_only" not in analysis["versus"]
 

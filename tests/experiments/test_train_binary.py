@@ -43,7 +43,8 @@ def _params(workdir):
 def test_smoke_binary_writes_the_workdir(tmp_path):
   wd = str(tmp_path / "wd")
   _run_binary(wd, "--config=experiments/configs/digits_mlp.py:smoke,members=2")
-  for name in ("config.json", "environment.json", "metrics.jsonl", "summary.json", "records.jsonl",
+  for name in ("config.json", "environment.json", "environment.jsonl", "metrics.jsonl",
+               "summary.json", "records.jsonl",
                "final_params.npz", "predictions/test.npz", "checkpoints"):
     assert os.path.exists(os.path.join(wd, name)), name
   env = workdir_lib.read_json(os.path.join(wd, "environment.json"))
@@ -88,8 +89,10 @@ def test_killed_run_resumes_bitwise_identical(tmp_path):
 @pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly_then_resumes(tmp_path):
   flags = ["--config=experiments/configs/digits_mlp.py:smoke,members=2",
-           "--config.train.steps=3000", "--config.train.checkpoint_every=1000",
+           "--config.train.steps=400", "--config.train.checkpoint_every=100",
            "--config.train.log_every=10"]
+  reference = str(tmp_path / "reference")
+  _run_binary(reference, *flags)
   wd = str(tmp_path / "wd")
   proc = _run_binary(wd, *flags, wait=False)
   deadline = time.time() + 120
@@ -100,10 +103,101 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(tmp_path):
   proc.send_signal(signal.SIGTERM)
   out, _ = proc.communicate(timeout=120)
   assert proc.returncode == 0, out[-2000:]
-  assert "preempted" in out
+  assert "rerun the same command to resume" in out
   saved = [int(d) for d in os.listdir(os.path.join(wd, "checkpoints")) if d.isdigit()]
-  assert saved and max(saved) < 3000
+  assert saved and max(saved) < 400
   assert not os.path.exists(os.path.join(wd, "final_params.npz"))
+  assert not os.path.exists(os.path.join(wd, workdir_lib.LOCK_FILE))
+  out = _run_binary(wd, *flags)
+  assert f"resumed from checkpoint at step {max(saved)}" in out.stderr
+  ref, res = _params(reference), _params(wd)
+  assert ref.keys() == res.keys()
+  for key in ref:
+    np.testing.assert_array_equal(ref[key], res[key])
+  steps = [r["step"] for r in workdir_lib.read_jsonl(os.path.join(wd, "metrics.jsonl"))]
+  assert steps == list(range(10, 401, 10))  # each step once, despite the interruption
+
+
+@pytest.mark.slow
+def test_sigterm_at_a_checkpoint_boundary_then_reruns_of_the_finished_run(tmp_path):
+  """With :smoke, checkpoint_every == steps_per_dispatch: every boundary is a checkpoint,
+  so the preemption save finds the step just saved (this exited 1 with
+  StepAlreadyExistsError). A finished workdir is then left exactly as it is."""
+  flags = ["--config=experiments/configs/digits_mlp.py:smoke,members=2"]
+  wd = str(tmp_path / "wd")
+  env = {experiment.SIGNAL_AT_STEP_ENV: "10"}
+  proc = _run_binary(wd, *flags, wait=False, env_extra=env)
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out[-3000:]
+  assert "preempted at step 10; rerun the same command to resume" in out
+  assert not os.path.exists(os.path.join(wd, workdir_lib.LOCK_FILE))
+  _run_binary(wd, *flags)
+  files = ("config.json", "environment.json", "environment.jsonl", "metrics.jsonl",
+           "records.jsonl", "summary.json", "final_params.npz")
+  before = {f: open(os.path.join(wd, f), "rb").read() for f in files}
+  attempts = workdir_lib.read_environments(wd)
+  assert [a["device_count"] for a in attempts] == [4, 4]
+  out = _run_binary(wd, *flags, devices=8)  # rerun elsewhere: nothing to do
+  assert "already finished at step 20; nothing to do" in out.stderr
+  for f in files:
+    assert open(os.path.join(wd, f), "rb").read() == before[f], f
+  assert len(workdir_lib.read_jsonl(os.path.join(wd, "records.jsonl"))) == 1
+
+
+_BN_CONFIG = """
+from experiments.configs import digits_cnn
+
+def get_config(arg=None):
+  c = digits_cnn.get_config("smoke,members=2")
+  c.model.kwargs.channels = (4, 8)
+  c.model.kwargs.dense = 16
+  c.model.kwargs.batch_norm = True
+  c.train.steps = 30
+  c.train.steps_per_dispatch = c.train.log_every = c.train.checkpoint_every = 5
+  c.train.eval_every = 30
+  return c
+"""
+
+
+@pytest.mark.slow
+def test_batch_norm_model_killed_then_preempted_resumes_bitwise(tmp_path, monkeypatch):
+  """Killed (-9) after step 15 is logged but before it is saved, then SIGTERM at step 25:
+  the final predictions and batch statistics equal an uninterrupted run's bit for bit
+  (a checkpoint without batch_stats would restart them and differ)."""
+  import importlib.util
+  path = tmp_path / "bn_cnn.py"
+  path.write_text(_BN_CONFIG)
+  spec = importlib.util.spec_from_file_location("bn_cnn", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  reference = experiment.run(config, str(tmp_path / "reference"))
+  assert jax_leaves(reference.state.batch_stats)
+  wd = str(tmp_path / "wd")
+  proc = _run_binary(wd, f"--config={path}", devices=8, wait=False,
+                     env_extra={experiment.SIGNAL_AT_STEP_ENV: "15:KILL"})
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == -signal.SIGKILL, out[-3000:]
+  rows = workdir_lib.read_jsonl(os.path.join(wd, "metrics.jsonl"))
+  assert rows[-1]["step"] == 15  # logged, never checkpointed
+  monkeypatch.setenv(experiment.SIGNAL_AT_STEP_ENV, "25")
+  assert experiment.run(config, wd) is None
+  monkeypatch.delenv(experiment.SIGNAL_AT_STEP_ENV)
+  resumed = experiment.run(config, wd)
+  np.testing.assert_array_equal(reference.predictions.logits, resumed.predictions.logits)
+  for name in ("batch_stats", "params", "opt_state"):
+    a, b = jax_leaves(getattr(reference.state, name)), jax_leaves(getattr(resumed.state, name))
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+      np.testing.assert_array_equal(x, y, err_msg=name)
+  steps = [r["step"] for r in workdir_lib.read_jsonl(os.path.join(wd, "metrics.jsonl"))]
+  assert steps == [5, 10, 15, 20, 25, 30]
+  assert len(workdir_lib.read_environments(wd)) == 3
+
+
+def jax_leaves(tree):
+  import jax
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
 def test_workdir_with_another_config_is_refused(tmp_path):
@@ -123,6 +217,9 @@ def test_workdir_with_another_config_is_refused(tmp_path):
     ("train.batch_size", 127, "batch_size=127 is not divisible"),
     ("population.members", 3, "members=3 is not divisible"),
     ("seeds.vary", "init,weather", "unknown source"),
+    ("train.steps", 0, r"--config.train.steps=0 must be >= 1"),
+    ("train.steps", -1, r"--config.train.steps=-1 must be >= 1"),
+    ("train.batch_size", 0, r"--config.train.batch_size=0 must be >= 1"),
 ])
 def test_bad_config_fails_before_compilation(key, value, match):
   config = digits_mlp.get_config("smoke")

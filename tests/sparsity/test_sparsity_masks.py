@@ -62,6 +62,54 @@ def test_ties_keep_exact_count_without_low_index_bias():
   assert (a != b).any()
 
 
+def _tie_tree():
+  # Global ranking over 10 prunable weights; |w| = 1 four times, across both layers, two of
+  # them at the same flat index (1) of their layer, so per-layer tie hashes would collide.
+  return {"a": {"kernel": jnp.array([[3.0, -1.0], [0.0, 2.0]]), "bias": jnp.array([0.0, 100.0])},
+          "b": {"kernel": jnp.array([[-4.0, 1.0, 1.0], [0.5, -1.0, 5.0]])}}
+
+
+_TIES = {("a", (0, 1)), ("b", (0, 1)), ("b", (0, 2)), ("b", (1, 1))}
+
+
+def test_global_threshold_tie_and_zero_hand_computed():
+  winners = set()
+  for seed in range(16):
+    masks = _np(sparsity.magnitude_masks(_tie_tree(), 0.5, tie_break_seed=seed))
+    assert masks["a"]["bias"].all()  # 1-D: not prunable, not counted.
+    kept = {(layer, tuple(int(i) for i in idx))
+            for layer in ("a", "b") for idx in np.argwhere(masks[layer]["kernel"])}
+    # keep 10 - round(5) = 5: |w| = 5, 4, 3, 2 and exactly one of the four tied 1s.
+    assert len(kept) == 5, kept
+    assert {("b", (1, 2)), ("b", (0, 0)), ("a", (0, 0)), ("a", (1, 1))} <= kept
+    (winner,) = kept & _TIES
+    assert ("a", (1, 0)) not in kept and ("b", (1, 0)) not in kept  # The zero and 0.5.
+    winners.add(winner)
+    again = _np(sparsity.magnitude_masks(_tie_tree(), 0.5, tie_break_seed=seed))
+    np.testing.assert_array_equal(again["b"]["kernel"], masks["b"]["kernel"])
+  # The tie-break is a keyed hash, not position: the seed moves the winner, across layers.
+  assert len(winners) >= 2 and {layer for layer, _ in winners} == {"a", "b"}, winners
+
+
+def test_global_threshold_rounds_half_to_even_and_prunes_the_zero_first():
+  # 0.25 * 10 = 2.5 -> 2 pruned (half to even): the zero and 0.5; all tied 1s survive.
+  masks = _np(sparsity.magnitude_masks(_tie_tree(), 0.25))
+  np.testing.assert_array_equal(masks["a"]["kernel"], [[True, True], [False, True]])
+  np.testing.assert_array_equal(masks["b"]["kernel"], [[True, True, True], [False, True, True]])
+  # 0.1 * 10 = 1 pruned: only the exact zero.
+  masks = _np(sparsity.magnitude_masks(_tie_tree(), 0.1))
+  assert (~masks["a"]["kernel"]).sum() == 1 and not masks["a"]["kernel"][1, 0]
+  assert masks["b"]["kernel"].all()
+
+
+def test_global_threshold_at_zero_keeps_exact_count_of_zeros():
+  # Keep 3 of 6 with only two non-zeros: exactly one of the four zeros is kept.
+  params = {"a": jnp.array([[0.0, 0.0], [0.0, 2.0]]), "b": jnp.array([[0.0, -3.0]])}
+  masks = _np(sparsity.magnitude_masks(params, 0.5))
+  assert masks["a"][1, 1] and masks["b"][0, 1]
+  assert masks["a"].sum() + masks["b"].sum() == 3
+
+
 @settings(max_examples=6, deadline=None)
 @given(st.integers(1, 60), st.integers(1, 7), st.floats(0.0, 0.99),
        st.sampled_from(["global", "uniform", "erk"]), st.integers(0, 3))

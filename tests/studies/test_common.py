@@ -25,8 +25,9 @@ def test_accuracy_summary_matches_numpy():
                          for g in range(2)] for m in range(3)])
   np.testing.assert_allclose(s["per_group"]["g=0"], per_group[:, 0].mean(), rtol=1e-6)
   np.testing.assert_allclose(s["worst_group"], per_group.min(1).mean(), rtol=1e-6)
-  # Modal label: the most frequent prediction, ties to the smallest label.
-  modal = np.array([np.bincount(preds[:, i], minlength=4).argmax() for i in range(50)])
+  # Modal label: the most frequent prediction, ties to the largest label (Hooker et al.).
+  modal = np.array([3 - np.bincount(preds[:, i], minlength=4)[::-1].argmax()
+                    for i in range(50)])
   np.testing.assert_allclose(s["modal_top1"], (modal == labels).mean())
 
 

@@ -88,15 +88,27 @@ def conference_matrix(q: int) -> np.ndarray:
   return c
 
 
-def _paley(n: int, rows: int, key: Array) -> Array:
-  del key, rows  # Deterministic; rows = 2n is checked by `encoded_rows`.
+@functools.lru_cache(maxsize=4)
+def paley_frame(n: int) -> np.ndarray:
+  """The Paley ETF S [2n, n] (float32, read-only), computed once per n.
+
+  The eigh is O(q^3) (an 8,210 x 8,210 matrix for the default n = 4096 padded to 4105),
+  and the frame is deterministic, so every scheme and straggler model shares one copy.
+  """
   q = 2 * n - 1
   c = conference_matrix(q)
   projection = (np.eye(q + 1) + c / math.sqrt(q)) / 2.0
   eigvals, eigvecs = np.linalg.eigh(projection)
   basis = eigvecs[:, eigvals > 0.5]  # Orthonormal basis of the range (eigenvalue 1).
   # basis^T basis = I, so S = sqrt(2) * basis has S^T S = 2I = beta*I, rows = frame vectors.
-  return jnp.asarray(math.sqrt(2.0) * basis, dtype=jnp.float32)
+  frame = (math.sqrt(2.0) * basis).astype(np.float32)
+  frame.flags.writeable = False  # Shared by every caller.
+  return frame
+
+
+def _paley(n: int, rows: int, key: Array) -> Array:
+  del key, rows  # Deterministic; rows = 2n is checked by `encoded_rows`.
+  return jnp.asarray(paley_frame(n))
 
 
 def _uncoded_apply(x: Array, rows: int, key: Array) -> Array:

@@ -2,7 +2,8 @@
 
 Each of m workers holds its blocks (`WorkerData`); every iteration the master sends w_t
 (and w_{t-1} for L-BFGS) to all workers, each worker sleeps its injected delay and then
-computes its message, and the master takes the first k results, cancels the rest and
+computes its message, and the master takes the first k results (for a gradient code,
+more until they decode, as `optimize.responder_masks` does), cancels the rest and
 updates w exactly as `optimize.simulate` does. Two back ends share one interface:
   run_ray           Ray actors (`pip install ray`), first k by `ray.wait`, late calls
                     cancelled with `ray.cancel`; uses a running Ray instance or starts one.
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import jax.numpy as jnp
 import numpy as np
 
+from tradeoffs.coded import gradient_coding as gc_lib
 from tradeoffs.coded import optimize as optimize_lib
 from tradeoffs.coded import problems as problems_lib
 from tradeoffs.coded import stragglers as stragglers_lib
@@ -44,9 +46,10 @@ def _worker_arrays(data: optimize_lib.WorkerData, i: int):
 
 
 def _master(problem: problems_lib.Problem, data: optimize_lib.WorkerData, delays: np.ndarray,
-            k: int, dispatch: Callable[[int, list[np.ndarray], np.ndarray], dict[int, Any]], *,
+            k: int, dispatch: Callable[..., dict[int, Any]], *,
             optimizer: str, step_size: float | None, memory: int) -> dict[str, np.ndarray]:
-  """The master loop; `dispatch(t, ws, delays_t)` returns {worker: messages} for k workers."""
+  """The master loop; `dispatch(t, ws, delays_t, enough)` returns {worker: messages} for
+  the first workers to answer, as soon as `enough(list of their indices)` holds."""
   optimize_lib.check_optimizer(optimizer, problem)
   stragglers_lib.check_k(k, data.num_workers)
   delays = np.asarray(delays, np.float64)
@@ -60,13 +63,23 @@ def _master(problem: problems_lib.Problem, data: optimize_lib.WorkerData, delays
   w_prev = w.copy()
   s_mem, y_mem, count = np.zeros((memory, d)), np.zeros((memory, d)), 0
   weights, walls, received_all = [w.copy()], [0.0], []
+
+  def enough(indices: list[int]) -> bool:
+    if len(indices) < k:
+      return False
+    if data.family != "gradient_code" or len(indices) == m:
+      return True  # With all m, decode_weights raises if even they do not decode.
+    mask = np.zeros(m, bool)
+    mask[indices] = True
+    return gc_lib.solve_weights(data.code, mask)[1] <= gc_lib.DECODE_TOLERANCE
+
   start = time.perf_counter()
   for t in range(delays.shape[0]):
     lbfgs = optimizer == "lbfgs" and t > 0
-    results = dispatch(t, [w, w_prev] if lbfgs else [w], delays[t])
+    results = dispatch(t, [w, w_prev] if lbfgs else [w], delays[t], enough)
     received = np.zeros(m, bool)
     received[list(results)] = True
-    a = np.asarray(optimize_lib.decode_weights(data, jnp.asarray(received)), np.float64)
+    a = optimize_lib.decode_weights(data, received)
     g = sum(a[i] * msgs[0] for i, msgs in results.items()) + problem.l2 * w
     if optimizer == "gd":
       w_next = w - step_size * g
@@ -106,6 +119,7 @@ def run_ray(problem: problems_lib.Problem, data: optimize_lib.WorkerData, delays
             optimizer: str = "gd", step_size: float | None = None, memory: int = 5,
             time_scale: float = 1.0) -> dict[str, np.ndarray]:
   """Runs the scheme on Ray actors; delays [T, m] (seconds, times time_scale) are injected."""
+  stragglers_lib.check_k(k, data.num_workers)
   try:
     import ray  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -117,11 +131,14 @@ def run_ray(problem: problems_lib.Problem, data: optimize_lib.WorkerData, delays
   actors = [actor_cls.remote(data.loss, *_worker_arrays(data, i)) for i in range(data.num_workers)]
   ray.get([a.__ray_ready__.remote() for a in actors])  # Start-up is not part of the timing.
 
-  def dispatch(t, ws, delays_t):
+  def dispatch(t, ws, delays_t, enough):
     del t
     refs = [a.compute.remote(ws, float(dl) * time_scale) for a, dl in zip(actors, delays_t)]
     index = {ref: i for i, ref in enumerate(refs)}
     ready, pending = ray.wait(refs, num_returns=k, fetch_local=True)
+    while not enough([index[ref] for ref in ready]):
+      more, pending = ray.wait(pending, num_returns=1, fetch_local=True)
+      ready = ready + more
     for ref in pending:
       ray.cancel(ref)
     return {index[ref]: value for ref, value in zip(ready, ray.get(ready))}
@@ -154,6 +171,7 @@ def run_process_pool(problem: problems_lib.Problem, data: optimize_lib.WorkerDat
                      k: int, *, optimizer: str = "gd", step_size: float | None = None,
                      memory: int = 5, time_scale: float = 1.0) -> dict[str, np.ndarray]:
   """Runs the scheme on a pool of m processes; same interface as `run_ray`."""
+  stragglers_lib.check_k(k, data.num_workers)  # Before spawning m processes.
   context = multiprocessing.get_context("spawn")
   iteration = context.Value("i", 0)
   arrays = [_worker_arrays(data, i) for i in range(data.num_workers)]
@@ -164,18 +182,19 @@ def run_process_pool(problem: problems_lib.Problem, data: optimize_lib.WorkerDat
     list(pool.map(_pool_compute, range(data.num_workers), [[]] * data.num_workers,
                   [0.0] * data.num_workers, [0] * data.num_workers))
 
-    def dispatch(t, ws, delays_t):
+    def dispatch(t, ws, delays_t, enough):
       iteration.value = t
       futures = [pool.submit(_pool_compute, i, ws, float(dl) * time_scale, t)
                  for i, dl in enumerate(delays_t)]
       done: dict[int, Any] = {}
       pending = set(futures)
-      while len(done) < k:
+      while not enough(list(done)):
         finished, pending = concurrent.futures.wait(
             pending, return_when=concurrent.futures.FIRST_COMPLETED)
-        for future in finished:
-          result = future.result()
-          if result is not None and len(done) < k:
+        # Same-batch finishers in delay order, so ties resolve like the simulator.
+        for result in sorted((f.result() for f in finished if f.result() is not None),
+                             key=lambda r: (delays_t[r[0]], r[0])):
+          if not enough(list(done)):
             done[result[0]] = result[1]
       iteration.value = t + 1  # Late workers abandon their sleep.
       return done

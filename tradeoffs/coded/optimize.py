@@ -5,8 +5,9 @@ One data layout serves both families. Worker i holds P blocks (features [r, d], 
   encoded data (Karakus et al.)  P = 1, the block is (S_i X, S_i y), c = 1;
   gradient coding (Tandon et al.) P = s+1 data partitions, c = row i of B.
 The master turns the set of responders into weights a_t [m] that do not depend on w
-(`decode_weights`): encoded data rescales by m / (k beta n) (the block-RIP normalisation
-(1/(eta beta)) S_A^T S_A ~ I); gradient coding solves B_F^T a = 1 and divides by n.
+(`decode_weights`, on the host): encoded data rescales by m / (k beta n) (the block-RIP
+normalisation (1/(eta beta)) S_A^T S_A ~ I); gradient coding solves B_F^T a = 1 in float64
+and divides by n, waiting for more than k workers when the k fastest do not decode.
 The master's gradient is g_t = sum_i a_ti msg_i(w_t) + l2 w_t, and the update is
   gd     w - alpha g
   prox   soft_threshold(w - alpha g, alpha l1)          (LASSO)
@@ -136,13 +137,42 @@ def check_gradient_code_k(k: int, num_workers: int, num_stragglers: int,
         f"k >= {num_workers - num_stragglers}")
 
 
-def decode_weights(data: WorkerData, received: Array) -> Array:
-  """The master's weights a [m] for one responder mask (zero for stragglers)."""
-  mask = received.astype(jnp.float32)
+def decode_weights(data: WorkerData, received) -> np.ndarray:
+  """The master's weights a [m] (float64, host) for one concrete responder mask.
+
+  Zero for stragglers. Gradient codes raise `gradient_coding.NotDecodableError` for a
+  responder set they cannot decode accurately (see `responder_masks` for the fallback).
+  """
+  try:
+    mask = np.asarray(received, bool)
+  except jax.errors.TracerArrayConversionError as e:
+    raise ValueError("decode_weights needs a concrete responder mask (the weights are "
+                     "computed on the host); call it outside jit") from e
   if data.family == "encoded":
-    k = jnp.maximum(jnp.sum(mask), 1.0)
+    k = max(int(mask.sum()), 1)
     return mask * data.num_workers / (k * data.beta * data.num_examples)
-  return gc_lib.decode_weights(data.code, received) / data.num_examples
+  return gc_lib.decode_weights(data.code, mask) / data.num_examples
+
+
+def decode_all(data: WorkerData, received) -> np.ndarray:
+  """decode_weights for every row of masks [T, m], solving once per distinct mask."""
+  masks = np.asarray(received, bool)
+  unique, inverse = np.unique(masks, axis=0, return_inverse=True)
+  return np.stack([decode_weights(data, r) for r in unique])[inverse.reshape(-1)]
+
+
+def responder_masks(data: WorkerData, delays, k: int) -> tuple[np.ndarray, np.ndarray]:
+  """(masks [T, m], workers waited for [T]): the k fastest, and for a gradient code the
+  next-fastest too until the responders decode (`gradient_coding.wait_until_decodable`)."""
+  received = np.array(stragglers_lib.fastest_k_mask(delays, k))  # Writable copy.
+  if data.family == "gradient_code":
+    order = np.argsort(np.asarray(delays), axis=-1, kind="stable")
+    cache: dict[bytes, np.ndarray] = {}
+    for t, row in enumerate(received):
+      if row.tobytes() not in cache:
+        cache[row.tobytes()] = gc_lib.wait_until_decodable(data.code, order[t], k)
+      received[t] = cache[row.tobytes()]
+  return received, received.sum(axis=1)
 
 
 def worker_messages(data: WorkerData, w: Array) -> Array:
@@ -243,7 +273,7 @@ def simulate(problem: problems_lib.Problem, data: WorkerData, received: Array, *
   if mesh is not None and data.num_workers % mesh.shape[axis]:
     raise ValueError(f"num_workers={data.num_workers} must be a multiple of the mesh axis "
                      f"{axis!r} size {mesh.shape[axis]}")
-  weights = jax.vmap(lambda r: decode_weights(data, r))(received)  # [T, m], w-independent.
+  weights = jnp.asarray(decode_all(data, received), jnp.float32)  # [T, m], w-independent.
   return _simulate_jit(data, weights, w0, mesh=mesh, axis=axis, optimizer=optimizer,
                        step_size=float(step_size), l2=problem.l2, l1=problem.l1,
                        memory=int(memory))
@@ -276,12 +306,15 @@ class Trace:
   optimum_value: float
 
 
-def iteration_times(delays: Array, k: int, compute_seconds: float = 0.0) -> np.ndarray:
+def iteration_times(delays: Array, k, compute_seconds: float = 0.0) -> np.ndarray:
   """Simulated elapsed time [T+1]: cumulative k-th order statistic of delays plus compute.
 
+  k is one count or one per iteration [T] (a gradient code that waited for more workers).
   Accumulated in float64 on the host so long runs keep their clock exact.
   """
-  per_iteration = np.asarray(stragglers_lib.kth_delay(delays, k), np.float64) + compute_seconds
+  ordered = np.sort(np.asarray(delays, np.float64), axis=-1)
+  k = np.broadcast_to(np.asarray(k), ordered.shape[:1])
+  per_iteration = ordered[np.arange(len(ordered)), k - 1] + compute_seconds
   return np.concatenate([[0.0], np.cumsum(per_iteration)])
 
 
@@ -294,14 +327,14 @@ def run(problem: problems_lib.Problem, data: WorkerData, delays: Array, k: int, 
   if delays.ndim != 2 or delays.shape[1] != data.num_workers:
     raise ValueError(f"delays has shape {delays.shape}; allowed: [steps, "
                      f"num_workers={data.num_workers}]")
-  received = stragglers_lib.fastest_k_mask(delays, k)
+  received, waited = responder_masks(data, delays, k)
   ws = simulate(problem, data, received, optimizer=optimizer, step_size=step_size,
                 memory=memory, mesh=mesh)
   if w_star is None:
     w_star = problems_lib.optimum(problem)
   f_star = problems_lib.objective(problem, w_star)
   values = jax.vmap(lambda w: problems_lib.objective(problem, w))(ws)
-  times = iteration_times(delays, k, compute_seconds_per_row * data.rows_per_worker)
+  times = iteration_times(delays, waited, compute_seconds_per_row * data.rows_per_worker)
   return Trace(np.asarray(ws), np.asarray(values), np.asarray(values - f_star), np.asarray(times),
                float(f_star))
 

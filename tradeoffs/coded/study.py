@@ -62,6 +62,18 @@ def validate_config(config) -> list[dict[str, Any]]:
     raise ValueError(f"num_workers={m} is not allowed: need >= 1")
   if config.steps < 1:
     raise ValueError(f"steps={config.steps} is not allowed: need >= 1")
+  if not (math.isfinite(config.epsilon) and config.epsilon > 0):
+    raise ValueError(f"--config.epsilon={config.epsilon} is not allowed: it is the relative "
+                     "suboptimality (f - f*)/f* to reach; allowed: a finite epsilon > 0")
+  # gd/prox take step = step_scale / L; gradient descent on an L-smooth objective converges
+  # only for step < 2/L (on a quadratic the error contracts by |1 - step * lambda| < 1 for
+  # every eigenvalue lambda <= L). L-BFGS takes step = step_scale along a quasi-Newton
+  # direction, for which step < 2 is the same condition on the curvature-scaled problem.
+  if not 0 < config.step_scale < 2:
+    unit = "a fixed step along the L-BFGS direction" if config.optimizer == "lbfgs" else \
+        "step = step_scale / L, and gradient descent converges only for step < 2/L"
+    raise ValueError(f"--config.step_scale={config.step_scale} is not allowed ({unit}); "
+                     "allowed: 0 < step_scale < 2")
   if config.problem.loss not in problems.LOSSES:
     raise ValueError(f"problem.loss={config.problem.loss!r} is not known; valid: {list(problems.LOSSES)}")
   optimize.check_optimizer(config.optimizer)

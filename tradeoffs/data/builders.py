@@ -123,6 +123,22 @@ class DigitsGroups(_DigitsBase):
 EMBEDDED_BUILDERS = {"digits": Digits, "digits_groups": DigitsGroups}
 
 
+class CorruptDatasetError(RuntimeError):
+  """A cached, prepared dataset cannot be read back (truncated or damaged files)."""
+
+
+def corrupt_dataset_error(name: str, data_dir: str, error: BaseException, *,
+                          embedded: bool, prepare: str = "") -> CorruptDatasetError:
+  """One line naming the folder to delete and how the dataset comes back."""
+  folder = os.path.join(os.path.abspath(data_dir), name)
+  again = ("it is rebuilt offline on the next load" if embedded else
+           f"then prepare it again: {prepare}")
+  detail = " ".join(str(error).split())[:200]
+  return CorruptDatasetError(
+      f"cached dataset {name!r} in {folder} is corrupt or incomplete "
+      f"({type(error).__name__}: {detail}); delete {folder} and {again}")
+
+
 def prepare_embedded(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   """Builds an embedded dataset to ArrayRecord in `data_dir` if it is not there yet."""
   import fcntl  # Several local processes may ask at once: build once, under a file lock.
@@ -130,7 +146,10 @@ def prepare_embedded(name: str, data_dir: str | None) -> tfds.core.DatasetBuilde
   os.makedirs(data_dir, exist_ok=True)
   with open(os.path.join(data_dir, f".{name}.lock"), "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    builder = EMBEDDED_BUILDERS[name](data_dir=data_dir, file_format="array_record")
+    try:  # Reads dataset_info.json / features.json of a cached build.
+      builder = EMBEDDED_BUILDERS[name](data_dir=data_dir, file_format="array_record")
+    except Exception as error:  # json, protobuf and OS errors: any means a damaged cache.
+      raise corrupt_dataset_error(name, data_dir, error, embedded=True) from error
     if not builder.is_prepared():
       tfds.disable_progress_bar()
       builder.download_and_prepare(file_format="array_record")

@@ -9,6 +9,7 @@ missing one fails at once with that command in the message — never a download 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Callable, Mapping, Sequence
 
@@ -16,6 +17,28 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tradeoffs.data import builders
+
+
+class _QuietTfds:
+  """Drops TFDS's per-load 'Load dataset info' INFO lines and its 'OpenCV is not installed'
+  warning (PIL decodes these small images fine); every other TFDS record passes."""
+
+  def filter(self, record) -> bool:
+    if f"{os.sep}tensorflow_datasets{os.sep}" not in (record.pathname or ""):
+      return True
+    message = str(record.msg)
+    return not (message.startswith("Load dataset info from")
+                or message.startswith("OpenCV is not installed"))
+
+
+def _quiet_tfds_logs() -> None:
+  # TFDS logs through absl, i.e. the Python logger 'absl'.
+  logger = logging.getLogger("absl")
+  if not any(isinstance(f, _QuietTfds) for f in logger.filters):
+    logger.addFilter(_QuietTfds())
+
+
+_quiet_tfds_logs()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,10 +145,28 @@ def data_source(name: str, split: str, data_dir: str | None = None,
   try:
     return tfds.data_source(spec.tfds_name, split=split, data_dir=data_dir, download=False)
   except Exception as error:  # TFDS raises several types for "not there".
+    if spec.embedded or _has_cached_build(spec.tfds_name, data_dir):
+      raise _corrupt(name, data_dir, spec, error) from error
     raise FileNotFoundError(
         f"dataset {name!r} (split {split!r}) is not prepared as ArrayRecord in {data_dir}. "
         f"Prepare it once, on a machine with internet: {prepare_command(name, data_dir)} "
         f"(underlying error: {type(error).__name__}: {str(error)[:200]})") from None
+
+
+def _has_cached_build(tfds_name: str, data_dir: str) -> bool:
+  """Whether some version folder of the dataset has a dataset_info.json (was prepared)."""
+  root = os.path.join(data_dir, tfds_name)
+  if not os.path.isdir(root):
+    return False
+  return any(os.path.exists(os.path.join(root, d, "dataset_info.json"))
+             for d in os.listdir(root))
+
+
+def _corrupt(name: str, data_dir: str, spec: DatasetSpec,
+             error: BaseException) -> builders.CorruptDatasetError:
+  return builders.corrupt_dataset_error(spec.tfds_name, data_dir, error,
+                                        embedded=spec.embedded,
+                                        prepare=prepare_command(name, data_dir))
 
 
 def _read_all(source: Sequence[Mapping[str, Any]], max_examples: int | None) -> list[dict]:
@@ -175,8 +216,13 @@ def load_split(name: str, split: str, *, data_dir: str | None = None,
                max_examples: int | None = None, spec: DatasetSpec | None = None,
                transform: Callable[[np.ndarray], np.ndarray] | None = None) -> ArraySplit:
   spec = spec or spec_for(name)
+  data_dir = data_dir or default_data_dir()
   source = data_source(name, split, data_dir, spec)
-  return to_arrays(_read_all(source, max_examples), spec, transform)
+  try:
+    examples = _read_all(source, max_examples)
+  except Exception as error:  # Truncated ArrayRecord shards, undecodable records.
+    raise _corrupt(name, data_dir, spec, error) from error
+  return to_arrays(examples, spec, transform)
 
 
 def load(name: str, *, data_dir: str | None = None, max_train_examples: int | None = None,

@@ -15,10 +15,12 @@ The formulas for sensitivity and mitigation are reconstructions (PAPERS.md marks
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 LossFn = Callable[[Any, Any], jax.Array]
@@ -119,6 +121,74 @@ def per_group_grad_norms(loss_fn: LossFn, params: Any, batch: Any, groups: jax.A
     return jnp.where(squared > 0, jnp.sqrt(jnp.where(squared > 0, squared, 1.0)), 0.0)
 
   return jnp.where(counts > 0, jax.vmap(norm)(weights), jnp.nan)
+
+
+def equal_size_indices(groups: Any, num_groups: int, key: jax.Array, draws: int = 8,
+                       size: int | None = None) -> np.ndarray:
+  """int [draws, non-empty groups, size]: per draw, `size` examples of each non-empty group
+  drawn without replacement (default size: the smallest non-empty group's count).
+
+  Group g's draws use `fold_in(fold_in(key, d), g)`. Host-side: the sizes decide shapes.
+  """
+  groups = np.asarray(groups)
+  _group_weights(jnp.asarray(groups), num_groups)  # Same checks as the other functions.
+  if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+    raise ValueError(f"draws={draws!r}; need an int >= 1")
+  members = [np.flatnonzero(groups == g) for g in range(num_groups)]
+  present = [m for m in members if m.size]
+  smallest = min(m.size for m in present)
+  size = smallest if size is None else size
+  if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= smallest:
+    raise ValueError(f"size={size!r}; need an int in 1..{smallest} (the smallest non-empty "
+                     "group)")
+  out = np.empty((draws, len(present), size), np.int64)
+  for d in range(draws):
+    for slot, (g, m) in enumerate((g, m) for g, m in enumerate(members) if m.size):
+      k = jax.random.fold_in(jax.random.fold_in(key, d), g)
+      out[d, slot] = m[np.asarray(jax.random.permutation(k, m.size))[:size]]
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class EqualSizeComparison:
+  """A per-group quantity at one common group size: `values` [draws, groups] (NaN for empty
+  groups), each draw on its own subsample of `size` examples per group."""
+
+  size: int
+  values: np.ndarray
+
+  @property
+  def mean(self) -> np.ndarray:
+    return self.values.mean(axis=0)
+
+  @property
+  def std(self) -> np.ndarray:
+    return self.values.std(axis=0)
+
+
+def per_group_grad_norms_equal_size(loss_fn: LossFn, params: Any, batch: Any,
+                                    groups: Any, num_groups: int, key: jax.Array,
+                                    draws: int = 8, size: int | None = None
+                                    ) -> EqualSizeComparison:
+  """`per_group_grad_norms` with every group subsampled to the same size.
+
+  The norm of a group's mean gradient has a noise part that shrinks like 1/sqrt(n_a), so
+  raw norms rank groups by size as much as by their loss surface; at one common size the
+  comparison is controlled. Draw d uses `equal_size_indices(groups, num_groups, key,
+  draws, size)[d]`; leaves of `batch` have the example axis first.
+  """
+  idx = equal_size_indices(groups, num_groups, key, draws, size)
+  size = idx.shape[-1]
+  present = np.flatnonzero(np.bincount(np.asarray(groups), minlength=num_groups))
+  sub_groups = jnp.asarray(np.repeat(present, size))
+
+  @jax.jit  # One compile for all draws: params and batch are arguments, not constants.
+  def one(p, b, flat_idx):
+    sub = jax.tree.map(lambda x: x[flat_idx], b)
+    return per_group_grad_norms(loss_fn, p, sub, sub_groups, num_groups)
+
+  values = np.stack([np.asarray(one(params, batch, jnp.asarray(i.reshape(-1)))) for i in idx])
+  return EqualSizeComparison(size=int(size), values=values)
 
 
 def _power_iteration(hvp, v0, num_iters):

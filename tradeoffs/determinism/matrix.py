@@ -23,6 +23,7 @@ import dataclasses
 import glob
 import os
 import subprocess
+import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -37,6 +38,32 @@ SETTING_FILE = "determinism_setting.json"
 DONE_FILE = "determinism_done.json"
 MATRIX_FILE = "matrix.jsonl"
 ON_ERROR = ("raise", "record")
+# This checkout, and the study config whose `:train_json=PATH` arg loads a saved training
+# config: subprocess runs of the matrix start from these wherever they run.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STUDY_CONFIG_FILE = os.path.join(REPO, "experiments", "configs", "determinism.py")
+
+
+def train_command(train_json: str, *, train_one: bool = False) -> list[str]:
+  """argv template (`{workdir}` placeholder) of one run of the training config saved as
+  JSON at `train_json`, for `run_matrix(command=...)`.
+
+  `python -m experiments.train`, or with `train_one` `python -m experiments.determinism
+  --train_one` (the study's trainer, which adds the config's `mitigation` penalty).
+  """
+  entry = (["experiments.determinism", "--train_one"] if train_one
+           else ["experiments.train"])
+  return [sys.executable, "-m", *entry,
+          f"--config={STUDY_CONFIG_FILE}:train_json={train_json}", "--workdir={workdir}"]
+
+
+def checkout_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+  """A copy of `environ` (default os.environ) with this checkout first on PYTHONPATH, so
+  that a subprocess imports its `experiments` package from any working directory; pass it
+  as `run_matrix(base_env=...)`."""
+  env = dict(os.environ if environ is None else environ)
+  env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH", "")) if p)
+  return env
 
 
 class RunFailedError(RuntimeError):

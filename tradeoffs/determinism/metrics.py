@@ -8,6 +8,7 @@ like `np.std` in NeuralNetworkRandomness' `run_ae.py`; pass `ddof=1` for the sam
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import jax
@@ -40,21 +41,108 @@ def top1_std(predictions: jax.Array, labels: jax.Array, ddof: int = 0) -> jax.Ar
   return jnp.std(accuracy_per_run(predictions, labels), ddof=ddof)
 
 
+def _class_means(correct: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
+  """float [runs, classes]: mean of `correct` [runs, examples] within each class (NaN if empty)."""
+  onehot = jax.nn.one_hot(labels, num_classes)                  # [examples, classes]
+  hits = correct.astype(jnp.float32) @ onehot
+  counts = jnp.sum(onehot, axis=0)
+  return jnp.where(counts > 0, hits / jnp.maximum(counts, 1), jnp.nan)
+
+
 def per_class_accuracy(predictions: jax.Array, labels: jax.Array, num_classes: int
                        ) -> jax.Array:
   """float [runs, classes]: recall of each class per run; NaN for a class with no examples."""
   _check_predictions(predictions, labels)
-  onehot = jax.nn.one_hot(labels, num_classes)                  # [examples, classes]
-  correct = (predictions == labels[None]).astype(jnp.float32)   # [runs, examples]
-  hits = correct @ onehot
-  counts = jnp.sum(onehot, axis=0)
-  return jnp.where(counts > 0, hits / jnp.maximum(counts, 1), jnp.nan)
+  return _class_means(predictions == labels[None], labels, num_classes)
 
 
 def per_class_accuracy_std(predictions: jax.Array, labels: jax.Array, num_classes: int,
                            ddof: int = 0) -> jax.Array:
   """float [classes]: std across runs of each class's accuracy."""
   return jnp.std(per_class_accuracy(predictions, labels, num_classes), axis=0, ddof=ddof)
+
+
+@dataclasses.dataclass(frozen=True)
+class PerClassStdNull:
+  """Observed per-class accuracy std across runs, and its shuffled-class null.
+
+  `per_class_std` [classes] is observed; `null_per_class_std` [draws, classes] is the same
+  statistic after randomly permuting the class labels of the test examples (class sizes
+  kept, each example's correctness in each run kept). Top-1 std is unchanged by the
+  permutation, so the null of the ratio is the null of the per-class std over `top1_std`.
+  Statistics `stat`: 'mean' or 'max' over (non-empty) classes.
+  """
+
+  top1_std: float
+  per_class_std: np.ndarray
+  null_per_class_std: np.ndarray
+
+  def statistic(self, stat: str = "mean") -> float:
+    return float(_reduce_classes(self.per_class_std, stat))
+
+  def null_statistic(self, stat: str = "mean") -> np.ndarray:
+    return _reduce_classes(self.null_per_class_std, stat)
+
+  def ratio(self, stat: str = "mean") -> float:
+    """Observed per-class std (`stat` over classes) / top-1 std; NaN when top-1 std is 0."""
+    return self.statistic(stat) / self.top1_std if self.top1_std > 0 else float("nan")
+
+  def null_ratio(self, stat: str = "mean") -> np.ndarray:
+    """float [draws]: the null distribution of `ratio(stat)`."""
+    null = self.null_statistic(stat)
+    return null / self.top1_std if self.top1_std > 0 else np.full_like(null, np.nan)
+
+  def band(self, stat: str = "mean", level: float = 0.95) -> tuple[float, float]:
+    """Central `level` interval of the null ratio (quantiles of the draws)."""
+    if not 0 < level < 1:
+      raise ValueError(f"level={level!r}; need 0 < level < 1")
+    lo, hi = np.quantile(self.null_ratio(stat), [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+  def p_value(self, stat: str = "mean") -> float:
+    """One-sided: share of null draws at least as large as observed, (1 + k) / (1 + B)."""
+    null, observed = self.null_statistic(stat), self.statistic(stat)
+    return float((1 + np.sum(null >= observed - 1e-12)) / (1 + null.size))
+
+
+def _reduce_classes(values: np.ndarray, stat: str) -> np.ndarray:
+  reducers = {"mean": np.nanmean, "max": np.nanmax}
+  if stat not in reducers:
+    raise ValueError(f"stat={stat!r}; valid: {sorted(reducers)}")
+  return reducers[stat](np.asarray(values, np.float64), axis=-1)
+
+
+@jax.jit(static_argnames=("num_classes", "num_draws", "ddof"))
+def _null_per_class_std(correct, labels, key, num_classes, num_draws, ddof):
+  shuffled = jax.vmap(lambda k: jax.random.permutation(k, labels))(
+      jax.random.split(key, num_draws))                          # [draws, examples]
+  return jax.vmap(lambda l: jnp.std(_class_means(correct, l, num_classes), axis=0,
+                                    ddof=ddof))(shuffled)
+
+
+def per_class_std_null(predictions: jax.Array, labels: jax.Array, num_classes: int,
+                       key: jax.Array, num_draws: int = 200, ddof: int = 0
+                       ) -> PerClassStdNull:
+  """Per-class accuracy std across runs against a null of fragility-free classes.
+
+  A class's accuracy is a mean over its n_k test examples, so its std across runs is
+  about sqrt(n / n_k) times top-1 std even when no class is more fragile than another.
+  The null keeps each example's correctness in every run and permutes which class it
+  belongs to (`num_draws` permutations from `key`); an observed ratio inside the null
+  band says the per-class spread is test-set sample size, not fragile classes.
+  """
+  _check_predictions(predictions, labels)
+  if isinstance(num_draws, bool) or not isinstance(num_draws, int) or num_draws < 1:
+    raise ValueError(f"num_draws={num_draws!r}; need an int >= 1")
+  if jnp.shape(predictions)[0] < 2:
+    raise ValueError(f"runs={jnp.shape(predictions)[0]}; a std across runs needs at least 2")
+  predictions, labels = jnp.asarray(predictions), jnp.asarray(labels)
+  correct = predictions == labels[None]
+  null = _null_per_class_std(correct, labels, key, int(num_classes), num_draws, int(ddof))
+  return PerClassStdNull(
+      top1_std=float(top1_std(predictions, labels, ddof)),
+      per_class_std=np.asarray(per_class_accuracy_std(predictions, labels, num_classes, ddof)),
+      null_per_class_std=np.asarray(null))
 
 
 def per_group_error_rates(predictions: jax.Array, labels: jax.Array, groups: jax.Array,
@@ -179,7 +267,8 @@ def bitwise_identical(runs: Sequence[Any] | Any) -> bool:
 def modal_predictions(predictions: jax.Array, num_classes: int) -> jax.Array:
   """int [examples]: the most frequent prediction across runs (ties: the smallest label)."""
   _check_predictions(predictions)
-  return population.modal_labels(predictions, num_classes)
+  # Explicit: exemplars' default tie rule is the largest label (Hooker et al.).
+  return population.modal_labels(predictions, num_classes, tie="smallest")
 
 
 def flip_counts(predictions: jax.Array, num_classes: int) -> jax.Array:

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shlex
-import sys
 import time
 from typing import Any, Sequence
 
@@ -54,6 +53,8 @@ MITIGATED_CONFIG_FILE = "train_config_mitigated.json"
 INITIAL_PARAMS_FILE = "initial_params.npz"
 ANALYSIS_FILE = "analysis.json"
 CPU_COST_NOTE = "not applicable: CPU kernels are deterministic"
+NULL_DRAWS = 200  # Shuffled-class draws for the per-class std null.
+EQUAL_SIZE_DRAWS = 8  # Subsamples per group for the equal-size gradient norms.
 
 # Algorithmic settings: seeds that vary, on this process's implementation.
 ALGORITHMIC = {
@@ -362,6 +363,8 @@ def measure_runs(workdirs: Sequence[str], group_attribute: str | None) -> dict[s
       max_flips=int(flips.max()), ids=runs.ids.tolist(),
       logits_identical=None if count < 2 else metrics_lib.bitwise_identical(
           list(runs.logits)))
+  if count >= 2:
+    out["per_class_null"] = per_class_null(predictions, runs.labels, num_classes)
   if count < 2:
     # One run has no spread: say so instead of reporting zeros.
     for key in ("top1_std", "churn", "per_class_std_max", "per_class_std_mean",
@@ -385,6 +388,21 @@ def measure_runs(workdirs: Sequence[str], group_attribute: str | None) -> dict[s
   times = [t for t in times if t is not None]
   out["seconds_per_step"] = float(np.median(times)) if times else None
   out["_runs"] = runs  # For the between-setting comparison; dropped before writing.
+  return out
+
+
+def per_class_null(predictions: np.ndarray, labels: np.ndarray, num_classes: int,
+                   draws: int = NULL_DRAWS) -> dict[str, Any]:
+  """Observed per-class / top-1 std ratios (mean and max over classes) and their null band."""
+  null = metrics_lib.per_class_std_null(predictions, labels, num_classes,
+                                        jax.random.key(0), num_draws=draws)
+  out = {"draws": draws}
+  for stat in ("mean", "max"):
+    ratio = null.ratio(stat)
+    if not np.isfinite(ratio):  # Top-1 std is 0: nothing varies, no ratio.
+      return {"draws": draws, "skipped": "top-1 std is 0"}
+    out[stat] = {"ratio": ratio, "null_median": float(np.median(null.null_ratio(stat))),
+                 "band": list(null.band(stat)), "p_value": null.p_value(stat)}
   return out
 
 
@@ -472,10 +490,17 @@ def mechanism(workdir: str, group_attribute: str, split: str = "train",
                                                           num_groups))(params)
   eigen = jax.jit(lambda p: hardware.per_group_top_hessian_eigenvalue(
       loss_fn, p, batch, groups, num_groups, jax.random.key(0), num_iters))(params)
+  # Raw norms shrink like 1/sqrt(n_a): compare groups at one size as well.
+  equal = hardware.per_group_grad_norms_equal_size(
+      loss_fn, params, batch, np.asarray(groups), num_groups, jax.random.key(1),
+      draws=EQUAL_SIZE_DRAWS)
   counts = np.bincount(np.asarray(groups), minlength=num_groups)
   return {"split": split, "member": member, "examples": int(len(labels)),
           "group_names": [f"{group_attribute}={g}" for g in range(num_groups)],
           "group_counts": counts.tolist(), "grad_norm": _nan_to_none(norms),
+          "grad_norm_equal_size": {"size": equal.size, "draws": EQUAL_SIZE_DRAWS,
+                                   "mean": _nan_to_none(equal.mean),
+                                   "std": _nan_to_none(equal.std)},
           "top_hessian_eigenvalue": _nan_to_none(eigen), "lanczos_iters": num_iters}
 
 
@@ -501,28 +526,9 @@ def determinism_cost(measured: dict[str, dict[str, Any]],
 # The study.
 
 
-def _command_train(config_path: str) -> list[str]:
-  return [sys.executable, "-m", "experiments.train",
-          f"--config={_CONFIG_FILE}:train_json={config_path}", "--workdir={workdir}"]
-
-
-def _command_train_one(config_path: str) -> list[str]:
-  return [sys.executable, "-m", "experiments.determinism", "--train_one",
-          f"--config={_CONFIG_FILE}:train_json={config_path}", "--workdir={workdir}"]
-
-
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_CONFIG_FILE = os.path.join(_REPO, "experiments", "configs", "determinism.py")
-
-
-def _subprocess_env() -> dict[str, str]:
-  env = dict(os.environ)
-  # The subprocess must import this checkout's `experiments` package wherever it runs.
-  env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO, env.get("PYTHONPATH", "")) if p)
-  return env
-
-
-def _population_fn(train_config: Any, mitigation: Any | None):
+def population_fn(train_config: Any, mitigation: Any | None = None):
+  """`run_matrix(population_fn=...)`: trains `setting`'s in-process population of
+  `train_config` (with the `mitigation` section, if given) by `train_run`."""
   def run(setting, members, workdir):
     logging.info("setting %r: training a population of %d in-process", setting.name, members)
     return train_run(setting_config(train_config, setting, members, mitigation), workdir)
@@ -543,20 +549,22 @@ def run_study(config: Any, workdir: str, environment: dict[str, Any] | None = No
                 and not settings_lib.needs_subprocess(s, current)]
   subprocess_settings = [s for s in settings if s not in in_process]
   common = dict(current=current, timeout_s=float(config.timeout_s),
-                base_env=_subprocess_env(), on_error="record")
+                base_env=matrix.checkout_env(), on_error="record")
   results = []
   started = time.time()
   if in_process:
     logging.info("in-process populations (%d members): %s", config.repeats,
                  [s.name for s in in_process])
     results += matrix.run_matrix(in_process, int(config.repeats), root,
-                                 population_fn=_population_fn(config.training, None),
-                                 command=_command_train(train_json), isolate=False, **common)
+                                 population_fn=population_fn(config.training),
+                                 command=matrix.train_command(train_json), isolate=False,
+                                 **common)
   for s in subprocess_settings:
     logging.info("setting %r: %d runs, one process each (%s); %.0fs elapsed", s.name,
                  config.impl_repeats, s.implementation(), time.time() - started)
     results += matrix.run_matrix([s], int(config.impl_repeats), root,
-                                 command=_command_train(train_json), isolate=True, **common)
+                                 command=matrix.train_command(train_json), isolate=True,
+                                 **common)
   mitigated = []
   if float(config.mitigation.weight) > 0:
     mitigation = copy.deepcopy(config.mitigation)
@@ -574,8 +582,8 @@ def run_study(config: Any, workdir: str, environment: dict[str, Any] | None = No
     for s in mitigated:
       results += matrix.run_matrix(
           [s], int(config.mitigation.repeats), root,
-          population_fn=_population_fn(config.training, mitigation),
-          command=_command_train_one(mitigated_json), check_flags=False,
+          population_fn=population_fn(config.training, mitigation),
+          command=matrix.train_command(mitigated_json, train_one=True), check_flags=False,
           isolate=bool(config.isolate) or in_own_processes(s), **common)
   logging.info("matrix done in %.0fs; analysing", time.time() - started)
   entries = {}
@@ -844,23 +852,66 @@ def report_blocks(analysis: dict[str, Any], config: Any, figures: dict[str, str 
     rows = []
     for name, mech in analysis["mechanism"].items():
       if "skipped" in mech:
-        rows.append([name, f"skipped: {mech['skipped']}", "", "", "", ""])
+        rows.append([name, f"skipped: {mech['skipped']}", "", "", "", "", ""])
         continue
-      rows += [[name, mech["split"], g, str(n), _fmt(gn), _fmt(ev)]
-               for g, n, gn, ev in zip(mech["group_names"], mech["group_counts"],
-                                       mech["grad_norm"], mech["top_hessian_eigenvalue"])]
+      equal = mech["grad_norm_equal_size"]
+      rows += [[name, mech["split"], g, str(n), _fmt(gn),
+                f"{_fmt(em)} ± {_fmt(es)} (n = {equal['size']})", _fmt(ev)]
+               for g, n, gn, em, es, ev in zip(
+                   mech["group_names"], mech["group_counts"], mech["grad_norm"],
+                   equal["mean"], equal["std"], mech["top_hessian_eigenvalue"])]
+    draws = next((m["grad_norm_equal_size"]["draws"] for m in analysis["mechanism"].values()
+                  if "grad_norm_equal_size" in m), EQUAL_SIZE_DRAWS)
     blocks += [("p", "Mechanism (section 8 bound: excess loss ≤ ‖∇ℓ_a‖·d + "
-                     "½·λ_max(H_a)·d²):"),
-               ("table", ["Run", "Split", "Group", "Examples", "‖∇ℓ_a‖", "λ_max(H_a)"], rows)]
+                     "½·λ_max(H_a)·d²). The norm of a group's mean gradient has a noise part "
+                     "that shrinks like 1/√n_a, so raw norms of groups of different size are "
+                     "confounded by size; the equal-n column subsamples every group to the "
+                     f"smallest group's size (mean ± sd over {draws} draws):"),
+               ("table", ["Run", "Split", "Group", "Examples", "‖∇ℓ_a‖",
+                          "‖∇ℓ_a‖, equal n", "λ_max(H_a)"], rows)]
   blocks += [("h2", "Cost of determinism"), ("p", analysis["determinism_cost"]["note"])]
-  if figures.get("per_class_vs_top1"):
-    blocks += [("h2", "Per-class std against top-1 std"),
-               ("img", figures["per_class_vs_top1"], "per-class std against top-1 std")]
+  blocks += _null_blocks(analysis, figures.get("per_class_vs_top1"))
   if figures.get("unstable"):
     blocks += [("h2", "Most unstable test examples"),
                ("p", "Examples whose prediction is not the same in every run, most flips "
                      "first (over the runs of all settings together)."),
                ("img", figures["unstable"], "unstable examples")]
+  return blocks
+
+
+def _null_blocks(analysis: dict[str, Any], figure: str | None) -> list[tuple[Any, ...]]:
+  """Per-class std / top-1 std beside its shuffled-class null band, and the figure."""
+  rows = []
+  for name, m in analysis["measured"].items():
+    null = m.get("per_class_null")
+    if not null or "skipped" in null:
+      continue
+    row = [name, _fmt(m["top1_std"])]
+    for stat in ("mean", "max"):
+      n = null[stat]
+      inside = n["band"][0] <= n["ratio"] <= n["band"][1]
+      row += [_fmt(n["ratio"]), f"{_fmt(n['null_median'])} [{_fmt(n['band'][0])}–"
+              f"{_fmt(n['band'][1])}]", _fmt(n["p_value"]),
+              "inside" if inside else ("above" if n["ratio"] > n["band"][1] else "below")]
+    rows.append(row)
+  if not rows and not figure:
+    return []
+  blocks = [("h2", "Per-class std against top-1 std")]
+  if rows:
+    draws = next(m["per_class_null"]["draws"] for m in analysis["measured"].values()
+                 if m.get("per_class_null") and "skipped" not in m["per_class_null"])
+    blocks += [
+        ("p", "A class's accuracy averages fewer test examples than top-1, so its std across "
+              "runs is larger even when no class is more fragile. Null: the same runs with "
+              f"the class labels of the test examples permuted ({draws} draws, class sizes "
+              "and each example's correctness kept). Ratio = per-class std (mean or max "
+              "over classes) / top-1 std; band = 2.5–97.5% of the null; p = share of null "
+              "draws at least as large. Inside the band: test-set sample size, not fragile "
+              "classes."),
+        ("table", ["Setting", "Top-1 std", "Mean ratio", "Null [band]", "p", "vs null",
+                   "Max ratio", "Null [band]", "p", "vs null"], rows)]
+  if figure:
+    blocks.append(("img", figure, "per-class std against top-1 std"))
   return blocks
 
 
@@ -898,6 +949,17 @@ def plot_std(workdir: str, analysis: dict[str, Any]) -> str | None:
   if still:  # Reproducible settings sit at the origin: one label instead of a pile.
     ax.annotate("no variation: " + ", ".join(still), (0, 0), fontsize=6, xytext=(4, 8),
                 textcoords="offset points", wrap=True)
+  bands = False
+  for name, m in analysis["measured"].items():
+    null = m.get("per_class_null")
+    if null and "skipped" not in null and m["top1_std"]:
+      bands = True
+      for stat, color in (("max", "C0"), ("mean", "C1")):
+        lo, hi = null[stat]["band"]
+        ax.vlines(m["top1_std"], lo * m["top1_std"], hi * m["top1_std"], color=color,
+                  alpha=0.35, lw=5, zorder=2)
+  if bands:
+    ax.set_title("bars: shuffled-class null, 2.5–97.5%", fontsize=8)
   top = max(xs + [1e-3]) * 1.1
   ax.plot([0, top], [0, top], color="0.6", lw=0.8, label="y = x")
   ax.set_xlabel("top-1 accuracy std across runs")

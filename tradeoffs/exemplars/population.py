@@ -69,20 +69,33 @@ def label_distribution(predictions, num_classes: int | None = None) -> jax.Array
   return counts / jnp.sum(counts, axis=-1, keepdims=True)
 
 
-def modal_labels(predictions, num_classes: int | None = None) -> jax.Array:
+MODAL_TIES = ("largest", "smallest")
+
+
+def modal_labels(predictions, num_classes: int | None = None, *,
+                 tie: str = "largest") -> jax.Array:
   """Most frequent predicted label across members, per example -> [examples] int32.
 
-  Ties go to the smallest label among the most frequent (as `scipy.stats.mode`, which
-  Hooker et al.'s `aggregate_predictions.py` uses). `num_classes` is not needed: for
-  predicted labels without it, the mode is found by pairwise comparison of members
-  (O(members^2 * examples)), which gives the same answer.
+  Ties among the most frequent labels go to the largest by default, as in Hooker et al.'s
+  `aggregate_predictions.py` (pandas `Series.mode().max()`); `tie="smallest"` gives the
+  smallest instead (`scipy.stats.mode`, `np.bincount(...).argmax()`). `num_classes` is not
+  needed: for predicted labels without it, the mode is found by pairwise comparison of
+  members (O(members^2 * examples)), which gives the same answer.
   """
+  if tie not in MODAL_TIES:
+    raise ValueError(f"tie={tie!r} is unknown; allowed: {', '.join(map(repr, MODAL_TIES))}")
   predictions = jnp.asarray(predictions)
   if jnp.issubdtype(predictions.dtype, jnp.floating) or num_classes is not None:
-    # argmax returns the first maximum, i.e. the smallest label among ties.
-    return jnp.argmax(label_counts(predictions, num_classes), axis=-1).astype(jnp.int32)
+    counts = label_counts(predictions, num_classes)
+    # argmax returns the first maximum: the smallest tied label, or from the reversed
+    # classes, the largest.
+    if tie == "smallest":
+      return jnp.argmax(counts, axis=-1).astype(jnp.int32)
+    return (counts.shape[-1] - 1 - jnp.argmax(counts[..., ::-1], axis=-1)).astype(jnp.int32)
   labels = predicted_labels(predictions)
   votes = jnp.sum(labels[:, None, :] == labels[None, :, :], axis=1)  # [members, examples]
   is_mode = votes == jnp.max(votes, axis=0, keepdims=True)
-  big = jnp.iinfo(jnp.int32).max
-  return jnp.min(jnp.where(is_mode, labels, big), axis=0).astype(jnp.int32)
+  if tie == "smallest":
+    return jnp.min(jnp.where(is_mode, labels, jnp.iinfo(jnp.int32).max), axis=0).astype(
+        jnp.int32)
+  return jnp.max(jnp.where(is_mode, labels, -1), axis=0).astype(jnp.int32)

@@ -80,7 +80,7 @@ class Checkpointer:
     wrote = False
     if step != self._last_saved and step not in self._manager.all_steps():
       arrays = _arrays(state)
-      arrays[FINGERPRINT] = _fingerprint(arrays)
+      arrays[FINGERPRINT] = np.asarray(jax.device_get(_fingerprint(arrays)))
       self._manager.save(step, args=ocp.args.StandardSave(arrays), force=True)
       self._last_saved = step
       wrote = True
@@ -92,11 +92,11 @@ class Checkpointer:
     self._manager.wait_until_finished()
 
   def _restore_step(self, state_like: Any, step: int) -> Any:
-    arrays = _arrays(state_like)
+    # Shapes, dtypes and shardings only: `state_like` may hold donated (deleted) buffers.
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _arrays(state_like))
     has_fingerprint = FINGERPRINT in self._manager.item_metadata(step)
     if has_fingerprint:  # Checkpoints written before fingerprints lack it.
-      arrays[FINGERPRINT] = _fingerprint(arrays)
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, arrays)
+      abstract[FINGERPRINT] = np.zeros((len(jax.tree.leaves(abstract)),), np.uint32)
     restored = dict(self._manager.restore(step, args=ocp.args.StandardRestore(abstract)))
     if has_fingerprint:
       stored = np.asarray(jax.device_get(restored.pop(FINGERPRINT)))

@@ -3,19 +3,23 @@
     config → data → model → population training → per-example predictions in a workdir
 
 `validate(config)` checks names and divisibility before anything is compiled; `run`
-resumes automatically from the workdir's last checkpoint, saves on SIGTERM and exits
-cleanly, and writes config.json, environment.json, metrics.jsonl (+ TensorBoard events),
-checkpoints/, predictions/ and final_params.npz.
+holds the workdir's lock, resumes automatically from the last intact checkpoint, saves on
+SIGTERM and exits cleanly, does nothing for a finished workdir, stops with
+`TrainingDiverged` on a non-finite loss or parameter, and writes config.json (once the
+data has loaded), environment.json/.jsonl, metrics.jsonl (+ TensorBoard events),
+checkpoints/, predictions/, final_params.npz and, last, summary.json (the "finished" mark).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -47,6 +51,12 @@ def model_kwargs(config: Any) -> dict[str, Any]:
 def validate(config: Any, device_count: int | None = None) -> None:
   """Fails fast, before data loading or compilation, on names and shapes that cannot work."""
   device_count = device_count or jax.device_count()
+  train = config.train
+  # Counts first: the schedule and mesh checks below would blame the wrong flag.
+  for key in ("steps", "batch_size", "steps_per_dispatch", "log_every", "checkpoint_every",
+              "eval_every"):
+    if int(train[key]) < 1:
+      raise ValueError(f"--config.train.{key}={train[key]} must be >= 1")
   if config.dataset.name not in data_lib.DATASETS:
     raise ValueError(f"--config.dataset.name={config.dataset.name!r} is unknown; choose from "
                      f"{data_lib.names()}")
@@ -68,9 +78,6 @@ def validate(config: Any, device_count: int | None = None) -> None:
   _, data_shards = mesh_lib.mesh_shape(
       members, int(_opt(config.mesh, "member_shards", 0)) or None, device_count)
   mesh_lib.check_batch(int(config.train.batch_size), data_shards)
-  train = config.train
-  if int(train.steps) < 0:
-    raise ValueError(f"--config.train.steps={train.steps} must be >= 0")
   pipeline = _opt(config.dataset, "pipeline", "memory")
   if pipeline not in ("memory", "grain"):
     raise ValueError(f"--config.dataset.pipeline={pipeline!r}; choose 'memory' (on-device "
@@ -78,9 +85,6 @@ def validate(config: Any, device_count: int | None = None) -> None:
   if pipeline == "grain" and "data" in seeds_lib.Seeds.from_config(config.seeds).vary:
     raise ValueError("--config.dataset.pipeline='grain' feeds one batch order to all members; "
                      "remove 'data' from --config.seeds.vary (or use pipeline='memory')")
-  for key in ("steps_per_dispatch", "log_every", "checkpoint_every", "eval_every"):
-    if int(train[key]) < 1:
-      raise ValueError(f"--config.train.{key}={train[key]} must be >= 1")
 
 
 @dataclasses.dataclass
@@ -173,11 +177,78 @@ def evaluate(state, split, mesh, batch_size) -> tuple[np.ndarray, dict[str, floa
                   "test_accuracy_max": float(accuracy.max())}
 
 
+class TrainingDiverged(ValueError):
+  """A loss or parameter became non-finite; the last good checkpoint is kept."""
+
+
+# Test-only: "N" or "N:SIGNAL" (TERM, KILL, ...) sends that signal (default SIGTERM) to this
+# process after step N's metrics are logged, before its checkpoint save, so tests can
+# preempt or kill deterministically (e.g. exactly at a checkpoint boundary). Unset: off.
+SIGNAL_AT_STEP_ENV = "TRADEOFFS_TEST_SIGNAL_AT_STEP"
+
+
+def _test_signal() -> tuple[int, int]:
+  value = os.environ.get(SIGNAL_AT_STEP_ENV, "")
+  if not value:
+    return 0, 0
+  step, _, name = value.partition(":")
+  return int(step), int(getattr(signal, f"SIG{name or 'TERM'}"))
+# A later logged loss this many times the first one is reported as a likely divergence.
+LOSS_GROWTH_WARNING = 10.0
+
+
+@jax.jit
+def _finite(params: Any, losses: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(every parameter of member m finite [M], loss finite [steps, M]): a cheap reduction."""
+  leaves = [jnp.all(jnp.isfinite(x).reshape(x.shape[0], -1), axis=1)
+            for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  params_ok = jnp.all(jnp.stack(leaves), axis=0) if leaves else jnp.ones(losses.shape[1:], bool)
+  return params_ok, jnp.isfinite(losses)
+
+
+def _check_finite(name: str, state: Any, losses: Any, step: int,
+                  checkpointer: checkpoint_lib.Checkpointer) -> None:
+  """Raises TrainingDiverged (one line) when the chunk (start, step] went non-finite."""
+  params_ok, loss_ok = jax.device_get(_finite(state.params, jnp.asarray(losses)))
+  params_ok, loss_ok = np.asarray(params_ok), np.asarray(loss_ok)
+  if params_ok.all() and loss_ok.all():
+    return
+  if not loss_ok.all():
+    row, member = np.argwhere(~loss_ok)[0]
+    # The chunk's metrics are the last len(losses) steps ending at `step`.
+    bad_step = step - loss_ok.shape[0] + int(row) + 1
+    value = float(np.asarray(jax.device_get(losses))[row, member])
+    what = f"loss is {value} for member {int(member)} at step {bad_step}"
+  else:
+    member = int(np.argwhere(~params_ok)[0][0])
+    what = f"parameters of member {member} are non-finite at step {step}"
+  checkpointer.wait()
+  kept = checkpointer.latest_step()
+  kept = (f"the last good checkpoint, step {kept} in {checkpointer.directory}, is kept"
+          if kept is not None else "no checkpoint was saved")
+  raise TrainingDiverged(
+      f"[{name}] training diverged: {what} (checked at step {step}); {kept}. Lower "
+      "--config.optimizer.learning_rate or set --config.optimizer.grad_clip_norm")
+
+
+def _belongs(name: str):
+  """Whether a metrics.jsonl row was written by train_population(name=name)."""
+  if name == "train":
+    return lambda row: "loss" in row
+  return lambda row: any(k.startswith(f"{name}/") for k in row)
+
+
 def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_config,
                      writer: workdir_lib.MetricWriter | None = None,
                      checkpoint_dir: str | None = None, name: str = "train",
                      ) -> tuple[pop_lib.TrainState, dict[str, Any], bool]:
   """Trains `state` to config.train.steps with resume, logging, eval and preemption saves.
+
+  Resumes from the newest intact checkpoint; metrics rows the interrupted attempt logged
+  after it are dropped, so each step appears once. A preemption (SIGTERM) saves the
+  current step, or finds it already saved, and returns preempted=True. A non-finite loss
+  or parameter at a log or checkpoint boundary raises TrainingDiverged before anything
+  diverged is saved.
 
   Returns (state, last metrics, preempted). Library code for every study binary.
   """
@@ -185,31 +256,41 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
   total = int(train.steps)
   checkpointer = checkpoint_lib.Checkpointer(checkpoint_dir or os.path.join(workdir,
                                                                             "checkpoints"))
-  if checkpointer.latest_step() is not None:
-    state = checkpointer.restore(state)
-  step = int(distributed.to_host(state.step)[0])
-  if step:
-    logging.info("[%s] resumed from checkpoint at step %d", name, step)
-  use_grain = _opt(config.dataset, "pipeline", "memory") == "grain"
-  if use_grain:
-    source = data_lib.data_source(config.dataset.name, "train", _opt(config.dataset, "data_dir"))
-    batches = pipeline_lib.iterate(pipeline_lib.step_batches(
-        source, seed=int(config.seeds.data), batch_size=int(train.batch_size),
-        num_steps=total), start_step=step,
-        workers=int(_opt(config.dataset, "grain_workers", 0)))
-    batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh_lib.DATA))
-    grain_runner = pop_lib.make_batch_runner(step_config, mesh)
-  else:
-    device_data = pop_lib.to_device(dataset.train, mesh)
-  guard = checkpoint_lib.PreemptionGuard()
-  progress = Progress(total, step)
-  last: dict[str, Any] = {}
-  preempted = False
-  last_log = (step, time.time())
-  eval_batch = int(_opt(config.eval, "batch_size", 512))
+  guard = None
   try:
+    if checkpointer.latest_step() is not None:
+      state = checkpointer.restore(state)
+    step = int(distributed.to_host(state.step)[0])
+    if step:
+      logging.info("[%s] resumed from checkpoint at step %d", name, step)
+    if writer is not None:
+      dropped = writer.drop_after(step, _belongs(name))
+      if dropped:
+        logging.info("[%s] dropped %d metrics rows logged after step %d by the interrupted "
+                     "attempt", name, dropped, step)
+    use_grain = _opt(config.dataset, "pipeline", "memory") == "grain"
+    if use_grain:
+      source = data_lib.data_source(config.dataset.name, "train",
+                                    _opt(config.dataset, "data_dir"))
+      batches = pipeline_lib.iterate(pipeline_lib.step_batches(
+          source, seed=int(config.seeds.data), batch_size=int(train.batch_size),
+          num_steps=total), start_step=step,
+          workers=int(_opt(config.dataset, "grain_workers", 0)))
+      batch_sharding = jax.sharding.NamedSharding(mesh,
+                                                  jax.sharding.PartitionSpec(mesh_lib.DATA))
+      grain_runner = pop_lib.make_batch_runner(step_config, mesh)
+    else:
+      device_data = pop_lib.to_device(dataset.train, mesh)
+    signal_at, signal_number = _test_signal()
+    guard = checkpoint_lib.PreemptionGuard()
+    progress = Progress(total, step)
+    last: dict[str, Any] = {}
+    first_loss = None
+    preempted = False
+    last_log = (step, time.time())
+    eval_batch = int(_opt(config.eval, "batch_size", 512))
     while step < total:
-      end = next_boundary(step, total, train)
+      start, end = step, next_boundary(step, total, train)
       if use_grain:
         for _ in range(end - step):
           batch = next(batches)
@@ -221,7 +302,14 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
         # make_runner caches one compiled program per chunk length.
         state, metrics = pop_lib.make_runner(step_config, mesh, end - step)(state, device_data)
       step = end
-      if step % int(train.log_every) == 0 or step == total:
+      log_now = step % int(train.log_every) == 0 or step == total
+      save_now = step % int(train.checkpoint_every) == 0 and step < total
+      checked = log_now or save_now or step == total
+      if checked:  # Before anything is logged or saved.
+        _check_finite(name, state, metrics["loss"], step, checkpointer)
+      if first_loss is None:  # This attempt's first step: the reference for growth.
+        first_loss = (start + 1, float(np.mean(jax.device_get(metrics["loss"])[0])))
+      if log_now:
         host = jax.device_get(metrics)
         last = {k: float(np.mean(v[-1])) for k, v in host.items()}
         now = time.time()
@@ -238,60 +326,108 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
         logging.info("[%s] %s  loss %.4f  acc %.3f%s", name, progress.line(step), last["loss"],
                      last["accuracy"], (f"  test_acc {last['test_accuracy']:.3f}"
                                         if "test_accuracy" in last else ""))
-      if step % int(train.checkpoint_every) == 0 and step < total:
+        if last["loss"] > LOSS_GROWTH_WARNING * max(first_loss[1], 1e-12):
+          logging.warning("[%s] LOSS IS GROWING: %.4g at step %d is more than %gx the loss "
+                          "%.4g at step %d; training is probably diverging (lower "
+                          "--config.optimizer.learning_rate)", name, last["loss"], step,
+                          LOSS_GROWTH_WARNING, first_loss[1], first_loss[0])
+      if signal_at and step == signal_at:
+        os.kill(os.getpid(), signal_number)
+      stop = guard.should_stop()
+      if stop and not checked:
+        _check_finite(name, state, metrics["loss"], step, checkpointer)
+      if save_now:
         checkpointer.save(step, state)
-      if guard.should_stop():
-        checkpointer.save(step, state, wait=True)
-        logging.warning("[%s] preempted (SIGTERM): saved step %d; rerun the same command to "
-                        "resume", name, step)
+      if stop:
+        checkpointer.save(step, state, wait=True)  # A no-op when save_now just wrote it.
+        logging.warning("[%s] preempted at step %d; rerun the same command to resume",
+                        name, step)
         preempted = True
         break
     if not preempted and checkpointer.latest_step() != step:
       checkpointer.save(step, state, wait=True)
   finally:
-    guard.restore_handlers()
+    if guard is not None:
+      guard.restore_handlers()
     checkpointer.close()
   return state, last, preempted
 
 
-def run(config: Any, workdir: str) -> RunResult | None:
-  """Runs the training experiment; returns None when preempted (state is checkpointed)."""
+def finished_step(workdir: str) -> int | None:
+  """The step a finished run in `workdir` ended at (summary.json is written last), else
+  None."""
+  path = os.path.join(workdir, "summary.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    summary = workdir_lib.read_json(path)
+  except ValueError:
+    return None  # Half-written summary: not finished.
+  return int(summary.get("step", -1))
+
+
+def run(config: Any, workdir: str, *,
+        on_result: Callable[[RunResult], Any] | None = None) -> RunResult | None:
+  """Runs the training experiment under the workdir's lock.
+
+  Returns None when preempted (state is checkpointed; rerun to resume) or when the
+  workdir already holds this finished run (nothing is written). `on_result(result)` runs
+  before summary.json marks the run finished, so what it writes (e.g. a trade-off record)
+  is never skipped by a rerun after a crash.
+  """
   started = time.time()
   distributed.maybe_initialize()
   checkpoint_lib.quiet_orbax()
   validate(config)
   members = int(config.population.members)
-  mesh, env = prepare_workdir(config, workdir)
-  logging.info("process %d/%d, %d devices (%s), mesh %s", jax.process_index(),
-               jax.process_count(), jax.device_count(), env["device_kind"], dict(mesh.shape))
-  mesh, dataset, model, state, step_config = build(config, mesh=mesh)
-  per_member = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state.params))
-  logging.info("model %s: %s parameters per member, %d members", config.model.name,
-               f"{per_member:,}", members)
-  writer = workdir_lib.MetricWriter(workdir)
-  state, last, preempted = train_population(config, workdir, state=state, mesh=mesh,
-                                            dataset=dataset, step_config=step_config,
-                                            writer=writer)
-  writer.close()
-  if preempted:
-    return None
-  eval_batch = int(_opt(config.eval, "batch_size", 512))
-  logits, test_metrics = evaluate(state, dataset.test, mesh, eval_batch)
-  test = dataset.test
-  preds = predictions_lib.Predictions(logits=logits, labels=test.labels, ids=test.ids,
-                                      groups=test.groups, group_names=test.group_names)
-  predictions_lib.save(workdir, "test", preds)
-  if _opt(config.eval, "save_train_predictions", False):
-    train_logits, _ = evaluate(state, dataset.train, mesh, eval_batch)
-    tr = dataset.train
-    predictions_lib.save(workdir, "train", predictions_lib.Predictions(
-        logits=train_logits, labels=tr.labels, ids=tr.ids, groups=tr.groups,
-        group_names=tr.group_names))
-  predictions_lib.save_params(workdir, distributed.to_host(state.params))
-  summary = {**last, **test_metrics, "members": members, "seconds": time.time() - started,
-             "per_member_test_accuracy": preds.accuracy.tolist()}
-  if workdir_lib.is_writer():
-    workdir_lib.write_json(os.path.join(workdir, "summary.json"), summary)
-  logging.info("done: test accuracy %.4f (members %s)", test_metrics["test_accuracy"],
-               np.round(preds.accuracy, 4).tolist())
-  return RunResult(state=state, predictions=preds, metrics=summary, mesh=mesh, dataset=dataset)
+  total = int(config.train.steps)
+  with workdir_lib.lock(workdir):
+    if workdir_lib.check(workdir, config):
+      done = finished_step(workdir)
+      if done is not None:
+        logging.warning("%s: already finished at step %d; nothing to do", workdir,
+                        total if done < 0 else done)
+        return None
+    # Data first: a run that fails to load its data must not claim the workdir.
+    dataset = load_dataset(config)
+    mesh, env = prepare_workdir(config, workdir)
+    logging.info("process %d/%d, %d devices (%s), mesh %s", jax.process_index(),
+                 jax.process_count(), jax.device_count(), env["device_kind"], dict(mesh.shape))
+    mesh, dataset, model, state, step_config = build(config, dataset=dataset, mesh=mesh)
+    per_member = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state.params))
+    logging.info("model %s: %s parameters per member, %d members", config.model.name,
+                 f"{per_member:,}", members)
+    writer = workdir_lib.MetricWriter(workdir)
+    try:
+      state, last, preempted = train_population(config, workdir, state=state, mesh=mesh,
+                                                dataset=dataset, step_config=step_config,
+                                                writer=writer)
+    finally:
+      writer.close()
+    if preempted:
+      return None
+    eval_batch = int(_opt(config.eval, "batch_size", 512))
+    logits, test_metrics = evaluate(state, dataset.test, mesh, eval_batch)
+    test = dataset.test
+    preds = predictions_lib.Predictions(logits=logits, labels=test.labels, ids=test.ids,
+                                        groups=test.groups, group_names=test.group_names)
+    predictions_lib.save(workdir, "test", preds)
+    if _opt(config.eval, "save_train_predictions", False):
+      train_logits, _ = evaluate(state, dataset.train, mesh, eval_batch)
+      tr = dataset.train
+      predictions_lib.save(workdir, "train", predictions_lib.Predictions(
+          logits=train_logits, labels=tr.labels, ids=tr.ids, groups=tr.groups,
+          group_names=tr.group_names))
+    predictions_lib.save_params(workdir, distributed.to_host(state.params))
+    summary = {**last, **test_metrics, "members": members, "step": total,
+               "seconds": time.time() - started,
+               "per_member_test_accuracy": preds.accuracy.tolist()}
+    result = RunResult(state=state, predictions=preds, metrics=summary, mesh=mesh,
+                       dataset=dataset)
+    if on_result is not None:
+      on_result(result)
+    if workdir_lib.is_writer():
+      workdir_lib.write_json(os.path.join(workdir, "summary.json"), summary)
+    logging.info("done: test accuracy %.4f (members %s)", test_metrics["test_accuracy"],
+                 np.round(preds.accuracy, 4).tolist())
+    return result
