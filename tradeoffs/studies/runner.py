@@ -239,24 +239,28 @@ def run(study: Any, config: Any, workdir: str, *, write: bool = True) -> RunResu
   variants = plan(study, config)
   name = study.NAME
   with _lock(workdir):
-    env = environment_lib.capture()
-    workdir_lib.prepare(workdir, config, env)
-    records = records_lib.read_records(workdir, repair=True)
+    resuming = workdir_lib.check(workdir, config)  # Refuses another config's workdir.
+    records = records_lib.read_records(workdir, repair=True) if resuming else []
     done = {r["variant"] for r in records}
     stale = sorted(done - {v.name for v in variants})
     if stale:
       raise errors.ConfigError(f"--workdir={workdir} holds records of variants {stale} that "
                                "this config does not plan; use a new --workdir")
     todo = [v for v in variants if v.name not in done]
-    if not todo:
+    if not todo:  # A finished run: nothing is rewritten, not even the environment.
       logging.info("%s: finished — all %d variants are recorded in %s; nothing to do "
                    "(--report_only rebuilds the report)", name, len(variants), workdir)
       if write and not os.path.exists(os.path.join(workdir, "report.md")):
         write_report(study, config, workdir, records)
       return RunResult(records=records, finished=True)
+    env = environment_lib.capture()
+    ctx = Context(study, config, workdir, env, variants)
+    for variant in todo:  # Data first: a run that cannot load its data claims nothing.
+      if variant.train_config is not None:
+        ctx.dataset(variant.train_config)
+    workdir_lib.prepare(workdir, config, env)
     logging.info("%s: %d variants (%s); %d already recorded, %d to run", name, len(variants),
                  ", ".join(v.name for v in variants), len(done), len(todo))
-    ctx = Context(study, config, workdir, env, variants)
     ctx.records.update({r["variant"]: r for r in records})
     start = time.time()
     try:
