@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.num_workers = 8
   config.steps = 60 if smoke else 400
   config.optimizer = "gd"  # gd | lbfgs | prox (prox when problem.l1 > 0)
-  config.step_scale = 1.0  # gd/prox: step = step_scale / L; lbfgs: step = step_scale.
+  config.step_scale = 1.0  # gd/prox: step = step_scale / L; lbfgs: step = step_scale; in (0, 2).
   config.memory = 5  # L-BFGS pairs.
   config.compute_seconds_per_row = 1e-4  # Simulated compute, proportional to a worker's rows.
   config.epsilon = 0.01  # Time to reach (f - f*) / f* <= epsilon.

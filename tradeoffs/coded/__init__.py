@@ -19,6 +19,7 @@ from tradeoffs.coded.encoding import fwht
 from tradeoffs.coded.encoding import paley_sizes
 from tradeoffs.coded.encoding import register_encoding
 from tradeoffs.coded.gradient_coding import GRADIENT_CODES
+from tradeoffs.coded.gradient_coding import NotDecodableError
 from tradeoffs.coded.gradient_coding import gradient_code
 from tradeoffs.coded.gradient_coding import register_gradient_code
 from tradeoffs.coded.optimize import Trace
