@@ -19,11 +19,10 @@ from tradeoffs.efficiency.latency import measure_latency
 from tradeoffs.efficiency.measure import batch_of, measure
 
 
-def _median_ms(fn: Callable[..., Any], *args: Any, repeats: int, warmup: int) -> float:
-  """Median wall-clock of fn(*args) in ms; fn is not re-jitted, so a Python loop over
-  members stays a loop."""
-  return measure_latency(fn, *args, repeats=repeats, warmup=max(warmup, 1),
-                                     jit=False)["latency_ms"]
+def _timed(fn: Callable[..., Any], *args: Any, repeats: int, warmup: int) -> dict[str, float]:
+  """Latency of fn(*args) (median and spread, ms); fn is not re-jitted, so a Python loop
+  over members stays a loop."""
+  return measure_latency(fn, *args, repeats=repeats, warmup=max(warmup, 1), jit=False)
 
 
 def measure_ensemble(member_apply: Callable[[Any, Any], Any], variables: Any,
@@ -68,13 +67,16 @@ def measure_ensemble(member_apply: Callable[[Any, Any], Any], variables: Any,
     x = batch_of(example_images, b)
     row = {}
     if num_members == 1:
-      row["wide_ms"] = _median_ms(single, member_list[0], x, **timing)
+      spread = _timed(single, member_list[0], x, **timing)
+      row["wide_ms"] = spread["latency_ms"]
       row["concurrent_ms"] = row["sequential_ms"] = row["wide_ms"]
     else:
-      row["concurrent_ms"] = _median_ms(lambda p, x: combiner(concurrent(p, x)), sharded, x,
-                                       **timing)
-      row["sequential_ms"] = _median_ms(lambda p, x: combiner(sequential(p, x)), member_list,
-                                       x, **timing)
+      spread = _timed(lambda p, x: combiner(concurrent(p, x)), sharded, x, **timing)
+      row["concurrent_ms"] = spread["latency_ms"]
+      row["sequential_ms"] = _timed(lambda p, x: combiner(sequential(p, x)), member_list, x,
+                                    **timing)["latency_ms"]
+    row["concurrent_p10_ms"] = spread["latency_p10_ms"]
+    row["concurrent_p90_ms"] = spread["latency_p90_ms"]
     row["throughput_per_s"] = b / (row["concurrent_ms"] / 1e3)
     per_batch[str(b)] = row
   first, largest = per_batch[str(batch_sizes[0])], str(max(batch_sizes))
@@ -90,6 +92,8 @@ def measure_ensemble(member_apply: Callable[[Any, Any], Any], variables: Any,
       "bytes": theory["bytes"],
       "peak_bytes": theory["peak_bytes"],
       "latency_ms": first["concurrent_ms"],
+      "latency_p10_ms": first["concurrent_p10_ms"],
+      "latency_p90_ms": first["concurrent_p90_ms"],
       "latency_concurrent_ms": first["concurrent_ms"],
       "latency_sequential_ms": first["sequential_ms"],
       "latency_batch_size": int(batch_sizes[0]),
