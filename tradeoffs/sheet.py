@@ -195,6 +195,7 @@ def _churn(inputs: Inputs) -> dict[str, Any]:
 register_cost("cie", _cie)
 register_cost("cie_null", _cie_null)
 register_cost("churn", _churn)
+register_cost("compression", exemplars.compression.cost)  # Taxicab, per class, per group.
 
 
 def score(logits: Any, labels: Any, *, groups: Any = None, group_names: Sequence[str] = (),

@@ -3,6 +3,7 @@
 from tradeoffs.efficiency.cost import compiled_cost
 from tradeoffs.efficiency.cost import sparse_flops
 from tradeoffs.efficiency.cost import weight_op_flops
+from tradeoffs.efficiency.counting import compression_ratio
 from tradeoffs.efficiency.counting import nonzero_count
 from tradeoffs.efficiency.counting import param_count
 from tradeoffs.efficiency.counting import weight_bytes

@@ -81,3 +81,21 @@ def weight_bytes(params: Any, bits_per_leaf: BitsPerLeaf | None = None) -> int:
                        "positive int or None")
     total_bits += int(np.prod(leaf.shape)) * int(b)
   return int(-(-total_bits // 8))
+
+
+def compression_ratio(params: Any, bits_per_leaf: Any = None) -> float:
+  """float32 bits of the dense params / bits of the non-zero weights as stored compressed.
+
+  Pruned weights count as free (index overhead ignored); quantized leaves count every
+  entry at their bit width (codes are stored densely; scales are not counted). One
+  member's params; `bits_per_leaf` a pytree like `params` with an int or None per leaf.
+  """
+  leaves = jax.tree.leaves(params)
+  bits = (jax.tree.leaves(bits_per_leaf, is_leaf=lambda x: x is None)
+          if bits_per_leaf is not None else [None] * len(leaves))
+  dense = sum(int(np.prod(np.shape(leaf))) * 32 for leaf in leaves)
+  stored = 0
+  for leaf, b in zip(leaves, bits):
+    leaf = np.asarray(leaf)
+    stored += leaf.size * int(b) if b is not None else int(np.count_nonzero(leaf)) * 32
+  return float(dense / max(stored, 1))

@@ -1,13 +1,17 @@
 """Compression-identified exemplars: population modal labels, PIE / CIE (modal and
-taxicab), per-class Welch t-tests, Q-score and prediction depth, and audit outputs.
+taxicab), per-class Welch t-tests, the hidden costs of a compressed population
+(`compression_costs`), Q-score and prediction depth, and audit outputs.
 
 Pure functions of saved per-example predictions: population scores [members, examples,
 classes] or predicted labels [members, examples], labels [examples].
 """
 
+from tradeoffs.exemplars.audit import audit_figure
 from tradeoffs.exemplars.audit import audit_sheet
+from tradeoffs.exemplars.audit import write_audit
 from tradeoffs.exemplars.audit import write_cie_list
 from tradeoffs.exemplars.cie import TaxicabCIE
+from tradeoffs.exemplars.compression import compression_costs
 from tradeoffs.exemplars.cie import accuracy_split
 from tradeoffs.exemplars.cie import cie
 from tradeoffs.exemplars.cie import group_breakdown

@@ -13,6 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from tradeoffs import workdir as workdir_lib
+from tradeoffs.exemplars import cie as cie_lib
+from tradeoffs.exemplars import population
 
 
 def _select(ids, dense_modal, comp_modal, is_cie, scores):
@@ -39,6 +41,50 @@ def _name(value, class_names):
   return class_names[value] if class_names is not None else str(value)
 
 
+def audit_figure(images, ids, dense_modal, comp_modal, labels, *, max_images: int = 64,
+                 is_cie=None, scores=None, class_names: Sequence[str] | None = None,
+                 title: str | None = None, reference: str = "dense",
+                 variant: str = "comp"):
+  """A matplotlib Figure (Agg canvas) of CIE images captioned with the example id, both
+  modal labels (`reference`'s and `variant`'s) and the true label; returns (figure,
+  number of images drawn). Arguments as `audit_sheet`."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  if int(max_images) < 0:
+    raise ValueError(f"max_images={max_images!r}: must be >= 0")
+  images = np.asarray(images, np.float32)
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise ValueError(f"images has shape {images.shape}: expected [examples, H, W, 1 or 3]")
+  if images.shape[0] != np.asarray(ids).shape[0]:
+    raise ValueError(f"images has {images.shape[0]} examples, ids {np.asarray(ids).shape[0]}")
+  index = _select(ids, dense_modal, comp_modal, is_cie, scores)[:int(max_images)]
+  dense_modal, comp_modal = np.asarray(dense_modal), np.asarray(comp_modal)
+  labels, ids = np.asarray(labels), np.asarray(ids)
+  columns = max(1, min(8, len(index)))
+  rows = max(1, math.ceil(len(index) / columns))
+  figure = Figure(figsize=(1.6 * columns, 1.9 * rows + (0.4 if title else 0.0)), dpi=100)
+  FigureCanvasAgg(figure)
+  if title:
+    figure.suptitle(title, fontsize=9)
+  if not len(index):
+    figure.text(0.5, 0.5, "no CIE examples", ha="center", va="center")
+  for slot, i in enumerate(index):
+    axis = figure.add_subplot(rows, columns, slot + 1)
+    image = np.clip(images[i], 0.0, 1.0)
+    if image.shape[-1] == 1:
+      axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+      axis.imshow(image, interpolation="nearest")
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.set_title(f"id {int(ids[i])}\n{reference} {_name(dense_modal[i], class_names)} "
+                   f"{variant} {_name(comp_modal[i], class_names)}\n"
+                   f"true {_name(labels[i], class_names)}", fontsize=6)
+  figure.tight_layout()
+  return figure, len(index)
+
+
 def audit_sheet(path_png: str, images, ids, dense_modal, comp_modal, labels, *,
                 max_images: int = 64, is_cie=None, scores=None,
                 class_names: Sequence[str] | None = None, title: str | None = None) -> int:
@@ -59,45 +105,14 @@ def audit_sheet(path_png: str, images, ids, dense_modal, comp_modal, labels, *,
   Returns:
     The number of images drawn (the file is written even when it is 0).
   """
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
-  if int(max_images) < 0:
-    raise ValueError(f"max_images={max_images!r}: must be >= 0")
-  images = np.asarray(images, np.float32)
-  if images.ndim != 4 or images.shape[-1] not in (1, 3):
-    raise ValueError(f"images has shape {images.shape}: expected [examples, H, W, 1 or 3]")
-  if images.shape[0] != np.asarray(ids).shape[0]:
-    raise ValueError(f"images has {images.shape[0]} examples, ids {np.asarray(ids).shape[0]}")
-  index = _select(ids, dense_modal, comp_modal, is_cie, scores)[:int(max_images)]
-  dense_modal, comp_modal = np.asarray(dense_modal), np.asarray(comp_modal)
-  labels, ids = np.asarray(labels), np.asarray(ids)
   if not workdir_lib.is_writer():
-    return len(index)
-  columns = max(1, min(8, len(index)))
-  rows = max(1, math.ceil(len(index) / columns))
-  figure = Figure(figsize=(1.6 * columns, 1.9 * rows + (0.4 if title else 0.0)), dpi=100)
-  FigureCanvasAgg(figure)
-  if title:
-    figure.suptitle(title, fontsize=9)
-  if not len(index):
-    figure.text(0.5, 0.5, "no CIE examples", ha="center", va="center")
-  for slot, i in enumerate(index):
-    axis = figure.add_subplot(rows, columns, slot + 1)
-    image = np.clip(images[i], 0.0, 1.0)
-    if image.shape[-1] == 1:
-      axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    else:
-      axis.imshow(image, interpolation="nearest")
-    axis.set_xticks([])
-    axis.set_yticks([])
-    axis.set_title(f"id {int(ids[i])}\ndense {_name(dense_modal[i], class_names)} "
-                   f"comp {_name(comp_modal[i], class_names)}\n"
-                   f"true {_name(labels[i], class_names)}", fontsize=6)
-  figure.tight_layout()
+    return len(_select(ids, dense_modal, comp_modal, is_cie, scores)[:int(max_images)])
+  figure, drawn = audit_figure(images, ids, dense_modal, comp_modal, labels,
+                               max_images=max_images, is_cie=is_cie, scores=scores,
+                               class_names=class_names, title=title)
   os.makedirs(os.path.dirname(os.path.abspath(path_png)), exist_ok=True)
   figure.savefig(path_png, format="png")
-  return len(index)
+  return drawn
 
 
 def write_cie_list(path_json: str, ids, *, is_cie=None, scores=None, dense_modal=None,
@@ -119,3 +134,39 @@ def write_cie_list(path_json: str, ids, *, is_cie=None, scores=None, dense_modal
     workdir_lib.write_json(path_json, {"count": len(examples), "examples": examples,
                                        **metadata})
   return examples
+
+
+def write_audit(path_json: str, variant: str, reference: str, reference_logits, logits,
+                labels, ids, *, group_ids=None, group_names: Sequence[str] = (),
+                num_classes: int | None = None, top: int = 64) -> dict:
+  """The audit list of `variant`'s CIEs against the `reference` population.
+
+  Writes `path_json` (every modal CIE by id with both modal labels, the true label and its
+  taxicab score, highest score first, plus the CIE count per group) and returns {"json",
+  "count", "top": the first `top` entries with their example index}, from which an audit
+  image grid can be drawn (`audit_figure`).
+
+  Args:
+    reference_logits, logits: the two populations [members, examples, classes] (or labels
+      [members, examples]).
+    labels, ids: true labels and example ids [examples].
+    group_ids, group_names: optional group id per example and the groups' names.
+  """
+  reference_modal = np.asarray(population.modal_labels(reference_logits, num_classes))
+  modal = np.asarray(population.modal_labels(logits, num_classes))
+  scores = np.asarray(cie_lib.taxicab_scores(reference_logits, logits, num_classes))
+  is_cie = reference_modal != modal
+  per_group = {}
+  if group_ids is not None:
+    group_ids = np.asarray(group_ids)
+    per_group = {name: int(np.sum(is_cie & (group_ids == g)))
+                 for g, name in enumerate(group_names)}
+  examples = write_cie_list(
+      path_json, ids, is_cie=is_cie, scores=scores, dense_modal=reference_modal,
+      comp_modal=modal, labels=labels, variant=variant, reference=reference,
+      reference_members=int(np.shape(reference_logits)[0]),
+      members=int(np.shape(logits)[0]), cie_per_group=per_group,
+      order="taxicab score, highest first")
+  index = _select(ids, reference_modal, modal, is_cie, scores)[:max(0, int(top))]
+  top_entries = [{"index": int(i), **examples[j]} for j, i in enumerate(index)]
+  return {"json": path_json, "count": len(examples), "top": top_entries}

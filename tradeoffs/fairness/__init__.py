@@ -3,6 +3,7 @@
 Pure functions of labels, predictions and group ids (jnp arrays); fairlearn-style names.
 """
 
+from tradeoffs.fairness import disparity
 from tradeoffs.fairness.bootstrap import Interval
 from tradeoffs.fairness.bootstrap import bootstrap_ci
 from tradeoffs.fairness.groups import Intersection
