@@ -8,16 +8,20 @@ init, nominal sparsity 0.9, equal active weights per layer), {sgd-momentum, adam
 swish} x {no BN, BN} = 8 settings x {sparse, dense} = 16 populations of 4 seeds, 550 steps
 (~49 epochs) each, EGF logged at 11 evaluations.
 
-Runtime: 3.0 min of CPU time (user, 2 CPU cores), so 1.5-3 min wall on an idle 2-core
-machine (not measured idle: 9.5 min wall while the cores were shared at load ~11).
-Expected (seeds 0-3): top-1 96.7-98.9% per variant; batch norm helps sparse more (+0.8 to +1.8
-pp) than dense (0 to +0.8 pp), as the paper found; sparse
-ahead in 5 of 8 settings (all four BN settings), mean +0.03 pp, not significant (one-sided
-Wilcoxon across settings p ~0.43; only adam-swish-bn significant alone, p ~0.03); EGF_2 and
-the gradient norm both correlate negatively with top-1 (Spearman -0.83 vs -0.78 over the
-16 variants; -0.97 for both over the 8 sparse ones, Pearson -0.85 vs -0.78).
-`:smoke` trains 2 settings x {sparse, dense} with 2 members for 22 steps
-(~40 s of CPU time, mostly compilation).
+Runtime: 3.1 min of CPU time (user, 2 CPU cores), so ~2-3 min wall on an idle 2-core
+machine (not measured idle: 9.3 min wall while the cores were shared at load ~7).
+Expected (seeds 0-3; verdicts two-sided, paired over the 4 seeds, Holm within a section):
+top-1 96.7-98.9% per variant; sparse vs dense over the grid: no detectable difference
+(+0.03 pp, 95% CI [-0.67, 0.72]); per setting: no detectable difference in all 8 (largest
++0.69 pp adam-swish-bn, -0.83 pp sgd-relu-nobn, Holm p >= 0.55); batch norm raises sparse
+top-1 (+1.37 pp [0.82, 1.92], Holm p 0.01), for dense no detectable difference (+0.45 pp),
+and the difference of the two gains is not detectable (+0.92 pp [-0.28, 2.12], Holm p 0.18);
+EGF_2 and the gradient norm both correlate negatively with top-1 (Spearman -0.83 vs -0.78
+over the 16 variants, -0.97 for both over the 8 sparse ones) and EGF does not track top-1
+detectably better (|rho| difference +0.05 [-0.33, 0.45], bootstrap p 0.75; all four
+EGF_1/EGF_2 x all/sparse claims: no detectable difference).
+`:smoke` trains 2 settings x {sparse, dense} with 2 members for 22 steps (~46 s of CPU time,
+mostly compilation; 1.9 min wall at load ~7.6), too few variants for correlation claims.
 Variant args: `:members=8`, `:smoke,members=4`.
 """
 
@@ -46,13 +50,19 @@ def get_config(arg=None):
       init_scaling="dense",  # 'dense' | 'none' | 'effective' (see the study module).
       egf_evaluations=11,  # Metrics (EGF) logged every train.steps // egf_evaluations steps.
       egf_normalize=False,  # True divides each layer's EGF norm by its active weights.
-      latency_repeats=10,  # 0 skips latency measurement.
   ))
+  c.efficiency = ml_collections.ConfigDict(dict(
+      latency_repeats=10, measure_batch=128, time_latency=True))
+  c.report = ml_collections.ConfigDict(dict(
+      title="", axes=("efficiency.nonzero_params", "efficiency.flops", "efficiency.latency_ms"),
+      metrics=("accuracy.top1", "accuracy.worst_class", "hidden_costs.cie_count"),
+      reference=""))
   if smoke:
     common.smoke(c, steps=22)
     c.train.checkpoint_every = 22  # Only the final save: seconds matter here.
     c.study.dense_hidden = (16, 16)
     c.study.activations = ("relu",)
     c.study.batch_norm = (False,)
-    c.study.latency_repeats = 0
+    c.efficiency.time_latency = False
+    c.report.axes = ("efficiency.nonzero_params", "efficiency.flops")
   return c
