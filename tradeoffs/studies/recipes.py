@@ -44,6 +44,7 @@ from tradeoffs import quantization
 from tradeoffs import sparsity
 from tradeoffs.studies import base
 from tradeoffs.train import distributed
+from tradeoffs.train import extensions as step_extensions
 from tradeoffs.train import optimizers
 from tradeoffs.train import seeds as seeds_lib
 
@@ -209,14 +210,14 @@ def divided(ctx: Any, variant: base.Variant) -> base.Outcome:
   size = int(k["S"])
   config = variant.train_config
   steps = int(config.train.steps)
-  overrides: dict[str, Any] = {}
+  plug_ins = []
   weight = float(k.get("cotraining_weight", 0.0))
   if size > 1 and weight > 0:
-    overrides["coupling_fn"] = ensembles.cotraining_coupling(
+    plug_ins.append(step_extensions.coupling(ensembles.cotraining_coupling(
         size, str(k.get("cotraining_loss", "js_divergence")), weight,
-        int(round(float(k.get("cotraining_warmup_fraction", 0.0)) * steps)))
+        int(round(float(k.get("cotraining_warmup_fraction", 0.0)) * steps)))))
   base_seed = int(config.seeds.data)
-  trained = ctx.train(variant, step_overrides=overrides,
+  trained = ctx.train(variant, extensions=plug_ins,
                       state_fn=lambda st: seeds_lib.group_data_keys(st, size, base_seed))
   member_logits = ctx.evaluate(trained, config)
   combine = str(k.get("combine", "mean_logits"))

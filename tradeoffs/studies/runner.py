@@ -109,9 +109,16 @@ class Context:
   # Training --------------------------------------------------------------------------
   def train(self, variant: base.Variant, *, train_config: Any = None, name: str | None = None,
             tx: Any = None, step_overrides: Mapping[str, Any] | None = None,
+            extensions: Sequence[Any] = (), extras: Mapping[str, Any] | None = None,
             init_fn: Any = None, state_fn: Any = None) -> Trained:
     """Trains (or resumes, or restores when finished) one population under
-    workdir/checkpoints/<name>; raises `base.Preempted` when preempted."""
+    workdir/checkpoints/<name>; raises `base.Preempted` when preempted.
+
+    `extensions` (`tradeoffs.train.extensions.StepExtension`) add loss terms or example
+    weights to the step; `extras` are the per-example training inputs they read.
+    """
+    step_overrides = {**dict(step_overrides or {}),
+                      "extensions": tuple(extensions)} if extensions else step_overrides
     name = name or variant.name
     train_config = train_config if train_config is not None else variant.train_config
     if train_config is None:
@@ -125,7 +132,8 @@ class Context:
     state, _, preempted = experiment.train_population(
         train_config, self.workdir, state=state, mesh=mesh, dataset=dataset,
         step_config=step_config, writer=self.writer,
-        checkpoint_dir=os.path.join(self.workdir, "checkpoints", name), name=name)
+        checkpoint_dir=os.path.join(self.workdir, "checkpoints", name), name=name,
+        extras=dict(extras) if extras else None)
     if preempted:
       raise base.Preempted(name, int(distributed.to_host(state.step)[0]))
     self.meshes[name] = {k: int(v) for k, v in mesh.shape.items()}

@@ -9,6 +9,8 @@
 
 from tradeoffs.train.checkpoint import Checkpointer
 from tradeoffs.train.checkpoint import PreemptionGuard
+from tradeoffs.train.extensions import Batch
+from tradeoffs.train.extensions import StepExtension
 from tradeoffs.train.mesh import make_mesh
 from tradeoffs.train.optimizers import make_optimizer
 from tradeoffs.train.optimizers import make_schedule

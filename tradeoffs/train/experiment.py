@@ -30,6 +30,7 @@ from tradeoffs import workdir as workdir_lib
 from tradeoffs.data import pipeline as pipeline_lib
 from tradeoffs.train import checkpoint as checkpoint_lib
 from tradeoffs.train import distributed
+from tradeoffs.train import extensions as extensions_lib
 from tradeoffs.train import mesh as mesh_lib
 from tradeoffs.train import optimizers
 from tradeoffs.train import population as pop_lib
@@ -152,11 +153,17 @@ def build(config: Any, dataset: data_lib.Dataset | None = None,
                                     seeds_lib.Seeds.from_config(config.seeds), mesh,
                                     init_fn=init_fn)
   augment = config.augment
+  overrides = dict(step_overrides or {})
+  extensions = list(overrides.pop("extensions", ()))
+  for key, make in extensions_lib.LEGACY.items():  # coupling_fn=..., grad_metrics_fn=...
+    if overrides.get(key) is not None:
+      extensions.append(make(overrides.pop(key)))
+    overrides.pop(key, None)
   step_config = pop_lib.StepConfig(
       batch_size=int(config.train.batch_size),
       augment_fn=data_lib.make_augment(tuple(_opt(augment, "names", ())),
                                        **{k: v for k, v in augment.items() if k != "names"}),
-      **(step_overrides or {}))
+      extensions=tuple(extensions), **overrides)
   return mesh, dataset, model, state, step_config
 
 
@@ -241,8 +248,12 @@ def _belongs(name: str):
 def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_config,
                      writer: workdir_lib.MetricWriter | None = None,
                      checkpoint_dir: str | None = None, name: str = "train",
+                     extras: dict[str, Any] | None = None,
                      ) -> tuple[pop_lib.TrainState, dict[str, Any], bool]:
   """Trains `state` to config.train.steps with resume, logging, eval and preemption saves.
+
+  `extras` are per-example arrays [N_train, ...] that travel with the training set for the
+  step's extensions (e.g. teacher logits for distillation).
 
   Resumes from the newest intact checkpoint; metrics rows the interrupted attempt logged
   after it are dropped, so each step appears once. A preemption (SIGTERM) saves the
@@ -280,7 +291,7 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
                                                   jax.sharding.PartitionSpec(mesh_lib.DATA))
       grain_runner = pop_lib.make_batch_runner(step_config, mesh)
     else:
-      device_data = pop_lib.to_device(dataset.train, mesh)
+      device_data = pop_lib.to_device(dataset.train, mesh, extras)
     signal_at, signal_number = _test_signal()
     guard = checkpoint_lib.PreemptionGuard()
     progress = Progress(total, step)
@@ -367,13 +378,17 @@ def finished_step(workdir: str) -> int | None:
 
 
 def run(config: Any, workdir: str, *,
-        on_result: Callable[[RunResult], Any] | None = None) -> RunResult | None:
+        on_result: Callable[[RunResult], Any] | None = None,
+        on_init: Callable[[pop_lib.TrainState], Any] | None = None,
+        step_overrides: dict[str, Any] | None = None) -> RunResult | None:
   """Runs the training experiment under the workdir's lock.
 
   Returns None when preempted (state is checkpointed; rerun to resume) or when the
   workdir already holds this finished run (nothing is written). `on_result(result)` runs
   before summary.json marks the run finished, so what it writes (e.g. a trade-off record)
-  is never skipped by a rerun after a crash.
+  is never skipped by a rerun after a crash. `on_init(state)` sees the freshly initialised
+  population (before any checkpoint is restored), e.g. to save the initial weights;
+  `step_overrides` are `StepConfig` fields (e.g. `group_loss_fn`), as for `build`.
   """
   started = time.time()
   distributed.maybe_initialize()
@@ -393,7 +408,10 @@ def run(config: Any, workdir: str, *,
     mesh, env = prepare_workdir(config, workdir)
     logging.info("process %d/%d, %d devices (%s), mesh %s", jax.process_index(),
                  jax.process_count(), jax.device_count(), env["device_kind"], dict(mesh.shape))
-    mesh, dataset, model, state, step_config = build(config, dataset=dataset, mesh=mesh)
+    mesh, dataset, model, state, step_config = build(config, dataset=dataset, mesh=mesh,
+                                                     step_overrides=step_overrides)
+    if on_init is not None:
+      on_init(state)
     per_member = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state.params))
     logging.info("model %s: %s parameters per member, %d members", config.model.name,
                  f"{per_member:,}", members)

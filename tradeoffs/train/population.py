@@ -7,10 +7,10 @@ device-resident dataset, as a pure function of (member's data key, step). The me
 is sharded over the mesh's `members` axis and each member's batch over `data`.
 
 Losses: the population loss is Σ_members mean_batch loss_fn(logits, labels) — its gradient
-with respect to member i's parameters is member i's own gradient — plus an optional
-`coupling_fn(logits [M, B, C], labels [M, B], step)` for losses that tie members together
-(co-training). The optimizer update is vmapped, so per-member state (e.g. pruning masks)
-stays per member.
+with respect to member i's parameters is member i's own gradient — plus whatever the
+step's extensions add (`tradeoffs.train.extensions`: member loss terms, example weights,
+population terms such as co-training, gradient metrics, per-example gradients for DP-SGD).
+The optimizer update is vmapped, so per-member state (e.g. pruning masks) stays per member.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import optax
 from jax.sharding import Mesh
 
 from tradeoffs.data import batching
+from tradeoffs.train import extensions as extensions_lib
 from tradeoffs.train import mesh as mesh_lib
 from tradeoffs.train import seeds as seeds_lib
 
@@ -54,20 +55,29 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 class DeviceData(flax.struct.PyTreeNode):
-  """A split resident on device (replicated), for in-jit batching."""
+  """A split resident on device (replicated), for in-jit batching; `extras` holds
+  per-example arrays [N, ...] the step's extensions read (teacher logits, weights, ...)."""
   images: jax.Array
   labels: jax.Array
   groups: jax.Array
+  extras: dict[str, jax.Array] = flax.struct.field(default_factory=dict)
 
   @property
   def num_examples(self) -> int:
     return int(self.labels.shape[0])
 
 
-def to_device(split: Any, mesh: Mesh) -> DeviceData:
+def to_device(split: Any, mesh: Mesh, extras: dict[str, Any] | None = None) -> DeviceData:
+  extras = dict(extras or {})
+  for name, value in extras.items():
+    if np.shape(value)[0] != len(split.labels):
+      raise ValueError(f"per-example input {name!r} has {np.shape(value)[0]} rows for "
+                       f"{len(split.labels)} examples")
   return DeviceData(images=mesh_lib.put_replicated(split.images, mesh),
                     labels=mesh_lib.put_replicated(split.labels, mesh),
-                    groups=mesh_lib.put_replicated(split.groups, mesh))
+                    groups=mesh_lib.put_replicated(split.groups, mesh),
+                    extras={k: mesh_lib.put_replicated(np.asarray(v), mesh)
+                            for k, v in extras.items()})
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -134,24 +144,25 @@ def create_population(model: Any, tx: optax.GradientTransformation, input_shape:
 
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
-  """Static settings of the training step."""
+  """Static settings of the training step; `extensions` plug in extra loss terms and
+  per-batch inputs (see `tradeoffs.train.extensions`)."""
   batch_size: int
   augment_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None
   loss_fn: LossFn = softmax_cross_entropy
-  coupling_fn: CouplingFn | None = None
-  # (params, grads, opt_state) -> dict of per-member scalars, e.g. gradient flow.
-  grad_metrics_fn: Callable[[Any, Any, Any], dict[str, jax.Array]] | None = None
-  # (logits [B, C], labels [B], groups [B, G]) -> scalar added to each member's loss, for
-  # regularisers that need group attributes (e.g. fairness penalties).
-  group_loss_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None = None
+  extensions: tuple[extensions_lib.StepExtension, ...] = ()
+
+  def __post_init__(self):
+    extensions_lib.check(tuple(self.extensions))
 
 
 def member_batch(rngs: dict[str, jax.Array], step: jax.Array, data: DeviceData,
-                 config: StepConfig) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """One member's (images, labels, groups) at `step`: a function of its data key and step."""
+                 config: StepConfig) -> tuple[jax.Array, jax.Array, jax.Array, dict]:
+  """One member's (images, labels, groups, extras) at `step`: a function of its data key
+  and step."""
   idx = batching.batch_indices(seeds_lib.wrap(rngs["data"]), step, data.num_examples,
                                config.batch_size)
-  return data.images[idx], data.labels[idx], data.groups[idx]
+  return (data.images[idx], data.labels[idx], data.groups[idx],
+          {k: v[idx] for k, v in data.extras.items()})
 
 
 def augment_members(state: TrainState, images: jax.Array, config: StepConfig) -> jax.Array:
@@ -165,23 +176,34 @@ def augment_members(state: TrainState, images: jax.Array, config: StepConfig) ->
 def train_step(state: TrainState, data: DeviceData, config: StepConfig,
                mesh: Mesh | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimisation step for every member on in-jit batches. Per-member metrics [M]."""
-  images, labels, groups = over_members(member_batch, in_axes=(0, 0, None, None))(
+  extensions_lib.check(tuple(config.extensions), data.extras)
+  images, labels, groups, extras = over_members(member_batch, in_axes=(0, 0, None, None))(
       state.rngs, state.step, data, config)
-  return update_step(state, images, labels, config, mesh, groups=groups)
+  return update_step(state, images, labels, config, mesh, groups=groups, extras=extras)
 
 
 def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config: StepConfig,
                 mesh: Mesh | None = None, groups: jax.Array | None = None,
+                extras: dict[str, jax.Array] | None = None,
                 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimisation step for every member on given batches [M, B, ...] (pre-augmentation)."""
-  if config.group_loss_fn is not None and groups is None:
-    raise ValueError("StepConfig.group_loss_fn needs group attributes in the batch")
+  exts = tuple(config.extensions)
+  needs_groups = any(e.member_loss is not None for e in exts)
+  if needs_groups and groups is None:
+    groups = jnp.zeros((*labels.shape, 0), jnp.int32)
+  extras = dict(extras or {})
   if mesh is not None:
     images = jax.lax.with_sharding_constraint(images, mesh_lib.batch_sharded(mesh))
   images = augment_members(state, images, config)
   dropout_keys = over_members(lambda k, s: jax.random.fold_in(seeds_lib.wrap(k), s))(
       state.rngs["dropout"], state.step)
   has_stats = bool(jax.tree.leaves(state.batch_stats))
+  per_example_grads = any(e.per_example_grads for e in exts)
+  if per_example_grads and has_stats:
+    raise ValueError("per-example gradients (DP-SGD) need a model without batch norm")
+  if per_example_grads and any(e.population_loss is not None for e in exts):
+    raise ValueError("per-example gradients cannot be combined with population loss terms")
+  step = state.step[0]
 
   def forward(params, batch_stats, x, key):
     variables = _variables(params, batch_stats)
@@ -191,37 +213,87 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
       return logits, updates["batch_stats"]
     return state.apply_fn(variables, x, train=True, rngs={"dropout": key}), batch_stats
 
+  def member_objective(logits, member_labels, member_groups, member_extras, member_step):
+    """A member's loss on its batch: the (weighted) data loss plus member terms."""
+    per_example = config.loss_fn(logits, member_labels)
+    batch = extensions_lib.Batch(images=None, labels=member_labels, groups=member_groups,
+                                 extras=member_extras, step=member_step)
+    weighted = [e for e in exts if e.example_weights is not None]
+    if weighted:
+      weights = jnp.ones_like(per_example)
+      for e in weighted:
+        weights = weights * jax.lax.stop_gradient(e.example_weights(per_example, batch))
+      loss = jnp.sum(weights * per_example) / jnp.maximum(jnp.sum(weights), 1e-12)
+    else:
+      loss = jnp.mean(per_example)
+    for e in exts:
+      if e.member_loss is not None:
+        loss = loss + e.member_loss(logits, batch)
+    return loss
+
+  member_groups = groups if groups is not None else jnp.zeros((*labels.shape, 0), jnp.int32)
+  member_steps = state.step
+
   def population_loss(params):
     logits, batch_stats = over_members(forward)(params, state.batch_stats, images,
                                                 dropout_keys)
-    member_losses = jnp.mean(over_members(config.loss_fn)(logits, labels), axis=-1)
-    if config.group_loss_fn is not None:
-      member_losses = member_losses + over_members(config.group_loss_fn)(logits, labels,
-                                                                         groups)
+    member_losses = over_members(member_objective)(logits, labels, member_groups, extras,
+                                                   member_steps)
     total = jnp.sum(member_losses)
-    coupling = jnp.zeros(())
-    if config.coupling_fn is not None:
-      coupling = config.coupling_fn(logits, labels, state.step[0])
-      total = total + coupling
-    return total, (member_losses, logits, batch_stats, coupling)
+    couplings = {}
+    for e in exts:
+      if e.population_loss is not None:
+        couplings[e.name] = e.population_loss(logits, labels, step)
+        total = total + couplings[e.name]
+    return total, (member_losses, logits, batch_stats, couplings)
 
-  grads, (member_losses, logits, batch_stats, coupling) = jax.grad(
-      population_loss, has_aux=True)(state.params)
+  if per_example_grads:
+    grads, (member_losses, logits, batch_stats, couplings) = _per_example_grads(
+        state, images, labels, member_groups, extras, dropout_keys, forward,
+        member_objective)
+  else:
+    grads, (member_losses, logits, batch_stats, couplings) = jax.grad(
+        population_loss, has_aux=True)(state.params)
   updates, opt_state = over_members(state.tx.update)(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  mean_grads = (jax.tree.map(lambda g: jnp.mean(g, axis=1), grads) if per_example_grads
+                else grads)
   metrics = {
       "loss": member_losses,
       "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1),
-      "grad_norm": over_members(optax.tree.norm)(grads),
+      "grad_norm": over_members(optax.tree.norm)(mean_grads),
   }
-  if config.coupling_fn is not None:
-    metrics["coupling_loss"] = jnp.broadcast_to(coupling, member_losses.shape)
-  if config.grad_metrics_fn is not None:
-    metrics.update(over_members(config.grad_metrics_fn)(state.params, grads,
-                                                         state.opt_state))
+  for name, value in couplings.items():
+    key = "coupling_loss" if name == "coupling" else f"{name}_loss"
+    metrics[key] = jnp.broadcast_to(value, member_losses.shape)
+  for e in exts:
+    if e.grad_metrics is not None:
+      metrics.update(over_members(e.grad_metrics)(state.params, mean_grads, state.opt_state))
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                             opt_state=opt_state)
   return new_state, metrics
+
+
+def _per_example_grads(state, images, labels, groups, extras, dropout_keys, forward,
+                       member_objective):
+  """Gradients [M, B, ...]: each example's gradient of its member's loss on that example
+  alone (for DP-SGD's per-example clipping); population terms are not supported here."""
+  def one_example(params, x, y, g, extra, key, step):
+    logits, _ = forward(params, {}, x[None], key)
+    return member_objective(logits, y[None], g[None], {k: v[None] for k, v in extra.items()},
+                            step), logits[0]
+
+  def member(params, xs, ys, gs, extra, key, step):
+    grad_fn = jax.grad(one_example, has_aux=True)
+    grads, logits = jax.vmap(grad_fn, in_axes=(None, 0, 0, 0, 0, None, None))(
+        params, xs, ys, gs, extra, key, step)
+    losses, _ = jax.vmap(one_example, in_axes=(None, 0, 0, 0, 0, None, None))(
+        params, xs, ys, gs, extra, key, step)
+    return grads, jnp.mean(losses), logits
+
+  grads, member_losses, logits = over_members(member)(state.params, images, labels, groups,
+                                                      extras, dropout_keys, state.step)
+  return grads, (member_losses, logits, state.batch_stats, {})
 
 
 @functools.lru_cache(maxsize=64)
