@@ -1,194 +1,162 @@
-"""Library tests of tradeoffs.studies.compression_bias on tiny populations and pytrees."""
+"""The compression-bias study: plan and validation, and a reduced `:smoke` run's records
+against independent numpy/scipy recounts (the shared all-studies test covers running,
+schema, reports, rerun and bad input)."""
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
-import optax
 import pytest
 import scipy.stats
 
 from experiments.configs import compression_bias as config_lib
-from tradeoffs import models
+from tradeoffs import stats
+from tradeoffs.report import records as records_lib
 from tradeoffs.studies import compression_bias as cb
-from tradeoffs.train import mesh as mesh_lib
-from tradeoffs.train import population as pop_lib
-from tradeoffs.train import seeds as seeds_lib
+from tradeoffs.studies import runner
+from tradeoffs.train import predictions as predictions_lib
+
+VARIANTS = ["dense", "gmp_0.9", "oneshot_0.9", "int4"]
+
+
+def _config(**study):
+  c = config_lib.get_config("smoke")
+  c.study.sparsities = (0.9,)
+  c.study.bits = (4,)
+  c.study.update(study)
+  return c
 
 
 @pytest.fixture(scope="module")
-def tiny_population():
-  model = models.get("mlp", num_classes=3, hidden=(6,))
-  mesh = mesh_lib.make_mesh(2)
-  return pop_lib.create_population(model, optax.sgd(0.1), (2, 2, 1), 2,
-                                   seeds_lib.Seeds(init=3, data=0, augment=0, dropout=0), mesh)
+def smoke_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("compression_bias") / "wd")
+  result = runner.run(cb, _config(), workdir)
+  assert result.finished
+  return workdir
 
 
-def test_prune_population_keeps_largest_magnitudes_per_member(tiny_population):
-  pruned, masks = cb.prune_population(tiny_population, 0.5)
-  for member in range(2):
-    kernels = [np.asarray(tiny_population.params[layer]["kernel"][member])
-               for layer in ("dense_0", "head")]
-    flat = np.concatenate([k.ravel() for k in kernels])
-    keep = int(round(0.5 * flat.size))
-    threshold = np.sort(np.abs(flat))[::-1][keep - 1]
-    for layer, kernel in zip(("dense_0", "head"), kernels):
-      got = np.asarray(pruned.params[layer]["kernel"][member])
-      np.testing.assert_array_equal(got, np.where(np.abs(kernel) >= threshold, kernel, 0.0))
-      # Biases are not prunable: untouched.
-      np.testing.assert_array_equal(pruned.params[layer]["bias"][member],
-                                    tiny_population.params[layer]["bias"][member])
-  sparsity = cb.measured_sparsity(pruned.params)
-  assert sparsity["min"] == sparsity["max"] == 0.5
+def _modal(logits):
+  """Independent numpy mode of the members' labels, ties to the largest label."""
+  counts = np.stack([np.bincount(col, minlength=logits.shape[-1])
+                     for col in logits.argmax(-1).T])
+  return counts.shape[-1] - 1 - counts[:, ::-1].argmax(-1)
 
 
-def test_quantize_population_matches_numpy_per_channel(tiny_population):
-  quantized = cb.quantize_population(tiny_population, 4, "per_channel")
-  for member in range(2):
-    w = np.asarray(tiny_population.params["dense_0"]["kernel"][member], np.float64)
-    scale = np.abs(w).max(axis=0, keepdims=True) / 7
-    expected = np.clip(np.round(w / scale), -7, 7) * scale
-    np.testing.assert_allclose(quantized.params["dense_0"]["kernel"][member], expected,
-                               rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(quantized.params["head"]["bias"][member],
-                                  tiny_population.params["head"]["bias"][member])
-  bits = cb.quantized_bits_per_leaf(
-      {"dense_0": {"kernel": np.zeros((4, 6)), "bias": np.zeros(6)}}, 4)
-  assert bits == {"dense_0": {"kernel": 4, "bias": None}}
-  with pytest.raises(ValueError, match="bits=16"):
-    cb.quantize_population(tiny_population, 16)
-  with pytest.raises(ValueError, match="granularity='per_row'"):
-    cb.quantize_population(tiny_population, 8, "per_row")
+def test_records_against_recounts(smoke_run):
+  records = records_lib.read_records(smoke_run)
+  assert [r["variant"] for r in records] == VARIANTS
+  by = {r["variant"]: r for r in records}
+  dense = predictions_lib.load(smoke_run, "dense")
+  labels, under = dense.labels, dense.groups[:, 0] == 1
+  dense_modal = _modal(dense.logits)
+  for name in VARIANTS[1:]:
+    r, h = by[name], by[name]["hidden_costs"]
+    logits = predictions_lib.load(smoke_run, name).logits
+    assert r["source"] == "dense" and r["members"] == 4
+    is_cie = _modal(logits) != dense_modal
+    assert h["cie_count"] == int(is_cie.sum())
+    assert h["cie_kind"] == ("retrained" if name.startswith("gmp") else "derived")
+    # The audit list holds every CIE, by id.
+    audit = json.load(open(os.path.join(smoke_run, r["study_fields"]["audit"]["json"])))
+    assert sorted(e["id"] for e in audit["examples"]) == sorted(dense.ids[is_cie].tolist())
+    # Per-group drop of the rotated subgroup: per-member accuracies, t interval.
+    ref = (dense.logits.argmax(-1) == labels)[:, under].mean(1)
+    new = (logits.argmax(-1) == labels)[:, under].mean(1)
+    paired = name != "gmp_0.9"
+    d = h["group_drops"]["subgroup=1"]
+    assert d["drop"] == pytest.approx((ref - new).mean())
+    diff = ref - new if paired else None
+    if paired:
+      half = scipy.stats.t.ppf(0.975, 3) * diff.std(ddof=1) / 2
+      assert (d["drop_low"], d["drop_high"]) == pytest.approx((diff.mean() - half,
+                                                               diff.mean() + half))
+    # The excess drop of the under-represented group and its test.
+    gap = lambda p: ((p == labels)[:, ~under].mean(1)  # noqa: E731
+                     - (p == labels)[:, under].mean(1))
+    g_new, g_ref = gap(logits.argmax(-1)), gap(dense.logits.argmax(-1))
+    c = h["disparity"]["comparison"]
+    assert h["disparity"]["excess_drop"] == pytest.approx((g_new - g_ref).mean())
+    expected = (scipy.stats.ttest_rel(g_new, g_ref) if paired
+                else scipy.stats.ttest_ind(g_new, g_ref, equal_var=False))
+    assert c["test"] == ("paired" if paired else "welch")
+    assert c["p"] == pytest.approx(expected.pvalue)
+    assert len(h["per_class_tests"]) == 10
+  # Both pruning distributions keep round(0.1 n) weights of the kernels 64x64 and 64x10
+  # (uniform: 410 + 64; global: 474) plus the 74 biases.
+  for name in ("gmp_0.9", "oneshot_0.9"):
+    assert by[name]["efficiency"]["nonzero_params"] == 548
+  assert by["gmp_0.9"]["knobs"]["distribution"] == "uniform"
+  assert by["oneshot_0.9"]["knobs"]["distribution"] == "global"
+  # int4: codes at 4 bits (4736 kernel weights) + float32 scales (74) + float32 biases.
+  assert by["int4"]["efficiency"]["weight_bytes"] == 4736 // 2 + 4 * 74 + 4 * 74
+  assert by["int4"]["study_fields"]["compression_ratio"] == pytest.approx(
+      4810 * 32 / (4736 * 4 + 74 * 32))
 
 
-def test_compression_ratio_hand_computed():
-  params = {"kernel": np.array([[1.0, 0.0], [0.0, 2.0]]), "bias": np.array([1.0, 1.0])}
-  # Dense: 6 entries x 32 bits; pruned zeros are free: 4 non-zeros x 32 bits.
-  assert cb.compression_ratio(params) == pytest.approx(6 / 4)
-  # int4 kernel stored densely (4 x 4 bits) + bias 2 x 32 bits.
-  bits = {"kernel": 4, "bias": None}
-  assert cb.compression_ratio(params, bits) == pytest.approx(192 / (16 + 64))
+def test_each_section_is_one_holm_family(smoke_run):
+  records = records_lib.read_records(smoke_run)
+  compressed = records[1:]
+  family = cb._comparisons(compressed, cb._class_claims)
+  raw = [c["p"] for r in compressed for c in r["hidden_costs"]["per_class_tests"] if c]
+  assert len(family) == 30  # 10 classes x 3 variants, corrected together.
+  np.testing.assert_allclose([c.p_holm for c in family], stats.holm(raw))
+  disparity = cb._comparisons(compressed, cb._disparity_claims)
+  assert [c.claim for c in disparity] == [f"{v}: gap rest − subgroup=1" for v in VARIANTS[1:]]
+  blocks = cb.sections(records, _config())
+  headings = [b[1] for b in blocks if b[0] == "h2"]
+  assert headings[:2] == ["Who paid for compression", "Verdicts against dense"]
+  assert {"Who paid: the under-represented group", "Per-group drops", "Per-class impact",
+          "Audit of the compression-identified exemplars"} <= set(headings)
+  text = " ".join(b[1] for b in blocks if b[0] == "p")
+  assert "layer-wise" in text and "global" in text  # Which distribution each method used.
+  assert any(b[0] == "figure" and b[1] == "cie_audit.png" for b in blocks)
 
 
-def _labels_population():
-  # 3 members x 6 examples; examples 4 and 5 are the under-represented group.
-  labels = np.array([0, 1, 2, 0, 1, 2])
-  dense = np.array([[0, 1, 2, 0, 1, 2],
-                    [0, 1, 2, 0, 1, 0],
-                    [0, 1, 1, 0, 1, 2]])
-  comp = np.array([[0, 1, 2, 0, 0, 0],
-                   [0, 1, 2, 1, 0, 1],
-                   [0, 1, 2, 0, 1, 0]])
-  groups = np.array([0, 0, 0, 0, 1, 1])[:, None]
-  return labels, dense, comp, groups
-
-
-def test_hidden_costs_hand_computed():
-  labels, dense, comp, groups = _labels_population()
-  costs = cb.compression_hidden_costs(dense, comp, labels, groups, ("subgroup",),
-                                      taxicab_k=2)
-  # Modal labels: dense [0,1,2,0,1,2], compressed [0,1,2,0,0,0] -> CIE at examples 4, 5.
-  assert costs["cie_count"] == 2
-  assert costs["cie_fraction"] == pytest.approx(2 / 6)
-  # Taxicab: example 5 moves (1/3, 0, 2/3) -> (2/3, 1/3, 0): L1 = 4/3, the largest.
-  assert costs["taxicab"]["max"] == pytest.approx(4 / 3, abs=1e-6)
-  assert costs["taxicab"]["k"] == 2 and costs["taxicab"]["topk_modal_overlap"] == 1.0
-  under = costs["per_group"]["subgroup=1"]
-  assert under["count"] == 2 and under["cie_count"] == 2 and under["cie_rate"] == 1.0
-  # Dense members on examples 4, 5: 2/2, 1/2, 2/2 -> 5/6; compressed 0, 0, 1/2 -> 1/6.
-  assert under["dense_accuracy"] == pytest.approx(5 / 6)
-  assert under["accuracy_drop"] == pytest.approx(4 / 6)
-  rest = costs["per_group"]["subgroup=0"]
-  # Dense on examples 0-3: 1, 1, 3/4 -> 11/12; compressed 1, 3/4, 1 -> 11/12.
-  assert rest["accuracy_drop"] == pytest.approx(0.0, abs=1e-6)
-  assert costs["underrepresented"]["group"] == "subgroup=1"
-  assert costs["underrepresented"]["share_of_cie"] == 1.0
-  d = costs["disparity"]
-  assert d["excess_drop"] == pytest.approx(d["drop_under"] - d["drop_rest"])
-  assert d["drop_under"] == pytest.approx(4 / 6)
-  acc = costs["cie_accuracy"]
-  assert acc["dense"]["cie_accuracy"] == pytest.approx(5 / 6)
-  assert acc["compressed"]["cie_accuracy"] == pytest.approx(1 / 6)
-  assert acc["dense"]["cie_count"] == 2 and acc["dense"]["non_cie_count"] == 4
-  assert costs["group_gap"]["change"] == pytest.approx(
-      abs(rest["compressed_accuracy"] - under["compressed_accuracy"])
-      - abs(rest["dense_accuracy"] - under["dense_accuracy"]), abs=1e-6)
-  assert costs["per_class_ttest"]["alpha"] == 0.05
-
-
-def test_hidden_costs_of_dense_against_itself_are_zero():
-  labels, dense, _, groups = _labels_population()
-  costs = cb.compression_hidden_costs(dense, dense, labels, groups, ("subgroup",))
-  assert costs["cie_count"] == 0 and costs["taxicab"]["max"] == 0.0
-  assert costs["per_class_ttest"]["significant_hurt"] == 0
-  assert costs["disparity"]["excess_drop"] == 0.0
-  assert costs["disparity"]["verdict"] == "no_significant_difference"
-
-
-def test_disparity_test_agrees_with_scipy_welch():
-  rng = np.random.default_rng(0)
-  labels = rng.integers(0, 4, 200)
-  under = np.arange(200) < 30
-  dense_correct = rng.random((8, 200)) < 0.9
-  comp_correct = rng.random((6, 200)) < np.where(under, 0.6, 0.85)
-  result = cb.disparity_test(dense_correct, comp_correct, under)
-  gap = lambda c: c[:, ~under].mean(1) - c[:, under].mean(1)  # noqa: E731
-  expected = scipy.stats.ttest_ind(gap(comp_correct), gap(dense_correct), equal_var=False)
-  assert result["statistic"] == pytest.approx(expected.statistic, rel=1e-4)
-  assert result["pvalue"] == pytest.approx(expected.pvalue, rel=1e-3, abs=1e-6)
-  assert result["verdict"] == "harder"  # The group lost ~30 points, the rest ~5.
-  del labels
-
-
-def test_validate_config_rejects_bad_input_naming_the_flag():
-  def bad(**changes):
-    config = config_lib.get_config("smoke")
-    for path, value in changes.items():
-      node = config
-      *parents, leaf = path.split("__")
-      for p in parents:
-        node = node[p]
-      node[leaf] = value
-    return config
-
-  cases = [
-      (dict(compression__sparsities=(0.5, 1.0)), r"sparsities=\(0.5, 1.0\).*\[0, 1\)"),
-      (dict(compression__sparsities=(-0.1,)), r"sparsities"),
-      (dict(compression__distribution="gaussian"), r"distribution='gaussian'.*global"),
-      (dict(compression__gradual__begin_step=30, compression__gradual__end_step=20),
-       r"end_step=20 is before begin_step=30"),
-      (dict(compression__gradual__end_step=60), r"end_step=60 must be < "
-                                                r"--config.train.steps=60"),
-      (dict(compression__methods=("gradual", "random")), r"methods=.*'one_shot'"),
-      (dict(compression__quantization_bits=(8, 1)), r"bits.*1.*\[2, 8\]"),
-      (dict(compression__granularity="per_row"), r"granularity='per_row'"),
-      (dict(analysis__ttest_normalize="z"), r"ttest_normalize='z'"),
-      (dict(analysis__audit_variant="gmp_0.3"), r"audit_variant='gmp_0.3'.*gmp_0.5"),
-      (dict(compression__methods=(), compression__quantization_bits=()),
-       r"no compressed variant"),
-  ]
-  for changes, pattern in cases:
-    with pytest.raises(ValueError, match=pattern):
-      cb.validate_config(bad(**changes))
-  cb.validate_config(config_lib.get_config("smoke"))  # The config itself is valid.
-
-
-def test_run_fails_before_writing_anything(tmp_path):
-  config = config_lib.get_config("smoke")
-  config.compression.sparsities = (0.5, 1.5)
-  workdir = tmp_path / "never"
-  with pytest.raises(ValueError, match="sparsities"):
-    cb.run(config, str(workdir))
-  assert not workdir.exists()
-
-
-def test_planned_variants_and_config_variants():
-  names = [v["variant"] for v in cb.planned_variants(config_lib.get_config(""))]
-  assert names == ["dense", "gmp_0.3", "gmp_0.5", "gmp_0.7", "gmp_0.9", "oneshot_0.3",
-                   "oneshot_0.5", "oneshot_0.7", "oneshot_0.9", "int8", "int4"]
-  assert config_lib.get_config("")["population"]["members"] == 30
+def test_plan_default_variants_and_knobs():
+  variants = cb.plan(config_lib.get_config())
+  assert [v.name for v in variants] == [
+      "dense", "gmp_0.3", "gmp_0.5", "gmp_0.7", "gmp_0.9", "oneshot_0.3", "oneshot_0.5",
+      "oneshot_0.7", "oneshot_0.9", "int8", "int4"]
+  by = {v.name: v for v in variants}
+  assert by["gmp_0.9"].technique == "pruned_gradual"
+  assert by["gmp_0.9"].knobs["distribution"] == "uniform"
+  assert by["gmp_0.9"].train_config.train.steps == 600
+  assert by["oneshot_0.9"].knobs["distribution"] == "global"
+  assert by["oneshot_0.9"].train_config.train.steps == 100
+  assert by["int8"].train_config is None and by["int8"].source == "dense"
+  assert "study" not in by["dense"].train_config
+  assert config_lib.get_config("cifar10,members=8").population.members == 8
   celeb = config_lib.get_config("celeb_a")
   assert celeb.dataset.group_attributes == ("Male", "Young")
-  assert celeb.dataset.label_attribute == "Blond_Hair"
-  assert config_lib.get_config("cifar10,members=8").population.members == 8
-  with pytest.raises(ValueError, match="'imagenet'"):
-    config_lib.get_config("imagenet")
+
+
+@pytest.mark.parametrize("changes, pattern", [
+    (dict(sparsities=(0.5, 1.0)), r"--config.study.sparsities=\(0.5, 1.0\).*\(0, 1\)"),
+    (dict(methods=("gradual", "random")), r"--config.study.methods=.*'one_shot'"),
+    (dict(bits=(8, 1)), r"--config.study.bits=\(8, 1\).*\[2, 8\]"),
+    (dict(granularity="per_row"), r"--config.study.granularity='per_row'"),
+    (dict(ttest_normalize="z"), r"--config.study.ttest_normalize='z'"),
+    (dict(floor_margin=2.0), r"--config.study.floor_margin=2.0"),
+    (dict(audit_variant="gmp_0.3"), r"--config.study.audit_variant='gmp_0.3'.*gmp_0.9"),
+    (dict(methods=(), bits=()), r"no compressed variant"),
+])
+def test_validation_names_the_flag(changes, pattern):
+  with pytest.raises(ValueError, match=pattern):
+    cb.plan(_config(**changes))
+
+
+def test_validation_of_nested_knobs():
+  c = _config()
+  c.study.gradual.end_step = 60
+  with pytest.raises(ValueError, match=r"gradual.end_step=60.*train.steps=60"):
+    cb.plan(c)
+  c = _config()
+  c.study.gradual.distribution = "gaussian"
+  with pytest.raises(ValueError, match=r"--config.study.gradual.distribution='gaussian'"):
+    cb.plan(c)
+  c = _config()
+  c.study.one_shot.finetune_steps = 0
+  with pytest.raises(ValueError, match=r"one_shot.finetune_steps=0"):
+    cb.plan(c)

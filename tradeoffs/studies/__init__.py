@@ -20,6 +20,9 @@ from tradeoffs.studies import runner
 
 # name -> module; a study registers by being listed here.
 STUDIES = {
+    "coded_optimization": "tradeoffs.studies.coded_optimization",
+    "compression_bias": "tradeoffs.studies.compression_bias",
+    "determinism": "tradeoffs.studies.determinism",
     "divide_cotrain": "tradeoffs.studies.divide_cotrain",
     "frontier": "tradeoffs.studies.frontier",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
