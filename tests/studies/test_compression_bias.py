@@ -18,13 +18,11 @@ from tradeoffs.studies import compression_bias as cb
 from tradeoffs.studies import runner
 from tradeoffs.train import predictions as predictions_lib
 
-VARIANTS = ["dense", "gmp_0.9", "oneshot_0.9", "int4"]
+VARIANTS = ["dense", "gmp_0.9", "oneshot_0.9", "int8", "int4"]
 
 
 def _config(**study):
-  c = config_lib.get_config("smoke")
-  c.study.sparsities = (0.9,)
-  c.study.bits = (4,)
+  c = config_lib.get_config("smoke")  # Sparsity 0.9 per method, int8 and int4.
   c.study.update(study)
   return c
 
@@ -100,7 +98,7 @@ def test_each_section_is_one_holm_family(smoke_run):
   compressed = records[1:]
   family = cb._comparisons(compressed, cb._class_claims)
   raw = [c["p"] for r in compressed for c in r["hidden_costs"]["per_class_tests"] if c]
-  assert len(family) == 30  # 10 classes x 3 variants, corrected together.
+  assert len(family) == 40  # 10 classes x 4 variants, corrected together.
   np.testing.assert_allclose([c.p_holm for c in family], stats.holm(raw))
   disparity = cb._comparisons(compressed, cb._disparity_claims)
   assert [c.claim for c in disparity] == [f"{v}: gap rest − subgroup=1" for v in VARIANTS[1:]]
