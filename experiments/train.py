@@ -20,9 +20,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tradeoffs import workdir as workdir_lib
-from tradeoffs.report import records as records_lib
-from tradeoffs.studies import common
+from tradeoffs.studies import runner
 from tradeoffs.train import experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -35,10 +33,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/train",
 def record_once(config, workdir, result) -> None:
   """Appends the run's trade-off record unless the workdir already holds it (one run per
   workdir, so one 'train' record)."""
-  path = os.path.join(workdir, records_lib.RECORDS_FILE)
-  if any(r.get("study") == "train" for r in workdir_lib.read_jsonl(path)):
-    return
-  common.record_training_run(config, workdir, result)
+  runner.record_training_run(config, workdir, result)
 
 
 def main(argv):

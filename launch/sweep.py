@@ -300,6 +300,8 @@ def merge(sweep_dir: str, title: str | None = None, reference: str | None = None
   for run in manifest["runs"]:
     try:
       found = report.load_records(run["workdir"])
+    except report.RecordError:  # A damaged records file is an error, not a missing run.
+      raise
     except (FileNotFoundError, ValueError):  # No records.jsonl yet, or an empty one.
       missing.append(run["name"])
       continue

@@ -40,6 +40,15 @@ def choose_reference(record: Mapping[str, Any], records: Sequence[Mapping[str, A
   same_study = [r for r in records if r.get("study") == record.get("study")]
   # Prefer a reference from the same run (workdir), then from the same study.
   pools = [[r for r in same_study if r.get("workdir") == record.get("workdir")], same_study]
+  if reference is None:  # The record's own source (schema field) when it names one.
+    source = record.get("source")
+    if source is None and record.get("technique") is not None and any(
+        r.get("source") == record.get("variant") for r in same_study):
+      return record  # A source is its own reference.
+    for pool in pools:
+      named = [r for r in pool if source is not None and r.get("variant") == source]
+      if named:
+        return named[0]
   for pool in pools:
     if reference is not None:
       named = [r for r in pool if r.get("variant") == reference]

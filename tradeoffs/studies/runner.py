@@ -22,9 +22,11 @@ import os
 import time
 from typing import Any, Mapping, Sequence
 
+import jax
 import numpy as np
 from absl import logging
 
+from tradeoffs import efficiency
 from tradeoffs import environment as environment_lib
 from tradeoffs import errors
 from tradeoffs import sheet
@@ -333,3 +335,36 @@ def report_only(study: Any, config: Any, workdir: str, merge: Sequence[str] = ()
     raise errors.ConfigError(str(e)) from None
   os.makedirs(workdir, exist_ok=True)
   return write_report(study, config, workdir, records)
+
+
+def record_training_run(config: Any, workdir: str, result: Any,
+                        environment: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """The trade-off record of a plain training run (`experiments.train`), so sweeps of
+  training runs merge into one frontier: variant = model and its kwargs, scored on the
+  sheet, efficiency measured on member 0. Appended once (a finished workdir keeps it)."""
+  kwargs = experiment.model_kwargs(config)
+  variant = config.model.name + "".join(f",{k}={v}" for k, v in sorted(kwargs.items()))
+  variant = "".join(c if c.isalnum() or c in "_.,=+-" else "_" for c in variant)
+  existing = [r for r in records_lib.read_records(workdir) if r["variant"] == variant]
+  if existing:
+    return existing[0]
+  split = result.dataset.test
+  accuracy, hidden = sheet.score(result.predictions.logits, split.labels, groups=split.groups,
+                                 group_names=split.group_names, costs=("churn",))
+  state = result.state
+  variables = {"params": jax.tree.map(lambda x: np.asarray(x)[0],
+                                      distributed.to_host(state.params))}
+  if jax.tree.leaves(state.batch_stats):
+    variables["batch_stats"] = jax.tree.map(lambda x: np.asarray(x)[0],
+                                            distributed.to_host(state.batch_stats))
+  eff = efficiency.measure(lambda v, x: state.apply_fn(v, x, train=False), variables,
+                           np.asarray(split.images[:64]))
+  record = records_lib.make_record(
+      study="train", variant=variant, technique="dense", knobs=kwargs, config=config,
+      environment=environment or {}, efficiency=eff, accuracy=accuracy, hidden_costs=hidden,
+      members=int(result.predictions.logits.shape[0]),
+      seeds=seeds_lib.describe(seeds_lib.Seeds.from_config(config.seeds),
+                               int(config.population.members)),
+      seconds=result.metrics.get("seconds"))
+  records_lib.append_records(workdir, record)
+  return record
