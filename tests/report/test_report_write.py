@@ -20,7 +20,8 @@ def hand_made_records():
                     "sparse_flops": flops * nonzero / params, "latency_ms": ms},
         accuracy={"top1": top1, "worst_class": worst, "per_class": per_class,
                   "per_group": {"subgroup": per_group}},
-        hidden_costs=hidden or {}, config={"sparsity": extra.get("sparsity", 0.0)}, **extra)
+        hidden_costs=hidden or {}, config={"sparsity": extra.get("sparsity", 0.0)},
+        knobs=extra)
   return [
       rec("dense", 1000, 1000, 2000, 1.00, 0.95, 0.90, [0.95, 0.90, 0.99], [0.96, 0.90]),
       rec("prune_90", 1000, 100, 2000, 0.99, 0.90, 0.70, [0.93, 0.70, 0.97], [0.93, 0.60],
