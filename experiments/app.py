@@ -87,8 +87,18 @@ def quiet_start() -> None:
                                         else py_logging.INFO)
 
 
-def run_study(study_name: str, default_config: str, default_workdir: str | None = None) -> None:
-  """Defines the flags and runs the study binary `study_name` under the error policy."""
+def run_study(study_name: str, default_config: str, default_workdir: str | None = None, *,
+              extra_flags: Callable[[], None] | None = None,
+              alternative: Callable[[Callable[[], object], str], bool] | None = None
+              ) -> None:
+  """Defines the flags and runs the study binary `study_name` under the error policy.
+
+  `extra_flags()` defines the binary's own absl flags (after the shared ones).
+  `alternative(load_config, workdir)` runs first, under the same error policy; it returns
+  True when it handled the command (another mode of the binary, e.g. `--compare`), and
+  the study is then not run. `load_config()` gives the parsed --config (a ConfigError
+  naming --config when it does not load).
+  """
   from tradeoffs import studies  # Imported late: flags first, then the library.
 
   program = f"experiments.{study_name}"
@@ -108,6 +118,8 @@ def run_study(study_name: str, default_config: str, default_workdir: str | None 
   merge_flag = flags.DEFINE_list(
       "merge", [], "Workdirs whose records are merged into one report written to --workdir "
       "(implies --report_only).")
+  if extra_flags is not None:
+    extra_flags()
 
   def main(argv):
     if len(argv) > 1:
@@ -116,9 +128,11 @@ def run_study(study_name: str, default_config: str, default_workdir: str | None 
     quiet_start()
 
     def body():
+      workdir = workdir_flag.value
+      if alternative is not None and alternative(lambda: load_config(config_flag), workdir):
+        return
       study = studies.get(study_name)
       config = load_config(config_flag)
-      workdir = workdir_flag.value
       if report_only_flag.value or merge_flag.value:
         out = studies.runner.report_only(study, config, workdir, merge_flag.value)
         logging.info("wrote %s, %s and %d figures", out["markdown"], out["html"],

@@ -1,62 +1,58 @@
-r"""Determinism study: run matrix over noise settings, metrics, records and report.
+r"""Determinism study: run matrix over noise settings (see experiments/configs/determinism.py).
 
   python -m experiments.determinism --config=experiments/configs/determinism.py:smoke \
       --workdir=/tmp/determinism
   python -m experiments.determinism --compare=/runs/cpu,/runs/gpu --workdir=/tmp/compare
 
-`--train_one` is the subprocess entry of mitigated runs: it trains the training config
-given as `--config=experiments/configs/determinism.py:train_json=PATH` (with its
-`mitigation` section) into `--workdir`. The logic is in `tradeoffs.determinism.study`.
+`--compare` analyses training workdirs written anywhere (it sets `config.study.compare`).
+`--train_one` is the subprocess entry of the matrix: it trains the training config given
+as `--config=experiments/configs/determinism.py:train_json=PATH` (with its `mitigation`
+section, if any) into `--workdir`. The study is `tradeoffs.studies.determinism`.
 """
 
 from __future__ import annotations
 
-import os
-
-from absl import app
 from absl import flags
 from absl import logging
-import jax
-from ml_collections import config_flags
 
-from tradeoffs import environment
-from tradeoffs import workdir as workdir_lib
-from tradeoffs.determinism import study
-from tradeoffs.train import checkpoint
-from tradeoffs.train import distributed
+from experiments import app
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "determinism.py"),
-    "Study configuration (`:smoke` for the seconds-long variant).", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for runs, records and report.")
-_COMPARE = flags.DEFINE_list("compare", [], "Training workdirs (any machines) to compare "
-                             "instead of running the matrix.")
-_TRAIN_ONE = flags.DEFINE_bool("train_one", False, "Train one run of a training config "
-                               "(subprocess entry of the matrix).")
-flags.mark_flags_as_required(["workdir"])
+_FLAGS = {}
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  distributed.maybe_initialize()
-  checkpoint.quiet_orbax()
-  config, workdir = _CONFIG.value, _WORKDIR.value
-  if _TRAIN_ONE.value:
-    study.train_run(config, workdir)
-    return
-  if _COMPARE.value:
-    study.compare_workdirs(_COMPARE.value, config, workdir, environment.capture())
-    logging.info("compared %d workdirs; report in %s", len(_COMPARE.value), workdir)
-    return
-  study.validate_config(config)  # Bad settings and unknown XLA flags fail before compiling.
-  env = environment.capture()
-  workdir_lib.prepare(workdir, config, env)
-  logging.info("%d devices (%s); settings %s", jax.device_count(), env["device_kind"],
-               list(config.settings))
-  study.run_study(config, workdir, env)
-  logging.info("report: %s", os.path.join(workdir, "report.md"))
+def _extra_flags() -> None:
+  _FLAGS["compare"] = flags.DEFINE_list(
+      "compare", [], "Training workdirs (any machines) to analyse instead of running the "
+      "matrix; the first is the reference.")
+  _FLAGS["train_one"] = flags.DEFINE_bool(
+      "train_one", False, "Train one run of a training config (subprocess entry of the "
+      "matrix).")
+
+
+def _alternative(load_config, workdir: str) -> bool:
+  from tradeoffs import errors  # pylint: disable=g-import-not-at-top
+  from tradeoffs import studies  # pylint: disable=g-import-not-at-top
+  from tradeoffs.studies import determinism  # pylint: disable=g-import-not-at-top
+  if _FLAGS["train_one"].value:
+    try:
+      determinism.train_one(load_config(), workdir)
+    except (FileNotFoundError, ValueError) as e:  # Bad input: one line, exit 2.
+      if isinstance(e, (errors.ConfigError, errors.RunFailed)):
+        raise
+      raise errors.ConfigError(str(e)) from None
+    return True
+  if _FLAGS["compare"].value:
+    config = load_config()
+    with config.unlocked():
+      config.study.compare = tuple(_FLAGS["compare"].value)
+    result = studies.runner.run(studies.get("determinism"), config, workdir)
+    if result.finished:
+      logging.info("compared %d workdirs; report in %s", len(_FLAGS["compare"].value),
+                   workdir)
+    return True
+  return False
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run_study("determinism", default_config="determinism.py", extra_flags=_extra_flags,
+                alternative=_alternative)

@@ -2,10 +2,11 @@ r"""Overhead of the run matrix: one vmapped population of 8 seeds vs 8 subproces
 
   python -m experiments.benchmarks.determinism_matrix --steps=300
 
-Both paths go through `tradeoffs.determinism.matrix.run_matrix` with the study's trainer:
-the `algo` setting (all seeds vary) as one in-process population (what the harness does
-whenever a setting changes nothing fixed at JAX start-up), and the same setting with
-`isolate=True`, one `python -m experiments.train` process per seed. Prints wall-clock
+Both paths go through `tradeoffs.determinism.matrix.run_matrix` with the study's trainer
+(`tradeoffs.studies.determinism.train_one`, i.e. `train.experiment.run`): the `algo`
+setting (all seeds vary) as one in-process population (what the study does whenever a
+setting changes nothing fixed at JAX start-up), and the same setting with `isolate=True`,
+one `python -m experiments.train` process per seed. Prints wall-clock
 seconds, the ratio, and how far member i is from process i (same seeds).
 """
 
@@ -23,7 +24,7 @@ from experiments.configs import determinism as config_lib
 from tradeoffs import workdir as workdir_lib
 from tradeoffs.determinism import matrix
 from tradeoffs.determinism import settings as settings_lib
-from tradeoffs.determinism import study
+from tradeoffs.studies import determinism as study
 from tradeoffs.train import checkpoint
 
 _STEPS = flags.DEFINE_integer("steps", 300, "Training steps per run.")
@@ -34,18 +35,22 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where runs go (default: a temp 
 def main(argv):
   del argv
   checkpoint.quiet_orbax()
-  config = config_lib.get_config()
-  training = config.training
+  training = study.training_config(config_lib.get_config())
   training.train.steps = _STEPS.value
   training.train.checkpoint_every = _STEPS.value
   training.train.eval_every = _STEPS.value
   root = _WORKDIR.value or tempfile.mkdtemp(prefix="determinism_matrix_")
   current = settings_lib.current_setting()
-  setting = study.parse_setting("algo", current, study.base_seeds(training))
-  train_json = os.path.join(root, study.TRAIN_CONFIG_FILE)
+  seeds = settings_lib.base_seeds(training.seeds)
+  setting = settings_lib.parse_setting("algo", current, seeds)
+  train_json = os.path.join(root, "train_config.json")
   workdir_lib.write_json(train_json, training)
-  common = dict(command=matrix.train_command(train_json),
-                population_fn=study.population_fn(training), current=current,
+
+  def population_fn(setting, members, workdir):
+    return study.train_one(study.setting_config(training, setting, members), workdir)
+
+  common = dict(command=matrix.train_command(train_json), population_fn=population_fn,
+                current=current,
                 base_env=matrix.checkout_env(), resume=False)
   members = _MEMBERS.value
   start = time.perf_counter()
@@ -62,7 +67,7 @@ def main(argv):
   print(f"config: digits_mlp on digits_groups, {_STEPS.value} steps, batch "
         f"{training.train.batch_size}, {current.device_count} device(s); seeds "
         f"init/data/augment/dropout = base + i for i in 0..{members - 1} (base "
-        f"{study.base_seeds(training)})")
+        f"{seeds})")
   print(f"population of {members} (one vmapped program): {population_s:8.1f} s")
   print(f"{members} subprocess runs (one process each):   {subprocess_s:8.1f} s "
         f"(mean {np.mean([r.seconds for r in sub]):.1f} s per process)")

@@ -212,3 +212,21 @@ def test_equal_size_grad_norms_keep_a_real_gap():
   assert int(np.argmax(equal.mean)) == 2
   assert equal.mean[2] / equal.mean[:2].max() > 1.5
   assert raw[2] / raw[:2].max() < equal.mean[2] / equal.mean[:2].max()
+
+
+def test_group_column_and_penalty_fn():
+  assert hardware.group_column(["age", "subgroup"], "subgroup") == 1
+  with pytest.raises(ValueError, match=r"group_attribute='sex' is not in .*\['age'\]"):
+    hardware.group_column(["age"], "sex")
+  logits = jnp.array([[2.0, 0.0], [0.0, 0.0], [1.0, 1.0], [3.0, -1.0]])
+  groups = jnp.array([[9, 0], [9, 0], [9, 1], [9, 1]])  # Column 1 is the group.
+  loss = hardware.penalty_fn(2.5, 1, 2, "gini")
+  expected = 2.5 * hardware.boundary_alignment_penalty(logits, groups[:, 1], 2, "gini")
+  assert float(loss(logits, None, groups)) == pytest.approx(float(expected))
+  # By hand: gini = 1 - sum p^2 per example; group means vs the overall mean.
+  p = np.asarray(jax.nn.softmax(logits))
+  d = 1 - (p ** 2).sum(-1)
+  by_hand = abs(d[:2].mean() - d.mean()) + abs(d[2:].mean() - d.mean())
+  assert float(expected) == pytest.approx(2.5 * by_hand, rel=1e-5)
+  with pytest.raises(ValueError, match="proximity='far'"):
+    hardware.penalty_fn(1.0, 0, 2, "far")

@@ -129,3 +129,56 @@ def test_missing_backend_is_skipped_not_crashed():
   flag = "--xla_gpu_deterministic_ops=true"
   status = st.validate_xla_flags([flag], backend="gpu")
   assert status == {flag: "ok" if st.backend_available("gpu") else "skipped"}
+
+
+# The study's setting grammar (moved here from the determinism study).
+
+SEEDS = {"init": 3, "data": 4, "augment": 5, "dropout": 6}
+CURRENT = st.Setting("current", device_count=8, xla_flags=("--xla_cpu_use_thunk_runtime=true",))
+
+
+def test_parse_setting_forms():
+  s = st.parse_setting("fast_math", CURRENT, SEEDS)
+  assert s.vary == () and s.device_count == 8 and s.init_seed == 3
+  assert s.xla_flags == ("--xla_cpu_use_thunk_runtime=true", "--xla_cpu_enable_fast_math=true")
+  assert st.parse_setting("devices_2", CURRENT, SEEDS).device_count == 2
+  assert st.parse_setting("opt_level_0", CURRENT, SEEDS).xla_flags[-1] == (
+      "--xla_backend_optimization_level=0")
+  assert st.parse_setting("precision_highest", CURRENT, SEEDS).matmul_precision == "highest"
+  assert st.parse_setting("prng_rbg", CURRENT, SEEDS).prng_impl == "rbg"
+  assert st.parse_setting("algo", CURRENT, SEEDS).vary == ("init", "data", "augment",
+                                                           "dropout")
+  assert st.parse_setting("data_order_only", CURRENT, SEEDS).vary == ("data",)
+  assert st.parse_setting("control_process", CURRENT, SEEDS).vary == ()
+  gpu = st.parse_setting("gpu_deterministic", CURRENT, SEEDS)
+  assert gpu.backend == "gpu" and gpu.xla_flags == ("--xla_gpu_deterministic_ops=true",)
+  assert gpu.dropout_seed == 6
+  assert st.parse_setting("gpu_default", CURRENT, SEEDS).xla_flags == ()
+  custom = st.parse_setting("slow=--xla_backend_optimization_level=0", CURRENT, SEEDS)
+  assert custom.name == "slow" and custom.xla_flags[-1] == "--xla_backend_optimization_level=0"
+  with pytest.raises(ValueError, match="matmul_precision='fastest'"):
+    st.parse_setting("precision_fastest", CURRENT, SEEDS)
+  with pytest.raises(ValueError, match="'warp_drive' is unknown; valid forms"):
+    st.parse_setting("warp_drive", CURRENT, SEEDS)
+  with pytest.raises(ValueError, match="custom flags need"):
+    st.parse_setting("=--xla_foo=1", CURRENT, SEEDS)
+
+
+@pytest.mark.parametrize("names,augment,match", [
+    (("control", "control"), (), "--config.study.settings=.*duplicate names"),
+    (("augment_only",), (), "augment_only.*turns augmentation off"),
+    (("x+mitigated=--xla_foo=1",), (), "reserved for the mitigation runs"),
+])
+def test_study_settings_refuses(names, augment, match):
+  with pytest.raises(ValueError, match=match):
+    st.study_settings(names, SEEDS, CURRENT, augment)
+
+
+def test_study_settings_kinds():
+  got = st.study_settings(("control", "augment_only", "control_process", "devices_2"),
+                          SEEDS, CURRENT, ("flip",))
+  assert [st.is_implementation(s) for s in got] == [True, False, True, True]
+  assert [st.in_own_processes(s) for s in got] == [False, False, True, False]
+  assert st.in_own_processes(dataclasses.replace(got[2], name="control_process+mitigated"))
+  assert st.base_seeds({"init": 1, "data": 2, "augment": 3, "dropout": 4, "vary": ""}) == {
+      "init": 1, "data": 2, "augment": 3, "dropout": 4}

@@ -306,3 +306,27 @@ def gradient_norm_variance_penalty(loss_fn: LossFn, params: Any, batch: Any,
   mean = jnp.sum(safe) / jnp.maximum(jnp.sum(present), 1)
   return jnp.sum(jnp.where(present, (safe - mean) ** 2, 0.0)) / jnp.maximum(
       jnp.sum(present), 1)
+
+
+def group_column(group_names: Any, attribute: str) -> int:
+  """The column of `attribute` among a dataset's group attributes (ValueError naming both)."""
+  names = [str(n) for n in group_names]
+  if attribute not in names:
+    raise ValueError(f"group_attribute={attribute!r} is not in the dataset's group "
+                     f"attributes {names}")
+  return names.index(attribute)
+
+
+def penalty_fn(weight: float, column: int, num_groups: int, proximity: str):
+  """A per-batch group loss `(logits, labels, groups [batch, attributes]) -> scalar`:
+  `weight * boundary_alignment_penalty` on one group column (the trainer's
+  `StepConfig.group_loss_fn`)."""
+  if proximity not in BOUNDARY_PROXIMITY:
+    raise ValueError(f"proximity={proximity!r}; valid: {sorted(BOUNDARY_PROXIMITY)}")
+
+  def group_loss(logits, labels, groups):
+    del labels
+    return weight * boundary_alignment_penalty(logits, groups[:, column], num_groups,
+                                               proximity)
+
+  return group_loss

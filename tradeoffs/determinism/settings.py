@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -344,3 +345,110 @@ def _tail(text: str | bytes | None, chars: int = 2000) -> str:
   if isinstance(text, bytes):
     text = text.decode(errors="replace")
   return text[-chars:].strip()
+
+
+# ---------------------------------------------------------------------------------------
+# The setting grammar of the determinism study (`--config.study.settings`).
+
+MITIGATED_SUFFIX = "+mitigated"
+# Algorithmic settings: seeds that vary, on this process's implementation.
+ALGORITHMIC = {
+    "control": (),
+    "algo": ALGORITHMIC_SOURCES,
+    "init_only": ("init",),
+    "data_order_only": ("data",),
+    "augment_only": ("augment",),
+    "dropout_only": ("dropout",),
+}
+# Control, but one member per process: the reference for settings that run in processes,
+# so that they are not confounded with population (vmapped) vs single-member programs.
+PROCESS_SETTINGS = {"control_process": "control"}
+# Backend settings from the presets: (preset, backend).
+BACKEND_SETTINGS = {
+    "gpu_default": ("impl", "gpu"),
+    "gpu_deterministic": ("control", "gpu"),
+    "tpu": ("control", "tpu"),
+}
+SETTING_FORMS = (sorted(ALGORITHMIC) + sorted(PROCESS_SETTINGS) + sorted(BACKEND_SETTINGS) + [
+    "devices_<N>", "fast_math", "opt_level_<N>", "precision_<P>", "prng_<impl>",
+    "<name>=--xla_<flag>=<value>[ --xla_<flag>=<value> ...]"])
+
+
+def parse_setting(spec: str, current: Setting, seeds: Mapping[str, int]) -> Setting:
+  """A Setting from its name in the config.
+
+  Algorithmic names and the implementation names start from `current` (this process's
+  backend, device count, flags, precision), with `seeds` as base seeds; implementation
+  names vary no seed, so run r of each is comparable with run r of `control`.
+  """
+  if not isinstance(spec, str) or not spec:
+    raise ValueError(f"settings entry {spec!r}; need a non-empty string, one of {SETTING_FORMS}")
+  base = dataclasses.replace(
+      current, name=spec, vary=(), init_seed=seeds["init"], data_seed=seeds["data"],
+      augment_seed=seeds["augment"], dropout_seed=seeds["dropout"])
+  if spec in ALGORITHMIC:
+    return dataclasses.replace(base, vary=ALGORITHMIC[spec])
+  if spec in PROCESS_SETTINGS:
+    return dataclasses.replace(base, vary=ALGORITHMIC[PROCESS_SETTINGS[spec]])
+  if spec in BACKEND_SETTINGS:
+    preset_name, backend = BACKEND_SETTINGS[spec]
+    return dataclasses.replace(
+        preset(preset_name, backend=backend), name=spec,
+        init_seed=seeds["init"], data_seed=seeds["data"], augment_seed=seeds["augment"],
+        dropout_seed=seeds["dropout"])
+  if "=" in spec and "--xla_" in spec:
+    name, flags = spec.split("=", 1)
+    if not name or "--" in name:
+      raise ValueError(f"settings entry {spec!r}; custom flags need '<name>=--xla_...'")
+    return dataclasses.replace(base, name=name,
+                               xla_flags=base.xla_flags + tuple(shlex.split(flags)))
+  if m := re.fullmatch(r"devices_(\d+)", spec):
+    return dataclasses.replace(base, device_count=int(m.group(1)))
+  if spec == "fast_math":
+    return dataclasses.replace(
+        base, xla_flags=base.xla_flags + ("--xla_cpu_enable_fast_math=true",))
+  if m := re.fullmatch(r"opt_level_(\d+)", spec):
+    return dataclasses.replace(base, xla_flags=base.xla_flags + (
+        f"--xla_backend_optimization_level={m.group(1)}",))
+  if m := re.fullmatch(r"precision_(\w+)", spec):
+    return dataclasses.replace(base, matmul_precision=m.group(1))
+  if m := re.fullmatch(r"prng_(\w+)", spec):
+    return dataclasses.replace(base, prng_impl=m.group(1))
+  raise ValueError(f"settings entry {spec!r} is unknown; valid forms: {SETTING_FORMS}")
+
+
+def base_seeds(seeds: Any) -> dict[str, int]:
+  """The base seed of each algorithmic source from a training config's `seeds` section."""
+  return {s: int(seeds[s]) for s in ALGORITHMIC_SOURCES}
+
+
+def study_settings(names: Any, seeds: Mapping[str, int], current: Setting | None = None,
+                   augment_names: tuple[str, ...] = ()) -> list[Setting]:
+  """The study's settings, parsed and checked (names unique, augment on if asked for).
+
+  `names` is `--config.study.settings`; errors name that flag.
+  """
+  current = current or current_setting()
+  names = tuple(names)
+  settings = [parse_setting(s, current, seeds) for s in names]
+  parsed = [s.name for s in settings]
+  if len(set(parsed)) != len(parsed):
+    raise ValueError(f"--config.study.settings={names} has duplicate names")
+  if any(n.endswith(MITIGATED_SUFFIX) for n in parsed):
+    raise ValueError(f"--config.study.settings={names}: names ending in "
+                     f"{MITIGATED_SUFFIX!r} are reserved for the mitigation runs")
+  if "augment_only" in parsed and not augment_names:
+    raise ValueError("--config.study.settings has 'augment_only' but --config.augment."
+                     "names=() turns augmentation off, so it would equal 'control'; add "
+                     "augmentations or drop the setting")
+  return settings
+
+
+def in_own_processes(setting: Setting) -> bool:
+  """Settings that run one process per repeat even when this process could run them."""
+  return setting.name.removesuffix(MITIGATED_SUFFIX) in PROCESS_SETTINGS
+
+
+def is_implementation(setting: Setting) -> bool:
+  """True for settings that vary no seed: they differ from `control` only in how they run."""
+  return not setting.vary
