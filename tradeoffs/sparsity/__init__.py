@@ -28,6 +28,14 @@ from tradeoffs.sparsity.schedules import Schedule
 from tradeoffs.sparsity.schedules import fixed
 from tradeoffs.sparsity.schedules import gradual
 from tradeoffs.sparsity.schedules import one_shot
+from tradeoffs.sparsity.structured import UnitLayer
+from tradeoffs.sparsity.structured import apply_unit_masks
+from tradeoffs.sparsity.structured import kept_count
+from tradeoffs.sparsity.structured import kept_units
+from tradeoffs.sparsity.structured import prune_units_population
+from tradeoffs.sparsity.structured import slice_units
+from tradeoffs.sparsity.structured import unit_masks
+from tradeoffs.sparsity.structured import unit_scores
 from tradeoffs.sparsity.wrapper import MaskedState
 from tradeoffs.sparsity.wrapper import get_masks
 from tradeoffs.sparsity.wrapper import masked
