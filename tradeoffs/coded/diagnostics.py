@@ -1,10 +1,17 @@
-"""Convergence diagnostics: block-RIP spectrum, suboptimality, error floor, time to eps."""
+"""Convergence diagnostics: block-RIP spectrum, suboptimality, error floor, time to eps.
+
+Two readings of "time to epsilon": `time_to_epsilon` is the first time the error dips to
+epsilon; `time_to_stay_below` the time after which it never exceeds epsilon again (within
+the run), which is what a scheme with a noisy floor near epsilon actually delivers.
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from tradeoffs.coded import encoding as encoding_lib
 
 Array = jax.Array
 
@@ -61,3 +68,31 @@ def error_floor(suboptimality: np.ndarray, tail_fraction: float = 0.25) -> float
   values = np.asarray(suboptimality)
   tail = max(1, int(round(len(values) * tail_fraction)))
   return float(np.mean(values[-tail:]))
+
+
+def settling_index(suboptimality: np.ndarray, epsilon: float) -> int | None:
+  """The first iteration i with suboptimality <= epsilon at i and at every later
+  iteration; None when the last iterate is above epsilon."""
+  above = np.flatnonzero(~(np.asarray(suboptimality) <= epsilon))  # NaN counts as above.
+  if not above.size:
+    return 0
+  last = int(above[-1])
+  return None if last == len(suboptimality) - 1 else last + 1
+
+
+def time_to_stay_below(times: np.ndarray, suboptimality: np.ndarray, epsilon: float) -> float:
+  """The time after which the suboptimality stays <= epsilon (inf when it does not by
+  the end of the run)."""
+  index = settling_index(suboptimality, epsilon)
+  return float("inf") if index is None else float(np.asarray(times)[index])
+
+
+def block_rip_epsilon(kind: str, n: int, beta: float, num_workers: int, k: int, key: Array,
+                      num_sets: int = 16) -> float:
+  """The block-RIP constant of an n-column encoding (`encoding.kind`, redundancy beta)
+  over `num_sets` random sets of k of num_workers blocks (`block_rip_spectrum`); Paley
+  takes the smallest size >= n it exists for."""
+  if kind == "paley":
+    n = encoding_lib.paley_size_at_least(n)
+  s = encoding_lib.encoding_matrix(kind, n, beta, key)
+  return float(block_rip_spectrum(s, num_workers, k, key, num_sets)["epsilon"])

@@ -119,3 +119,29 @@ def optimum(problem: Problem) -> Array:
     return w - jnp.linalg.solve(hessian, full_gradient(problem, w))
 
   return jax.lax.fori_loop(0, 50, newton, jnp.zeros((d,), x.dtype))
+
+
+def synthetic_problem(key: Array, *, num_examples: int, dim: int, loss: str = "least_squares",
+                      noise: float = 1.0, l2: float = 0.0, l1: float = 0.0,
+                      condition_number: float = 1.0) -> Problem:
+  """Gaussian features, a random w_true, and Gaussian noise (Bernoulli labels for logistic).
+
+  Feature column j is scaled by condition_number^(-j / (2 (dim - 1))), so the population
+  Gram E[x x^T] has eigenvalues spread geometrically from 1 down to 1/condition_number
+  (condition_number=1: i.i.d. N(0, 1) features, the well-conditioned case in which
+  gradient descent at step 1/L converges in a few iterations). w_true ~ N(0, I).
+  """
+  if not condition_number >= 1:
+    raise ValueError(f"problem.condition_number={condition_number} is not allowed: need >= 1")
+  if num_examples < 1 or dim < 1:
+    raise ValueError(f"problem.num_examples={num_examples}, problem.dim={dim}: both >= 1")
+  kx, kw, ke = jax.random.split(key, 3)
+  x = jax.random.normal(kx, (num_examples, dim))
+  if condition_number > 1 and dim > 1:
+    x = x * condition_number ** (-jnp.arange(dim) / (2.0 * (dim - 1)))
+  w_true = jax.random.normal(kw, (dim,))
+  if loss == "least_squares":
+    y = x @ w_true + noise * jax.random.normal(ke, (num_examples,))
+  else:
+    y = (jax.random.uniform(ke, (num_examples,)) < jax.nn.sigmoid(x @ w_true)).astype(jnp.float32)
+  return make_problem(x, y, loss=loss, l2=l2, l1=l1)

@@ -12,11 +12,13 @@ seconds, shape [num_iterations, num_workers]; the same key gives the same delays
                        uniform jitter in [0, jitter).
   trace                replay of a measured trace (`path` to .npy or .csv, [T, m]).
 The master waits for the first k responses: `fastest_k_mask`, and the simulated
-iteration time is the k-th order statistic of the delays (`kth_delay`) plus compute.
+iteration time is the k-th order statistic of the delays (`kth_delay`) plus compute;
+`expected_kth_delay` is its mean E[T(k:m)] (closed form where one exists, else Monte Carlo).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Callable
 
@@ -138,3 +140,48 @@ def fastest_k_mask(delays: Array, k: int) -> Array:
 def kth_delay(delays: Array, k: int) -> Array:
   """The k-th order statistic of each row: when the master has its k-th response."""
   return jnp.sort(delays, axis=-1)[..., k - 1]
+
+
+def expected_kth_delay(model: str, k: int, num_workers: int, *, key: Array | None = None,
+                       samples: int = 200_000, num_iterations: int | None = None,
+                       **params: Any) -> float:
+  """E[T(k:m)]: the mean k-th smallest of the m workers' delays in one iteration.
+
+  Closed forms: shifted_exponential shift + (1/rate) sum_{j<k} 1/(m - j) (Renyi);
+  fixed_slow base, or base + slow_delay when k > m - num_slow (exactly num_slow are
+  slow); pareto scale * B(a - 1/alpha, k) / B(a, k) with a = m - k + 1 (the k-th
+  smallest delay is scale * U^(-1/alpha) for the (m-k+1)-th smallest of m uniforms U,
+  a Beta(a, k) variable; inf when a <= 1/alpha). trace: the mean over the trace's
+  first `num_iterations` rows (the rows a run replays). Any other model (bimodal, a
+  registered one): the mean over `samples` seeded draws of `sample_delays`.
+  """
+  check_k(k, num_workers)
+  m = num_workers
+  if model == "shifted_exponential":
+    shift, rate = float(params.get("shift", 1.0)), float(params.get("rate", 1.0))
+    if rate <= 0:
+      raise ValueError(f"straggler.rate={rate} is not allowed: need rate > 0")
+    return shift + sum(1.0 / (m - j) for j in range(k)) / rate
+  if model == "fixed_slow":
+    num_slow = int(params.get("num_slow", 1))
+    base, slow = float(params.get("base", 1.0)), float(params.get("slow_delay", 4.0))
+    if not 0 <= num_slow <= m:
+      raise ValueError(f"straggler.num_slow={num_slow} is not allowed: need 0 <= num_slow <= "
+                       f"num_workers={m}")
+    return base + (slow if k > m - num_slow else 0.0)
+  if model == "pareto":
+    scale, alpha = float(params.get("scale", 1.0)), float(params.get("alpha", 2.0))
+    if alpha <= 0 or scale <= 0:
+      raise ValueError(f"straggler.alpha={alpha}, straggler.scale={scale}: both must be > 0")
+    a = m - k + 1
+    if a <= 1.0 / alpha:
+      return float("inf")
+    log_ratio = (math.lgamma(a - 1 / alpha) - math.lgamma(a - 1 / alpha + k)
+                 - math.lgamma(a) + math.lgamma(a + k))
+    return scale * math.exp(log_ratio)
+  if model == "trace":
+    trace = load_trace(params["path"], m, num_iterations, wrap=bool(params.get("wrap", False)))
+    return float(np.mean(np.sort(trace.astype(np.float64), axis=-1)[:, k - 1]))
+  key = jax.random.key(0) if key is None else key
+  delays = np.asarray(sample_delays(model, key, samples, m, **params), np.float64)
+  return float(np.mean(np.sort(delays, axis=-1)[:, k - 1]))

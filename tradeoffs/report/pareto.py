@@ -18,12 +18,17 @@ LOWER_IS_BETTER_PREFIXES = ("efficiency.", "hidden_costs.", "seconds")
 HIGHER_IS_BETTER_PREFIXES = ("accuracy.",)
 # Hidden costs where a larger number is better (accuracy-like).
 HIGHER_IS_BETTER = frozenset({"hidden_costs.cie_accuracy", "efficiency.throughput_per_s"})
+# Quality numbers where a smaller value is better (coded optimization's suboptimality).
+LOWER_IS_BETTER = frozenset({"accuracy.error_floor_relative", "accuracy.final_suboptimality",
+                             "accuracy.final_relative_suboptimality"})
 
 
 def higher_is_better(axis: str) -> bool:
   """Default orientation of an axis: accuracy up, costs (efficiency, hidden costs) down."""
   if axis in HIGHER_IS_BETTER:
     return True
+  if axis in LOWER_IS_BETTER:
+    return False
   return axis.startswith(HIGHER_IS_BETTER_PREFIXES)
 
 
