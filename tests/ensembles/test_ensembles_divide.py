@@ -1,7 +1,13 @@
-"""Dividing a wide model: the paper's width rules, parameter parity, regularization."""
+"""Dividing a wide model: the paper's width rules, parameter parity, regularization.
+
+The model facts come from the models registry (`models.division_info`, `models.count_params`)
+and are passed in: `ensembles` itself imports no models.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 
 import jax
@@ -11,7 +17,33 @@ import optax
 import pytest
 
 from tradeoffs import ensembles
+from tradeoffs import models
 from tradeoffs.ensembles import ModelSpec
+
+# The module (`ensembles.divide` is the function).
+divide_lib = importlib.import_module("tradeoffs.ensembles.divide")
+
+
+def _name_kwargs(spec):
+  if isinstance(spec, str):
+    return spec, {}
+  if isinstance(spec, ModelSpec):
+    return spec.name, dict(spec.kwargs)
+  return spec[0], dict(spec[1])
+
+
+def divide_spec(spec, num_members, **kwargs):
+  """`ensembles.divide_spec` with the model facts the registry resolves, as a study calls it."""
+  return ensembles.divide_spec(spec, num_members,
+                               model_info=models.division_info(*_name_kwargs(spec)), **kwargs)
+
+
+def divide(spec, num_members, *, count=False, num_classes=10, input_shape=None, **kwargs):
+  """`ensembles.divide` with the registry's model facts and parameter counter."""
+  counter = (functools.partial(models.count_params, num_classes=num_classes,
+                               input_shape=input_shape) if count else None)
+  info = models.division_info(*_name_kwargs(spec))
+  return ensembles.divide(spec, num_members, model_info=info, count_params=counter, **kwargs)
 
 
 def wrn_param_count(depth: int, k: int, num_classes: int = 100) -> int:
@@ -46,19 +78,19 @@ def test_wrn_widen_factor_paper_cases():
                                             (8, 2, 6), (4, 2, 3), (2, 16, 1)])
 def test_wrn_widen_factor_paper_rounding_not_round(k, s, expected):
   assert ensembles.wrn_widen_factor(k, s) == expected
-  spec = ensembles.divide_spec(("wrn", {"depth": 16, "widen_factor": k}), s)
+  spec = divide_spec(("wrn", {"depth": 16, "widen_factor": k}), s)
   assert spec.kwargs["widen_factor"] == expected
 
 
 def test_divide_spec_wrn_divides_width_and_dropout():
   wide = ModelSpec("wrn", {"depth": 28, "widen_factor": 10, "dropout": 0.3})
-  s2 = ensembles.divide_spec(wide, 2)
-  s4 = ensembles.divide_spec(wide, 4)
+  s2 = divide_spec(wide, 2)
+  s4 = divide_spec(wide, 4)
   assert s2.kwargs["widen_factor"] == 7 and s4.kwargs["widen_factor"] == 5
   assert s2.kwargs["dropout"] == pytest.approx(0.15)
   assert s4.kwargs["dropout"] == pytest.approx(0.075)
   assert s2.kwargs["depth"] == 28
-  assert ensembles.divide_spec(wide, 1) == wide
+  assert divide_spec(wide, 1) == wide
 
 
 def test_wrn_closed_form_matches_paper_and_parity_within_25_percent():
@@ -69,7 +101,7 @@ def test_wrn_closed_form_matches_paper_and_parity_within_25_percent():
   # k/sqrt(S) in [5, 7.1] that is at most 12% of the width, so at most ~25% in the
   # (quadratic) parameter count. WRN-28-10 itself lands within a few percent.
   for s in (2, 4):
-    k = ensembles.divide_spec(("wrn", {"depth": 28, "widen_factor": 10}), s).kwargs["widen_factor"]
+    k = divide_spec(("wrn", {"depth": 28, "widen_factor": 10}), s).kwargs["widen_factor"]
     ratio = s * wrn_param_count(28, k) / wide
     assert 0.75 <= ratio <= 1.25, (s, ratio)
     assert abs(ratio - 1) < 0.05, (s, ratio)
@@ -77,41 +109,41 @@ def test_wrn_closed_form_matches_paper_and_parity_within_25_percent():
 
 def test_cifar_and_imagenet_resnet_tables():
   for s, width in {2: 12, 4: 8, 8: 6, 16: 4}.items():
-    assert ensembles.divide_spec(("resnet110", {"base_width": 16}), s).kwargs["base_width"] == width
+    assert divide_spec(("resnet110", {"base_width": 16}), s).kwargs["base_width"] == width
   for s, width in {2: 44, 4: 32, 8: 24}.items():
-    assert ensembles.divide_spec(("resnet50", {"base_width": 64}), s).kwargs["base_width"] == width
+    assert divide_spec(("resnet50", {"base_width": 64}), s).kwargs["base_width"] == width
   # Off-table widths raise by default and use round(w/sqrt(S)) on request.
   with pytest.raises(ValueError, match="base_width=20.*width_rule='sqrt'"):
-    ensembles.divide_spec(("resnet20", {"base_width": 20}), 2)
+    divide_spec(("resnet20", {"base_width": 20}), 2)
   with pytest.raises(ValueError, match="num_members=3"):
-    ensembles.divide_spec(("resnet20", {"base_width": 16}), 3)
-  sqrt_spec = ensembles.divide_spec(("resnet20", {"base_width": 20}), 2, width_rule="sqrt")
+    divide_spec(("resnet20", {"base_width": 16}), 3)
+  sqrt_spec = divide_spec(("resnet20", {"base_width": 20}), 2, width_rule="sqrt")
   assert sqrt_spec.kwargs["base_width"] == round(20 / math.sqrt(2))
 
 
 def test_mlp_and_cnn_sqrt_rule():
-  mlp = ensembles.divide_spec(("mlp", {"hidden": (512, 512)}), 4)
+  mlp = divide_spec(("mlp", {"hidden": (512, 512)}), 4)
   assert mlp.kwargs["hidden"] == (256, 256)
-  assert ensembles.divide_spec(("mlp", {"hidden": (100,)}), 2).kwargs["hidden"] == (71,)
-  cnn = ensembles.divide_spec(("cnn", {"channels": (32, 64), "dense": 128}), 2)
+  assert divide_spec(("mlp", {"hidden": (100,)}), 2).kwargs["hidden"] == (71,)
+  cnn = divide_spec(("cnn", {"channels": (32, 64), "dense": 128}), 2)
   assert cnn.kwargs == {"channels": (23, 45), "dense": 91}
-  dropped = ensembles.divide_spec(("mlp", {"hidden": (64,), "dropout": 0.4}), 4)
+  dropped = divide_spec(("mlp", {"hidden": (64,), "dropout": 0.4}), 4)
   assert dropped.kwargs == {"hidden": (32,), "dropout": pytest.approx(0.1)}
 
 
 def test_bad_input_raises_value_errors():
   with pytest.raises(ValueError, match="num_members must be >= 1, got 0"):
-    ensembles.divide_spec(("mlp", {"hidden": (8,)}), 0)
+    divide_spec(("mlp", {"hidden": (8,)}), 0)
   with pytest.raises(ValueError, match="integer"):
-    ensembles.divide_spec(("mlp", {"hidden": (8,)}), 2.0)
+    divide_spec(("mlp", {"hidden": (8,)}), 2.0)
   with pytest.raises(ValueError, match="hidden=1 cannot be divided into num_members=16"):
-    ensembles.divide_spec(("mlp", {"hidden": (1,)}), 16)
+    divide_spec(("mlp", {"hidden": (1,)}), 16)
   with pytest.raises(ValueError, match="valid:.*'mlp'"):
-    ensembles.divide_spec(("transformer9", {}), 2)
+    divide_spec(("transformer9", {}), 2)
   with pytest.raises(ValueError, match="width_rule='golden'.*'paper'"):
-    ensembles.divide_spec(("mlp", {"hidden": (8,)}), 2, width_rule="golden")
+    divide_spec(("mlp", {"hidden": (8,)}), 2, width_rule="golden")
   with pytest.raises(ValueError, match="weight_decay_rule='l2'.*'exp'"):
-    ensembles.divide(("mlp", {"hidden": (8,)}), 2, weight_decay=1e-4, weight_decay_rule="l2")
+    divide(("mlp", {"hidden": (8,)}), 2, weight_decay=1e-4, weight_decay_rule="l2")
 
 
 @pytest.mark.parametrize("s", [1, 2, 4, 8, 16])
@@ -126,7 +158,7 @@ def test_weight_decay_rules_match_formulas(s):
 
 
 def test_divide_reports_divided_weight_decay():
-  division = ensembles.divide(("mlp", {"hidden": (512, 512)}), 4, weight_decay=1e-3)
+  division = divide(("mlp", {"hidden": (512, 512)}), 4, weight_decay=1e-3)
   assert division.member.kwargs["hidden"] == (256, 256)
   assert division.weight_decay == pytest.approx(1e-3 * math.exp(-0.75))
   assert division.member_specs == (division.member,) * 4
@@ -151,14 +183,14 @@ def test_count_init_params_counts_without_allocating():
 def test_member_param_parity_on_real_models(spec):
   # Within 25%: the quadratic hidden layers divide exactly by S, the input and output
   # layers are linear in width and grow by sqrt(S) = 2 at S = 4.
-  division = ensembles.divide(spec, 4, count=True, num_classes=10, input_shape=(8, 8, 1))
+  division = divide(spec, 4, count=True, num_classes=10, input_shape=(8, 8, 1))
   assert division.wide_params > division.member_params > 0
   assert 0.75 <= division.param_ratio <= 1.25, division
 
 
 @pytest.mark.parametrize("s", [2, 4])
 def test_wrn_parity_on_real_models(s):
-  division = ensembles.divide(("wrn", {"depth": 28, "widen_factor": 10}), s, count=True,
+  division = divide(("wrn", {"depth": 28, "widen_factor": 10}), s, count=True,
                               num_classes=100)
   # The model agrees with the independent closed form, for the wide model and a member.
   assert division.wide_params == wrn_param_count(28, 10)
@@ -167,20 +199,82 @@ def test_wrn_parity_on_real_models(s):
 
 
 def test_presets_resolve_to_general_models():
-  member = ensembles.divide_spec(("wrn28_10", {"dropout": 0.2}), 4)
+  member = divide_spec(("wrn28_10", {"dropout": 0.2}), 4)
   assert member == ModelSpec("wrn", {"depth": 28, "widen_factor": 5, "dropout": 0.05})
   # ResNeXt: cardinality / S, width per group unchanged.
-  resnext = ensembles.divide_spec("resnext50_32x4d", 2)
+  resnext = divide_spec("resnext50_32x4d", 2)
   assert resnext == ModelSpec("resnet_imagenet",
                               {"depth": 50, "groups": 16, "width_per_group": 4})
   with pytest.raises(ValueError, match="groups=32.*num_members=3"):
-    ensembles.divide_spec("resnext50_32x4d", 3)
+    divide_spec("resnext50_32x4d", 3)
   # WRN-50-2 at S=2 becomes two plain ResNet-50 widths (the paper's choice).
-  wide50 = ensembles.divide_spec("wide_resnet50_2", 2)
+  wide50 = divide_spec("wide_resnet50_2", 2)
   assert wide50.kwargs["width_per_group"] == 64
-  division = ensembles.divide("wide_resnet50_2", 2, count=True, num_classes=1000)
-  assert division.member_params == ensembles.count_model_params(
+  division = divide("wide_resnet50_2", 2, count=True, num_classes=1000)
+  assert division.member_params == models.count_params(
       "resnet50", num_classes=1000, input_shape=(224, 224, 3))
+
+
+# (k, S) cases as above, on numbers alone: no model is named or built.
+@pytest.mark.parametrize("k, s, expected", [(5, 2, 3), (3, 4, 1), (11, 4, 5), (15, 4, 7),
+                                            (8, 2, 6), (4, 2, 3), (2, 16, 1)])
+def test_divide_widths_works_on_numbers(k, s, expected):
+  assert ensembles.divide_widths("wrn", {"widen_factor": k}, s) == {"widen_factor": expected}
+
+
+def test_divide_widths_per_family():
+  assert ensembles.divide_widths("wrn", {"widen_factor": 10, "dropout": 0.3}, 2) == {
+      "widen_factor": 7, "dropout": pytest.approx(0.15)}
+  assert ensembles.divide_widths("cifar_resnet", {"base_width": 16}, 4) == {"base_width": 8}
+  imagenet = {"base_width": 64, "groups": 1, "width_per_group": None}
+  assert ensembles.divide_widths("imagenet_resnet", imagenet, 8) == {"base_width": 24}
+  assert ensembles.divide_widths("imagenet_resnet", {**imagenet, "groups": 32,
+                                                     "width_per_group": 4}, 2) == {"groups": 16}
+  assert ensembles.divide_widths("imagenet_resnet", {**imagenet, "width_per_group": 128},
+                                 2) == {"width_per_group": 64}
+  assert ensembles.divide_widths("mlp", {"hidden": (512, 512)}, 4) == {"hidden": (256, 256)}
+  assert ensembles.divide_widths("cnn", {"channels": (32, 64), "dense": 128}, 2) == {
+      "channels": (23, 45), "dense": 91}
+  assert ensembles.divide_widths("cifar_resnet", {"base_width": 20}, 2, width_rule="sqrt") == {
+      "base_width": 14}
+  with pytest.raises(ValueError, match="family 'transformer'.*valid:.*'wrn'"):
+    ensembles.divide_widths("transformer", {"width": 8}, 2)
+  with pytest.raises(ValueError, match="'wrn' model needs the value of 'widen_factor'"):
+    ensembles.divide_widths("wrn", {"depth": 28}, 2)
+
+
+def test_model_info_from_the_caller_without_a_registry():
+  # A plain dict is enough: the member keeps the spec's name and other kwargs.
+  info = {"family": "wrn", "values": {"widen_factor": 10, "dropout": 0.0}}
+  member = ensembles.divide_spec(("my_wrn", {"depth": 28, "widen_factor": 10}), 2,
+                                 model_info=info)
+  assert member == ModelSpec("my_wrn", {"depth": 28, "widen_factor": 7, "dropout": 0.0})
+  counts = {7: 17_000_000, 10: 36_000_000}
+  division = ensembles.divide(("my_wrn", {"widen_factor": 10}), 2, model_info=info,
+                              count_params=lambda name, kw: counts[kw["widen_factor"]])
+  assert (division.wide_params, division.member_params) == (36_000_000, 17_000_000)
+  with pytest.raises(ValueError, match="model_info must be a dict with 'family' and 'values'"):
+    ensembles.divide_spec(("my_wrn", {}), 2, model_info={"values": {}})
+
+
+def test_legacy_calls_use_the_installed_registry(monkeypatch):
+  # Calls without model facts (the old API) ask the registry tradeoffs.models installs.
+  for spec in [("wrn28_10", {"dropout": 0.2}), "resnext50_32x4d", ("mlp", {"hidden": (64,)}),
+               ("resnet50", {"base_width": 64})]:
+    assert ensembles.divide_spec(spec, 2) == divide_spec(spec, 2)
+  legacy = ensembles.divide(("wrn", {"depth": 16, "widen_factor": 4}), 2, count=True,
+                            num_classes=10)
+  assert legacy == divide(("wrn", {"depth": 16, "widen_factor": 4}), 2, count=True)
+  assert legacy.wide_params == wrn_param_count(16, 4, num_classes=10)
+  assert ensembles.count_model_params("resnet50", num_classes=1000) == models.count_params(
+      "resnet50", num_classes=1000)
+  assert isinstance(ModelSpec("mlp", {"hidden": (4,)}).build(num_classes=3), models.MLP)
+  # Without a registry, the legacy path says what to pass.
+  monkeypatch.setattr(divide_lib, "_REGISTRY", None)
+  with pytest.raises(ValueError, match="model_info=models.division_info"):
+    ensembles.divide_spec(("mlp", {"hidden": (64,)}), 2)
+  with pytest.raises(ValueError, match="count_params=functools.partial"):
+    ensembles.count_model_params("mlp", num_classes=10)
 
 
 def test_weight_decay_mask_excludes_norms_and_biases():

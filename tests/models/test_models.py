@@ -330,3 +330,57 @@ def test_bad_values_raise(name, kwargs, match):
 def test_init_rejects_bad_shape():
   with pytest.raises(ValueError, match="input_shape"):
     models.init(models.get("mlp", num_classes=2), KEY, (8,))
+
+
+# The registry's facts for dividing a model (techniques receive them as arguments).
+
+
+def test_family_by_model_class():
+  assert models.family("mlp") == "mlp" and models.family("cnn") == "cnn"
+  assert models.family("resnet110") == models.family("resnet_cifar") == "cifar_resnet"
+  assert {models.family(n) for n in ("resnet18", "resnext50_32x4d", "wide_resnet50_2")} == {
+      "imagenet_resnet"}
+  assert models.family("wrn28_10") == models.family("wrn") == "wrn"
+  assert set(models.division_names()) == set(models.names())
+  assert set(models.FAMILIES) == {"mlp", "cnn", "cifar_resnet", "imagenet_resnet", "wrn"}
+
+
+def test_model_facts():
+  facts = models.model_facts("wrn28_10")
+  assert facts == {"name": "wrn28_10", "family": "wrn", "model": "wrn",
+                   "preset": {"depth": 28, "widen_factor": 10}, "width_keyword": "base_width",
+                   "defaults": {"widen_factor": 10, "dropout": 0.0}, "input_shape": (32, 32, 3)}
+  resnet = models.model_facts("resnet50")
+  assert resnet["defaults"] == {"base_width": 64, "groups": 1, "width_per_group": None}
+  assert resnet["input_shape"] == (224, 224, 3) and resnet["preset"] == {"depth": 50}
+  assert models.model_facts("mlp")["defaults"] == {"hidden": (256, 256), "dropout": 0.0}
+  assert models.model_facts("cnn")["input_shape"] == (8, 8, 1)
+
+
+def test_division_info_resolves_pinned_presets():
+  assert models.division_info("wrn28_10", {"dropout": 0.3}) == {
+      "name": "wrn", "kwargs": {"depth": 28, "widen_factor": 10, "dropout": 0.3},
+      "family": "wrn", "values": {"widen_factor": 10, "dropout": 0.3}}
+  assert models.division_info("resnext50_32x4d") == {
+      "name": "resnet_imagenet", "kwargs": {"depth": 50, "groups": 32, "width_per_group": 4},
+      "family": "imagenet_resnet",
+      "values": {"base_width": 64, "groups": 32, "width_per_group": 4}}
+  # A preset pinning only the depth stays itself; defaults fill the values.
+  assert models.division_info("resnet20") == {
+      "name": "resnet20", "kwargs": {}, "family": "cifar_resnet", "values": {"base_width": 16}}
+  assert models.division_info("mlp", {"hidden": (64,), "dropout": 0.4})["values"] == {
+      "hidden": (64,), "dropout": 0.4}
+  assert models.division_info("cnn")["values"] == {"channels": (32, 64), "dense": 128}
+  with pytest.raises(ValueError, match="'transformer9' has no division rule; valid:.*'mlp'"):
+    models.division_info("transformer9")
+  with pytest.raises(ValueError, match="unknown kwarg"):
+    models.division_info("mlp", {"width": 3})
+
+
+def test_count_params_builds_abstractly():
+  assert models.count_params("mlp", {"hidden": (3,)}, num_classes=2, input_shape=(4,)) == (
+      dense(4, 3) + dense(3, 2))
+  # Default input shape per family; ImageNet-size models cost nothing to count.
+  assert models.count_params("wrn28_10", num_classes=10) == wrn_count(28, 10)
+  assert models.count_params("resnet50", num_classes=1000) == models.param_count(
+      models.abstract_init(models.get("resnet50", num_classes=1000), IMAGENET)["params"])

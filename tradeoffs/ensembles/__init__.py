@@ -1,8 +1,9 @@
 """Divided ensembles (Divide and Co-training): dividing a wide network into S members,
 co-training losses and multi-view batches, combining members, concurrent inference.
 
-No Flax here: members are a stacked pytree [S, ...] and apply functions are plain
-callables, so any JAX framework's models fit.
+No Flax and no models here: members are a stacked pytree [S, ...] and apply functions are
+plain callables, so any JAX framework's models fit; dividing works on width numbers and the
+model facts the caller passes (`models.division_info`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from tradeoffs.ensembles.concurrent import (CONCURRENCY_METHODS, MEMBER_LOOPS, M
                                             concurrent_apply,
                                             concurrent_apply_fn, members_mesh,
                                             sequential_apply_fn, shard_members, unstack_members)
-from tradeoffs.ensembles.divide import (CIFAR_RESNET_WIDTHS, IMAGENET_RESNET_WIDTHS, PRESETS,
-                                        WIDE_IMAGENET_WIDTHS, check_num_members,
-                                        WEIGHT_DECAY_RULES, WIDTH_RULES, Division, ModelSpec,
-                                        count_init_params, count_model_params, count_params,
-                                        divide, divide_dropout, divide_spec, divide_weight_decay,
-                                        sqrt_width, table_width, weight_decay_mask,
-                                        wrn_widen_factor)
+from tradeoffs.ensembles.divide import (CIFAR_RESNET_WIDTHS, FAMILIES, IMAGENET_RESNET_WIDTHS,
+                                        WEIGHT_DECAY_RULES, WIDE_IMAGENET_WIDTHS,
+                                        WIDTH_RULE_NAMES, WIDTH_RULES, Division, ModelSpec,
+                                        check_num_members, count_init_params,
+                                        count_model_params, count_params, divide,
+                                        divide_dropout, divide_spec, divide_weight_decay,
+                                        divide_widths, register_models, sqrt_width,
+                                        table_width, weight_decay_mask, wrn_widen_factor)
 from tradeoffs.ensembles.losses import (COTRAINING_LOSSES, cotraining_objective,
                                         cotraining_schedule, cotraining_weight, cross_entropy,
                                         get_cotraining_loss, js_divergence, member_keys,

@@ -5,9 +5,19 @@ wide width / sqrt(S) together hold about the wide model's parameters. The paper'
 rules are reproduced per model family (see `WIDTH_RULES`); regularization is divided
 too (dropout p/S, weight decay by a named rule, no decay on norms and biases).
 
-Model specs are `ModelSpec(name, kwargs)` for `tradeoffs.models.get(name, num_classes=...,
-**kwargs)`. The width rules are pure arithmetic on specs; parameter counting builds the
-model abstractly with `jax.eval_shape`, so it allocates nothing.
+This module knows no models: it works on width numbers. `divide_widths(family, values,
+S)` is the arithmetic on the family's fields (e.g. {"widen_factor": 10} of a WRN);
+`divide(spec, S, model_info=..., count_params=...)` divides a `ModelSpec(name, kwargs)`
+with the model facts its caller resolved (the models registry owns them):
+
+    info = models.division_info(name, kwargs)
+    count = functools.partial(models.count_params, num_classes=10)
+    division = ensembles.divide(ensembles.ModelSpec(name, kwargs), S, model_info=info,
+                                count_params=count, weight_decay=5e-4)
+
+Calls without `model_info` (and `count=True`, `count_model_params`, `ModelSpec.build`)
+are a legacy path: they ask the functions `register_models` installed, which
+`tradeoffs.models` does when imported.
 """
 
 from __future__ import annotations
@@ -27,46 +37,17 @@ IMAGENET_RESNET_WIDTHS: dict[int, dict[int, int]] = {64: {2: 44, 4: 32, 8: 24}}
 # Bottleneck width per group of wide ImageNet ResNets (WRN-50-2: 128, WRN-50-3: 192) per S.
 WIDE_IMAGENET_WIDTHS: dict[int, dict[int, int]] = {128: {2: 64}, 192: {2: 128}}
 
-CIFAR_RESNETS = ("resnet_cifar", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
-IMAGENET_RESNETS = ("resnet_imagenet", "resnet18", "resnet34", "resnet50", "resnet101",
-                    "resnet152")
-
-# Registry presets whose divided field is pinned, as (general model, its kwargs): a member
-# of a preset is the general model with the divided value.
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "resnext50_32x4d": ("resnet_imagenet", {"depth": 50, "groups": 32, "width_per_group": 4}),
-    "wide_resnet50_2": ("resnet_imagenet", {"depth": 50, "width_per_group": 128}),
-}
-_WRN_PRESET = re.compile(r"^wrn(\d+)_(\d+)$")  # wrn28_10 = wrn(depth=28, widen_factor=10)
-
-# Defaults of `tradeoffs.models` (its documented API), used when a kwarg is absent and
-# the module itself cannot be asked (see `_current`).
-_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mlp": {"hidden": (256, 256)},
-    "cnn": {"channels": (32, 64), "dense": 128},
-    "wrn": {"base_width": 16, "dropout": 0.0},
-    **{name: {"base_width": 16} for name in CIFAR_RESNETS},
-    **{name: {"base_width": 64, "groups": 1, "width_per_group": None}
-       for name in IMAGENET_RESNETS},
-}
-
-# Input shapes (without batch) used to build a model abstractly for counting.
-_DEFAULT_INPUT_SHAPES: dict[str, tuple[int, ...]] = {
-    "mlp": (8, 8, 1), "cnn": (8, 8, 1), "wrn": (32, 32, 3),
-    **{name: (32, 32, 3) for name in CIFAR_RESNETS},
-    **{name: (224, 224, 3) for name in IMAGENET_RESNETS},
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-  """A model by registry name and the keyword arguments for `tradeoffs.models.get`."""
+  """A model by registry name and the keyword arguments it is built with."""
   name: str
   kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def build(self, num_classes: int):
-    from tradeoffs import models  # Lazy: keeps the width arithmetic free of Flax.
-    return models.get(self.name, num_classes=num_classes, **dict(self.kwargs))
+    """Legacy: the model from the registry `register_models` installed."""
+    return _models("ModelSpec.build").build(self.name, num_classes=num_classes,
+                                            **dict(self.kwargs))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,141 +133,158 @@ def table_width(width: int, num_members: int, table: Mapping[int, Mapping[int, i
                    f"round({name}/sqrt(S)) instead")
 
 
-def _current(spec: ModelSpec, field: str) -> Any:
-  """The value of `field` for `spec`: its kwarg, else the model's own default."""
-  if field in spec.kwargs:
-    return spec.kwargs[field]
-  try:  # The built module is the truth about defaults when tradeoffs.models exists.
-    return getattr(spec.build(num_classes=2), field)
-  except (ImportError, AttributeError, TypeError, ValueError):
-    pass
-  defaults = _MODEL_DEFAULTS.get(spec.name, {})
-  if field not in defaults:
-    raise ValueError(f"model {spec.name!r} needs an explicit {field!r} in its kwargs to be "
-                     f"divided (its default is unknown here)")
-  return defaults[field]
+def _value(values: Mapping[str, Any], field: str, family: str) -> Any:
+  if field not in values or (values[field] is None and field != "width_per_group"):
+    raise ValueError(f"dividing a {family!r} model needs the value of {field!r} "
+                     f"(got values {dict(values)})")
+  return values[field]
 
 
-def _divide_dropout(spec: ModelSpec, kwargs: dict[str, Any], num_members: int) -> None:
-  if "dropout" in spec.kwargs or spec.name == "wrn":
-    kwargs["dropout"] = float(_current(spec, "dropout")) / num_members
+def _divide_dropout(values: Mapping[str, Any], out: dict[str, Any], num_members: int) -> None:
+  if values.get("dropout") is not None:
+    out["dropout"] = float(values["dropout"]) / num_members
 
 
-def _divide_wrn(spec: ModelSpec, num_members: int, width_rule: str) -> dict[str, Any]:
-  kwargs = dict(spec.kwargs)
-  k = _current(spec, "widen_factor")
-  if width_rule == "paper":
-    kwargs["widen_factor"] = wrn_widen_factor(k, num_members)
-  else:
-    kwargs["widen_factor"] = sqrt_width(k, num_members, name="widen_factor")
-  _divide_dropout(spec, kwargs, num_members)
-  return kwargs
+def _divide_wrn(values: Mapping[str, Any], num_members: int, width_rule: str) -> dict[str, Any]:
+  k = _value(values, "widen_factor", "wrn")
+  out = {"widen_factor": (wrn_widen_factor(k, num_members) if width_rule == "paper"
+                          else sqrt_width(k, num_members, name="widen_factor"))}
+  _divide_dropout(values, out, num_members)
+  return out
 
 
-def _divide_table(table):
-  def divide(spec: ModelSpec, num_members: int, width_rule: str) -> dict[str, Any]:
-    kwargs = dict(spec.kwargs)
-    width = _current(spec, "base_width")
-    if width_rule == "paper":
-      kwargs["base_width"] = table_width(width, num_members, table)
-    else:
-      kwargs["base_width"] = sqrt_width(width, num_members, name="base_width")
-    _divide_dropout(spec, kwargs, num_members)
-    return kwargs
+def _divide_table(table, family):
+  def divide(values: Mapping[str, Any], num_members: int, width_rule: str) -> dict[str, Any]:
+    width = _value(values, "base_width", family)
+    out = {"base_width": (table_width(width, num_members, table) if width_rule == "paper"
+                          else sqrt_width(width, num_members, name="base_width"))}
+    _divide_dropout(values, out, num_members)
+    return out
   return divide
 
 
-def _divide_imagenet(spec: ModelSpec, num_members: int, width_rule: str) -> dict[str, Any]:
-  kwargs = dict(spec.kwargs)
-  groups = _current(spec, "groups")
-  per_group = _current(spec, "width_per_group")
+def _divide_imagenet(values: Mapping[str, Any], num_members: int,
+                     width_rule: str) -> dict[str, Any]:
+  groups = _value(values, "groups", "imagenet_resnet")
+  per_group = values.get("width_per_group")
   if groups > 1:  # ResNeXt: divide the cardinality, keep the width per group.
     if groups % num_members:
       raise ValueError(f"groups={groups} (ResNeXt cardinality) cannot be divided into "
                        f"num_members={num_members}: S must divide it")
-    kwargs["groups"] = groups // num_members
-  elif per_group is not None:  # Wide ResNet-50: divide the bottleneck width, keep the stem.
+    return {"groups": groups // num_members}
+  if per_group is not None:  # Wide ResNet-50: divide the bottleneck width, keep the stem.
     if width_rule == "paper":
-      kwargs["width_per_group"] = table_width(per_group, num_members, WIDE_IMAGENET_WIDTHS,
-                                              name="width_per_group")
-    else:
-      kwargs["width_per_group"] = sqrt_width(per_group, num_members, name="width_per_group")
-  else:
-    return _divide_table(IMAGENET_RESNET_WIDTHS)(spec, num_members, width_rule)
-  return kwargs
+      return {"width_per_group": table_width(per_group, num_members, WIDE_IMAGENET_WIDTHS,
+                                             name="width_per_group")}
+    return {"width_per_group": sqrt_width(per_group, num_members, name="width_per_group")}
+  return _divide_table(IMAGENET_RESNET_WIDTHS, "imagenet_resnet")(values, num_members,
+                                                                   width_rule)
 
 
-def _divide_mlp(spec: ModelSpec, num_members: int, width_rule: str) -> dict[str, Any]:
+def _divide_mlp(values: Mapping[str, Any], num_members: int, width_rule: str) -> dict[str, Any]:
   del width_rule  # The paper has no MLP rule: width / sqrt(S) is the rule.
-  kwargs = dict(spec.kwargs)
-  hidden = _current(spec, "hidden")
-  kwargs["hidden"] = tuple(sqrt_width(h, num_members, name="hidden") for h in hidden)
-  _divide_dropout(spec, kwargs, num_members)
-  return kwargs
+  out = {"hidden": tuple(sqrt_width(h, num_members, name="hidden")
+                         for h in _value(values, "hidden", "mlp"))}
+  _divide_dropout(values, out, num_members)
+  return out
 
 
-def _divide_cnn(spec: ModelSpec, num_members: int, width_rule: str) -> dict[str, Any]:
+def _divide_cnn(values: Mapping[str, Any], num_members: int, width_rule: str) -> dict[str, Any]:
   del width_rule
-  kwargs = dict(spec.kwargs)
-  kwargs["channels"] = tuple(sqrt_width(c, num_members, name="channels")
-                             for c in _current(spec, "channels"))
-  kwargs["dense"] = sqrt_width(_current(spec, "dense"), num_members, name="dense")
-  _divide_dropout(spec, kwargs, num_members)
-  return kwargs
+  out = {"channels": tuple(sqrt_width(c, num_members, name="channels")
+                           for c in _value(values, "channels", "cnn")),
+         "dense": sqrt_width(_value(values, "dense", "cnn"), num_members, name="dense")}
+  _divide_dropout(values, out, num_members)
+  return out
 
 
-# Model name -> fn(spec, S, width_rule) -> member kwargs.
-WIDTH_RULES: dict[str, Callable[[ModelSpec, int, str], dict[str, Any]]] = {
+# Family -> fn(values, S, width_rule) -> the member's values of the fields the rule sets.
+# `values` holds the wide model's value of each field the rule reads: mlp `hidden`; cnn
+# `channels`, `dense`; cifar_resnet `base_width`; imagenet_resnet `base_width`, `groups`,
+# `width_per_group`; wrn `widen_factor`; any family `dropout` (divided when present).
+WIDTH_RULES: dict[str, Callable[[Mapping[str, Any], int, str], dict[str, Any]]] = {
     "mlp": _divide_mlp,
     "cnn": _divide_cnn,
     "wrn": _divide_wrn,
-    **{name: _divide_table(CIFAR_RESNET_WIDTHS) for name in CIFAR_RESNETS},
-    **{name: _divide_imagenet for name in IMAGENET_RESNETS},
+    "cifar_resnet": _divide_table(CIFAR_RESNET_WIDTHS, "cifar_resnet"),
+    "imagenet_resnet": _divide_imagenet,
 }
+FAMILIES = tuple(WIDTH_RULES)
 WIDTH_RULE_NAMES = ("paper", "sqrt")
 
 
-def divide_spec(spec: ModelSpec | tuple[str, Mapping[str, Any]], num_members: int, *,
-                width_rule: str = "paper") -> ModelSpec:
-  """The spec of one of S members with about 1/S of the wide model's parameters.
+def _check_width_rule(width_rule: str) -> None:
+  if width_rule not in WIDTH_RULE_NAMES:
+    raise ValueError(f"width_rule={width_rule!r} is unknown; valid: {list(WIDTH_RULE_NAMES)}")
+
+
+def divide_widths(family: str, values: Mapping[str, Any], num_members: int, *,
+                  width_rule: str = "paper") -> dict[str, Any]:
+  """A member's widths: the paper's rule for `family` applied to the wide `values`.
 
   Args:
-    spec: the wide model, a `ModelSpec` or (name, kwargs).
-    num_members: S >= 1; S = 1 returns the spec unchanged.
+    family: a key of `WIDTH_RULES` ("mlp", "cnn", "cifar_resnet", "imagenet_resnet",
+      "wrn"); the models registry says which a model is (`models.family`).
+    values: the wide model's value of each field the family's rule reads (see
+      `WIDTH_RULES`), e.g. {"widen_factor": 10, "dropout": 0.3}.
+    num_members: S >= 1.
     width_rule: "paper" uses the paper's rules (WRN widen factor, the ResNet width
       tables; MLP/CNN widths round(w/sqrt(S))), and raises for widths off the tables;
       "sqrt" uses round(w/sqrt(S)) everywhere. ResNeXt divides its cardinality by S
       under either rule (the paper); wide ImageNet ResNets divide width_per_group.
 
-  Presets with pinned widths (wrn28_10, wide_resnet50_2, resnext50_32x4d) come back as
-  their general model (wrn, resnet_imagenet) with the divided value.
+  Returns:
+    The member's values of the fields the rule sets, e.g. {"widen_factor": 7,
+    "dropout": 0.15} for S = 2.
+  """
+  num_members = check_num_members(num_members)
+  _check_width_rule(width_rule)
+  if family not in WIDTH_RULES:
+    raise ValueError(f"family {family!r} has no division rule; valid: {sorted(WIDTH_RULES)}")
+  return WIDTH_RULES[family](values, num_members, width_rule)
+
+
+def divide_spec(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, num_members: int, *,
+                model_info: Mapping[str, Any] | None = None,
+                width_rule: str = "paper") -> ModelSpec:
+  """The spec of one of S members with about 1/S of the wide model's parameters.
+
+  Args:
+    spec: the wide model, a `ModelSpec`, (name, kwargs) or a name.
+    num_members: S >= 1; S = 1 returns the spec unchanged.
+    model_info: the model facts, `models.division_info(spec.name, spec.kwargs)`: a dict
+      with `family` and `values` (see `divide_widths`), and optionally `name` and
+      `kwargs`, the model a member is built as (defaults: the spec's). Presets with
+      pinned widths (wrn28_10, resnext50_32x4d) come back from the registry as their
+      general model (wrn, resnet_imagenet), so their members are that model with the
+      divided value. None (legacy) asks the registry `register_models` installed.
+    width_rule: see `divide_widths`.
   """
   spec = _as_spec(spec)
   num_members = check_num_members(num_members)
-  if width_rule not in WIDTH_RULE_NAMES:
-    raise ValueError(f"width_rule={width_rule!r} is unknown; valid: {list(WIDTH_RULE_NAMES)}")
+  _check_width_rule(width_rule)
   if num_members == 1:
     return spec
-  general = _resolve_preset(spec)
-  if general.name not in WIDTH_RULES:
-    raise ValueError(f"model {spec.name!r} has no division rule; valid: "
-                     f"{sorted(WIDTH_RULES) + sorted(PRESETS)} and wrn<depth>_<k> presets")
-  return ModelSpec(general.name, WIDTH_RULES[general.name](general, num_members, width_rule))
+  info = _model_info(spec, model_info)
+  divided = divide_widths(info["family"], info["values"], num_members, width_rule=width_rule)
+  return ModelSpec(info["name"], {**info["kwargs"], **divided})
 
 
-def _resolve_preset(spec: ModelSpec) -> ModelSpec:
-  """A preset name (wrn28_10, resnext50_32x4d, ...) as its general model's spec."""
-  match = _WRN_PRESET.match(spec.name)
-  if match:
-    pinned = {"depth": int(match.group(1)), "widen_factor": int(match.group(2))}
-    return ModelSpec("wrn", {**pinned, **spec.kwargs})
-  if spec.name in PRESETS:
-    name, pinned = PRESETS[spec.name]
-    return ModelSpec(name, {**pinned, **spec.kwargs})
-  return spec
+def _model_info(spec: ModelSpec, model_info: Mapping[str, Any] | None) -> dict[str, Any]:
+  if model_info is None:
+    model_info = _models("dividing without model_info").division_info(spec.name,
+                                                                       dict(spec.kwargs))
+  if not isinstance(model_info, Mapping) or not {"family", "values"} <= set(model_info):
+    raise ValueError(f"model_info must be a dict with 'family' and 'values' (from "
+                     f"models.division_info(name, kwargs)), got {model_info!r}")
+  return {"name": model_info.get("name", spec.name),
+          "kwargs": dict(model_info.get("kwargs", spec.kwargs)),
+          "family": model_info["family"], "values": dict(model_info["values"])}
 
 
-def divide(spec: ModelSpec | tuple[str, Mapping[str, Any]], num_members: int, *,
+def divide(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, num_members: int, *,
+           model_info: Mapping[str, Any] | None = None,
+           count_params: Callable[[str, Mapping[str, Any]], int] | None = None,
            weight_decay: float | None = None, weight_decay_rule: str = "exp",
            width_rule: str = "paper", count: bool = False, num_classes: int = 10,
            input_shape: tuple[int, ...] | None = None) -> Division:
@@ -295,30 +293,32 @@ def divide(spec: ModelSpec | tuple[str, Mapping[str, Any]], num_members: int, *,
   Args:
     spec: the wide model.
     num_members: S.
+    model_info: the model facts (see `divide_spec`), `models.division_info(name, kwargs)`.
+    count_params: fn(name, kwargs) -> trainable parameters, e.g.
+      `functools.partial(models.count_params, num_classes=10)`; when given, the wide
+      model and one member are counted.
     weight_decay: the wide model's weight decay, divided by `weight_decay_rule`.
     weight_decay_rule: a key of `WEIGHT_DECAY_RULES`.
-    width_rule: see `divide_spec`.
-    count: also count parameters of the wide model and of one member (needs
-      `tradeoffs.models`; free, via `jax.eval_shape`).
-    num_classes, input_shape: what the models are built for when counting; the input
-      shape (no batch axis) defaults per family (digits 8x8x1, CIFAR 32x32x3,
-      ImageNet 224x224x3).
+    width_rule: see `divide_widths`.
+    count, num_classes, input_shape: legacy counting without `count_params`, by the
+      registry `register_models` installed; the input shape (H, W, C) defaults per family.
   """
   spec = _as_spec(spec)
-  member = divide_spec(spec, num_members, width_rule=width_rule)
+  member = divide_spec(spec, num_members, model_info=model_info, width_rule=width_rule)
   wd = None
   if weight_decay is not None:
     wd = divide_weight_decay(weight_decay, num_members, rule=weight_decay_rule)
   elif weight_decay_rule not in WEIGHT_DECAY_RULES:
     raise ValueError(f"weight_decay_rule={weight_decay_rule!r} is unknown; "
                      f"valid: {sorted(WEIGHT_DECAY_RULES)}")
+  if count_params is None and count:
+    registry = _models("count=True")
+    count_params = lambda name, kwargs: registry.count_params(  # noqa: E731
+        name, kwargs, num_classes=num_classes, input_shape=input_shape)
   wide_params = member_params = None
-  if count:
-    shape = input_shape or _DEFAULT_INPUT_SHAPES.get(_resolve_preset(spec).name)
-    if shape is None:
-      raise ValueError(f"input_shape is needed to count parameters of {spec.name!r}")
-    wide_params = count_model_params(spec, num_classes=num_classes, input_shape=shape)
-    member_params = count_model_params(member, num_classes=num_classes, input_shape=shape)
+  if count_params is not None:
+    wide_params = int(count_params(spec.name, dict(spec.kwargs)))
+    member_params = int(count_params(member.name, dict(member.kwargs)))
   return Division(wide=spec, member=member, num_members=int(num_members), weight_decay=wd,
                   wide_params=wide_params, member_params=member_params)
 
@@ -331,6 +331,49 @@ def _as_spec(spec: Any) -> ModelSpec:
   if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str):
     return ModelSpec(spec[0], dict(spec[1]))
   raise ValueError(f"spec must be a ModelSpec, a model name or (name, kwargs), got {spec!r}")
+
+
+# ---------------------------------------------------------------------------------------
+# Legacy: calls that pass no model facts. This module imports no models; the models
+# registry installs its functions here when imported (`register_models`). Remove once
+# every caller passes `model_info` / `count_params`.
+
+
+@dataclasses.dataclass(frozen=True)
+class _Registry:
+  division_info: Callable[..., Mapping[str, Any]]
+  count_params: Callable[..., int]
+  build: Callable[..., Any]
+
+
+_REGISTRY: _Registry | None = None
+
+
+def register_models(*, division_info: Callable[..., Mapping[str, Any]],
+                    count_params: Callable[..., int], build: Callable[..., Any]) -> None:
+  """Installs the model registry for the legacy calls (no `model_info`, `count=True`,
+  `count_model_params`, `ModelSpec.build`): division_info(name, kwargs) -> model facts,
+  count_params(name, kwargs, num_classes=, input_shape=) -> int, build(name, num_classes=,
+  **kwargs) -> model. `tradeoffs.models` calls it when imported."""
+  global _REGISTRY
+  _REGISTRY = _Registry(division_info, count_params, build)
+
+
+def _models(what: str) -> _Registry:
+  if _REGISTRY is None:
+    raise ValueError(f"{what} needs a model registry: pass model_info=models.division_info("
+                     f"name, kwargs) and count_params=functools.partial(models.count_params, "
+                     f"num_classes=...) (ensembles knows no models), or import tradeoffs.models")
+  return _REGISTRY
+
+
+def count_model_params(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, *,
+                       num_classes: int, input_shape: tuple[int, ...] | None = None) -> int:
+  """Legacy: `models.count_params(spec.name, spec.kwargs, ...)` through the installed
+  registry (trainable parameters, built abstractly)."""
+  spec = _as_spec(spec)
+  return int(_models("count_model_params").count_params(
+      spec.name, dict(spec.kwargs), num_classes=num_classes, input_shape=input_shape))
 
 
 # ---------------------------------------------------------------------------------------
@@ -353,16 +396,6 @@ def count_init_params(init_fn: Callable[..., Any], *args: Any, collection: str |
   if collection is not None:
     shapes = shapes[collection]
   return count_params(shapes)
-
-
-def count_model_params(spec: ModelSpec | tuple[str, Mapping[str, Any]], *, num_classes: int,
-                       input_shape: tuple[int, ...]) -> int:
-  """Trainable parameters of a `tradeoffs.models` model (the "params" collection)."""
-  from tradeoffs import models  # Lazy: keeps the width arithmetic free of Flax.
-  spec = _as_spec(spec)
-  model = spec.build(num_classes=num_classes)
-  shapes = models.abstract_init(model, (1, *input_shape))  # jax.eval_shape: allocates nothing
-  return models.param_count(shapes["params"])
 
 
 # ---------------------------------------------------------------------------------------

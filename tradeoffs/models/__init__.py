@@ -19,11 +19,21 @@ from tradeoffs.models.resnet import CifarResNet, ImageNetResNet
 from tradeoffs.models.simple import CNN, MLP
 from tradeoffs.models.utils import abstract_init, describe, init, param_count
 from tradeoffs.models.wide_resnet import WideResNet
-from tradeoffs.models.widths import WIDTH_FIELDS, base_width, width_keyword
+from tradeoffs.models.widths import (FAMILIES, WIDTH_FIELDS, Family, base_width, count_params,
+                                     division_info, division_names, family, model_facts,
+                                     width_keyword)
 
 __all__ = [
     "CNN", "CifarResNet", "ImageNetResNet", "MLP", "WideResNet", "abstract_init",
     "accepted_kwargs", "activation_names", "describe", "get", "init", "names", "param_count",
     "register", "register_activation", "scale_width", "WIDTH_FIELDS", "base_width",
-    "width_keyword",
+    "width_keyword", "FAMILIES", "Family", "count_params", "division_info", "division_names",
+    "family", "model_facts",
 ]
+
+# Legacy: `ensembles.divide` calls that pass no `model_info` ask these (ensembles imports
+# no models). Remove once every caller passes `model_info=division_info(name, kwargs)`.
+from tradeoffs.ensembles.divide import register_models as _register  # noqa: E402
+
+_register(division_info=division_info, count_params=count_params, build=get)
+del _register

@@ -122,9 +122,12 @@ def divided_config(config: Any, num_members: int
   s = config.study
   wide_kwargs = {**_base_kwargs(config), "width_multiplier": source_multiplier(config)}
   wd = float(config.optimizer.get("weight_decay", 0.0) or 0.0)
-  division = ensembles.divide(ensembles.ModelSpec(config.model.name, wide_kwargs), num_members,
+  name = str(config.model.name)
+  division = ensembles.divide(ensembles.ModelSpec(name, wide_kwargs), num_members,
+                              model_info=models.division_info(name, wide_kwargs),
                               weight_decay=wd if wd else None, width_rule=str(s.width_rule))
   c = training_config(config)
+  c.model.name = division.member.name  # A pinned preset (wrn28_10) divides as its model.
   c.model.kwargs = ml_collections.ConfigDict(dict(division.member.kwargs))
   c.population.members = int(config.population.members) * num_members
   if division.weight_decay is not None:
