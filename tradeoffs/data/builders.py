@@ -1,7 +1,10 @@
 """TFDS builders for the embedded, offline datasets (no TensorFlow, no download).
 
-Both are built from the vendored UCI optical digits file (`third_party/uci_digits`) into
-ArrayRecord files and read back with `tfds.data_source`.
+Both are built from the vendored UCI optical digits file into ArrayRecord files and read
+back with `tfds.data_source`. The file ships inside the package as package data
+(`tradeoffs/data/vendored/uci_digits/`, with its LICENSE, provenance README and SHA256SUMS),
+located through `importlib.resources`, so any installation — a wheel, `pip install git+...`,
+an editable checkout — builds both sets offline.
 
 - `digits`: 1,797 8×8 grey images, 10 classes. Split: a permutation with
   `numpy.random.default_rng(0)` over the file's rows; the first 360 form `test`, the other
@@ -16,14 +19,17 @@ ArrayRecord files and read back with `tfds.data_source`.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import importlib.resources
 import io
 import os
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-DIGITS_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "third_party", "uci_digits",
-                           "digits.csv.gz")
+VENDORED_DIR = os.fspath(importlib.resources.files("tradeoffs.data") / "vendored" / "uci_digits")
+DIGITS_FILE = os.path.join(VENDORED_DIR, "digits.csv.gz")
+DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 NUM_TEST = 360
 SUBGROUP_FRACTION = 0.12
 
@@ -39,9 +45,15 @@ def read_digits_file(path: str = DIGITS_FILE) -> tuple[np.ndarray, np.ndarray]:
   path = os.path.abspath(path)
   if not os.path.exists(path):
     raise FileNotFoundError(
-        f"the embedded digits file is missing at {path}; it ships in third_party/uci_digits "
-        "of the tradeoffs repository (install from a checkout with `pip install -e .`)")
-  with gzip.open(path, "rt") as f:
+        f"the embedded digits file is missing at {path}; it ships as package data in "
+        "tradeoffs/data/vendored/uci_digits (reinstall tradeoffs; a build that dropped "
+        "package data is broken)")
+  with open(path, "rb") as f:
+    raw = f.read()
+  if os.path.samefile(path, DIGITS_FILE) and hashlib.sha256(raw).hexdigest() != DIGITS_SHA256:
+    raise ValueError(f"the embedded digits file {path} does not match its SHA-256 "
+                     f"{DIGITS_SHA256} (see SHA256SUMS beside it); reinstall tradeoffs")
+  with gzip.open(io.BytesIO(raw), "rt") as f:
     table = np.loadtxt(f, delimiter=",", dtype=np.int64)
   return table[:, :64].reshape(-1, 8, 8).astype(np.uint8), table[:, 64].astype(np.int64)
 
