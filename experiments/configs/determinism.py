@@ -2,8 +2,8 @@ r"""Determinism study: one training config under noise settings x repeats.
 
 Command (CPU, the digits MLP on `digits_groups`):
   python -m experiments.determinism --workdir=workdirs/determinism
-Smoke (control and devices_2, 2 runs each, 20 steps; ~30 s on 2 busy cores, mostly the
-start-up of the two processes):
+Smoke (control and devices_2, 2 runs each, 20 steps, no mitigation, no mechanism; 31 s
+wall, 32 s CPU on 2 nearly idle cores (load ~2), half of it the two processes' start-up):
   python -m experiments.determinism --config=experiments/configs/determinism.py:smoke \
       --workdir=/tmp/determinism_smoke
 Compare workdirs from different machines (e.g. `experiments.train` on CPU here, on GPU there):

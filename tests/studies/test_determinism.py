@@ -184,6 +184,7 @@ def test_data_order_changes_results_while_init_stays_equal_and_compare_mode(work
   # --compare: the same workdirs read back as if they came from other machines.
   compare = _config([])
   compare.study.compare = (pop("control"), pop("data_order_only"))
+  compare.study.mitigation.weight = 1.0  # Ignored: compared runs have no mitigated twins.
   out = str(tmp_path / "compare")
   compared = _records(runner.run(study, compare, out))
   names = list(compared)
@@ -201,6 +202,7 @@ def test_data_order_changes_results_while_init_stays_equal_and_compare_mode(work
   assert compared[names[1]]["config"]["seeds"]["vary"] == "data"
   text = _report(out)
   assert analysis.CPU_COST_NOTE in text and "Workdirs compared" in text
+  assert "Mitigation" not in text and "boundary-alignment" not in text
   assert f"range over {names[0]}, {names[1]}" in text
   one = _config([])
   one.study.compare = (pop("control"),)

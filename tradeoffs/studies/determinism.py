@@ -566,7 +566,8 @@ def _hardware(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[A
     note = next((_f(r)["groups_note"] for r in records if _f(r).get("groups_note")),
                 "no group attribute")
     return blocks + [("p", f"Not computed: {note}.")]
-  weight = float(s.mitigation.weight) if "mitigation" in s else 0.0
+  compared = any(r.get("technique") == "workdir" for r in records)
+  weight = 0.0 if compared else float(s.mitigation.weight)  # --compare runs no mitigation.
   for mitigated, label in ((False, "without mitigation"),
                            (True, f"with the boundary-alignment penalty (weight {weight:g})")):
     metrics, _ = _group_metric(records, metric, mitigated)
