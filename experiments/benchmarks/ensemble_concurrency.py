@@ -20,6 +20,8 @@ sequential baseline.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import subprocess
 import sys
@@ -64,9 +66,16 @@ def run_benchmark(num_devices: int) -> None:
 
   wide_specs = [("mlp", {"hidden": (512, 512)}), ("cnn", {"channels": (64, 128), "dense": 256})]
   for wide_spec in wide_specs:
-    division = ensembles.divide(wide_spec, s, count=True, num_classes=10, input_shape=(8, 8, 1))
-    wide_net = division.wide.build(num_classes=10)
-    member_net = division.member.build(num_classes=10)
+    name, kwargs = wide_spec
+    count = lambda spec: models.count_params(spec.name, dict(spec.kwargs), num_classes=10,  # noqa: E731
+                                             input_shape=(8, 8, 1))
+    division = ensembles.divide(ensembles.ModelSpec(name, kwargs), s,
+                                model_info=models.division_info(name, kwargs))
+    division = dataclasses.replace(division, wide_params=count(division.wide),
+                                   member_params=count(division.member))
+    wide_net = models.get(division.wide.name, num_classes=10, **dict(division.wide.kwargs))
+    member_net = models.get(division.member.name, num_classes=10,
+                            **dict(division.member.kwargs))
     print(f"\n{wide_spec[0]}: wide {dict(division.wide.kwargs)} {division.wide_params:,} params; "
           f"{s} x member {dict(division.member.kwargs)} = {division.total_member_params:,} "
           f"params (ratio {division.param_ratio:.3f})")

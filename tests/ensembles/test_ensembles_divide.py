@@ -257,24 +257,10 @@ def test_model_info_from_the_caller_without_a_registry():
     ensembles.divide_spec(("my_wrn", {}), 2, model_info={"values": {}})
 
 
-def test_legacy_calls_use_the_installed_registry(monkeypatch):
-  # Calls without model facts (the old API) ask the registry tradeoffs.models installs.
-  for spec in [("wrn28_10", {"dropout": 0.2}), "resnext50_32x4d", ("mlp", {"hidden": (64,)}),
-               ("resnet50", {"base_width": 64})]:
-    assert ensembles.divide_spec(spec, 2) == divide_spec(spec, 2)
-  legacy = ensembles.divide(("wrn", {"depth": 16, "widen_factor": 4}), 2, count=True,
-                            num_classes=10)
-  assert legacy == divide(("wrn", {"depth": 16, "widen_factor": 4}), 2, count=True)
-  assert legacy.wide_params == wrn_param_count(16, 4, num_classes=10)
-  assert ensembles.count_model_params("resnet50", num_classes=1000) == models.count_params(
-      "resnet50", num_classes=1000)
-  assert isinstance(ModelSpec("mlp", {"hidden": (4,)}).build(num_classes=3), models.MLP)
-  # Without a registry, the legacy path says what to pass.
-  monkeypatch.setattr(divide_lib, "_REGISTRY", None)
+def test_dividing_without_model_facts_says_what_to_pass():
+  # The ensembles package knows no models: the caller resolves the facts.
   with pytest.raises(ValueError, match="model_info=models.division_info"):
     ensembles.divide_spec(("mlp", {"hidden": (64,)}), 2)
-  with pytest.raises(ValueError, match="count_params=functools.partial"):
-    ensembles.count_model_params("mlp", num_classes=10)
 
 
 def test_weight_decay_mask_excludes_norms_and_biases():

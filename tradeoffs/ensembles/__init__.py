@@ -18,9 +18,9 @@ from tradeoffs.ensembles.divide import (CIFAR_RESNET_WIDTHS, FAMILIES, IMAGENET_
                                         WEIGHT_DECAY_RULES, WIDE_IMAGENET_WIDTHS,
                                         WIDTH_RULE_NAMES, WIDTH_RULES, Division, ModelSpec,
                                         check_num_members, count_init_params,
-                                        count_model_params, count_params, divide,
+                                        count_params, divide,
                                         divide_dropout, divide_spec, divide_weight_decay,
-                                        divide_widths, register_models, sqrt_width,
+                                        divide_widths, sqrt_width,
                                         table_width, weight_decay_mask, wrn_widen_factor)
 from tradeoffs.ensembles.losses import (COTRAINING_LOSSES, cotraining_objective,
                                         cotraining_schedule, cotraining_weight, cross_entropy,

@@ -15,9 +15,7 @@ with the model facts its caller resolved (the models registry owns them):
     division = ensembles.divide(ensembles.ModelSpec(name, kwargs), S, model_info=info,
                                 count_params=count, weight_decay=5e-4)
 
-Calls without `model_info` (and `count=True`, `count_model_params`, `ModelSpec.build`)
-are a legacy path: they ask the functions `register_models` installed, which
-`tradeoffs.models` does when imported.
+`model_info` is required: this package knows no models.
 """
 
 from __future__ import annotations
@@ -43,11 +41,6 @@ class ModelSpec:
   """A model by registry name and the keyword arguments it is built with."""
   name: str
   kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-  def build(self, num_classes: int):
-    """Legacy: the model from the registry `register_models` installed."""
-    return _models("ModelSpec.build").build(self.name, num_classes=num_classes,
-                                            **dict(self.kwargs))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,7 +250,7 @@ def divide_spec(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, num_membe
       `kwargs`, the model a member is built as (defaults: the spec's). Presets with
       pinned widths (wrn28_10, resnext50_32x4d) come back from the registry as their
       general model (wrn, resnet_imagenet), so their members are that model with the
-      divided value. None (legacy) asks the registry `register_models` installed.
+      divided value.
     width_rule: see `divide_widths`.
   """
   spec = _as_spec(spec)
@@ -272,8 +265,8 @@ def divide_spec(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, num_membe
 
 def _model_info(spec: ModelSpec, model_info: Mapping[str, Any] | None) -> dict[str, Any]:
   if model_info is None:
-    model_info = _models("dividing without model_info").division_info(spec.name,
-                                                                       dict(spec.kwargs))
+    raise ValueError(f"dividing {spec.name!r} needs model_info=models.division_info(name, "
+                     "kwargs): the ensembles package knows no models")
   if not isinstance(model_info, Mapping) or not {"family", "values"} <= set(model_info):
     raise ValueError(f"model_info must be a dict with 'family' and 'values' (from "
                      f"models.division_info(name, kwargs)), got {model_info!r}")
@@ -286,8 +279,7 @@ def divide(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, num_members: i
            model_info: Mapping[str, Any] | None = None,
            count_params: Callable[[str, Mapping[str, Any]], int] | None = None,
            weight_decay: float | None = None, weight_decay_rule: str = "exp",
-           width_rule: str = "paper", count: bool = False, num_classes: int = 10,
-           input_shape: tuple[int, ...] | None = None) -> Division:
+           width_rule: str = "paper") -> Division:
   """Divides a wide model into S members: member spec, weight decay, parameter counts.
 
   Args:
@@ -300,8 +292,6 @@ def divide(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, num_members: i
     weight_decay: the wide model's weight decay, divided by `weight_decay_rule`.
     weight_decay_rule: a key of `WEIGHT_DECAY_RULES`.
     width_rule: see `divide_widths`.
-    count, num_classes, input_shape: legacy counting without `count_params`, by the
-      registry `register_models` installed; the input shape (H, W, C) defaults per family.
   """
   spec = _as_spec(spec)
   member = divide_spec(spec, num_members, model_info=model_info, width_rule=width_rule)
@@ -311,10 +301,6 @@ def divide(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, num_members: i
   elif weight_decay_rule not in WEIGHT_DECAY_RULES:
     raise ValueError(f"weight_decay_rule={weight_decay_rule!r} is unknown; "
                      f"valid: {sorted(WEIGHT_DECAY_RULES)}")
-  if count_params is None and count:
-    registry = _models("count=True")
-    count_params = lambda name, kwargs: registry.count_params(  # noqa: E731
-        name, kwargs, num_classes=num_classes, input_shape=input_shape)
   wide_params = member_params = None
   if count_params is not None:
     wide_params = int(count_params(spec.name, dict(spec.kwargs)))
@@ -331,49 +317,6 @@ def _as_spec(spec: Any) -> ModelSpec:
   if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str):
     return ModelSpec(spec[0], dict(spec[1]))
   raise ValueError(f"spec must be a ModelSpec, a model name or (name, kwargs), got {spec!r}")
-
-
-# ---------------------------------------------------------------------------------------
-# Legacy: calls that pass no model facts. This module imports no models; the models
-# registry installs its functions here when imported (`register_models`). Remove once
-# every caller passes `model_info` / `count_params`.
-
-
-@dataclasses.dataclass(frozen=True)
-class _Registry:
-  division_info: Callable[..., Mapping[str, Any]]
-  count_params: Callable[..., int]
-  build: Callable[..., Any]
-
-
-_REGISTRY: _Registry | None = None
-
-
-def register_models(*, division_info: Callable[..., Mapping[str, Any]],
-                    count_params: Callable[..., int], build: Callable[..., Any]) -> None:
-  """Installs the model registry for the legacy calls (no `model_info`, `count=True`,
-  `count_model_params`, `ModelSpec.build`): division_info(name, kwargs) -> model facts,
-  count_params(name, kwargs, num_classes=, input_shape=) -> int, build(name, num_classes=,
-  **kwargs) -> model. `tradeoffs.models` calls it when imported."""
-  global _REGISTRY
-  _REGISTRY = _Registry(division_info, count_params, build)
-
-
-def _models(what: str) -> _Registry:
-  if _REGISTRY is None:
-    raise ValueError(f"{what} needs a model registry: pass model_info=models.division_info("
-                     f"name, kwargs) and count_params=functools.partial(models.count_params, "
-                     f"num_classes=...) (ensembles knows no models), or import tradeoffs.models")
-  return _REGISTRY
-
-
-def count_model_params(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, *,
-                       num_classes: int, input_shape: tuple[int, ...] | None = None) -> int:
-  """Legacy: `models.count_params(spec.name, spec.kwargs, ...)` through the installed
-  registry (trainable parameters, built abstractly)."""
-  spec = _as_spec(spec)
-  return int(_models("count_model_params").count_params(
-      spec.name, dict(spec.kwargs), num_classes=num_classes, input_shape=input_shape))
 
 
 # ---------------------------------------------------------------------------------------

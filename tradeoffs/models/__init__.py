@@ -31,9 +31,3 @@ __all__ = [
     "family", "model_facts",
 ]
 
-# Legacy: `ensembles.divide` calls that pass no `model_info` ask these (ensembles imports
-# no models). Remove once every caller passes `model_info=division_info(name, kwargs)`.
-from tradeoffs.ensembles.divide import register_models as _register  # noqa: E402
-
-_register(division_info=division_info, count_params=count_params, build=get)
-del _register

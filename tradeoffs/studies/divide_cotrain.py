@@ -120,7 +120,7 @@ def parity_spec(wide: ensembles.ModelSpec, member: ensembles.ModelSpec, size: in
     nonlocal built
     if field in wide.kwargs:
       return wide.kwargs[field]
-    built = built or wide.build(num_classes=2)  # The module's own default (or preset).
+    built = built or models.get(wide.name, num_classes=2, **dict(wide.kwargs))  # Default.
     return getattr(built, field, None)
 
   changed = [k for k, v in member.kwargs.items()
@@ -165,10 +165,12 @@ def division(config: Any, size: int) -> tuple[ensembles.Division, float]:
   rule = str(s.width_rule)
   shape = INPUT_SHAPES.get(str(config.dataset.name))
   num_classes = data_sources.DATASETS[str(config.dataset.name)].num_classes
-  count = lambda spec: ensembles.count_model_params(  # noqa: E731
-      spec, num_classes=num_classes, input_shape=shape)
+  count = lambda spec: models.count_params(  # noqa: E731
+      spec.name, dict(spec.kwargs), num_classes=num_classes, input_shape=shape)
   try:
-    d = ensembles.divide(wide, size, weight_decay=wd if wd else None,
+    d = ensembles.divide(wide, size, model_info=models.division_info(wide.name,
+                                                                     dict(wide.kwargs)),
+                         weight_decay=wd if wd else None,
                          weight_decay_rule=str(s.weight_decay_rule),
                          width_rule="sqrt" if rule == "parity" else rule)
     if shape is None:
