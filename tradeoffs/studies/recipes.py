@@ -33,19 +33,24 @@ and `config.efficiency.measure_batch`; latency is a median with its spread.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
+import ml_collections
 import numpy as np
 
+from tradeoffs import cascades
+from tradeoffs import distill
 from tradeoffs import efficiency
 from tradeoffs import ensembles
 from tradeoffs import quantization
 from tradeoffs import sparsity
+from tradeoffs.data import long_tail as data_lib
 from tradeoffs.studies import base
 from tradeoffs.train import distributed
 from tradeoffs.train import extensions as step_extensions
 from tradeoffs.train import optimizers
+from tradeoffs.train import population as pop_lib
 from tradeoffs.train import seeds as seeds_lib
 
 TECHNIQUES = ("dense", "pruned_one_shot", "pruned_gradual", "pruned_gradual_finetune",
@@ -239,10 +244,405 @@ def divided(ctx: Any, variant: base.Variant) -> base.Outcome:
                       hidden_costs={"member_diversity": diversity}, study_fields=fields)
 
 
+# ---------------------------------------------------------------------------------------
+# Structured pruning (units removed: a smaller dense model) and N:M masks (dense here).
+
+UNIT_PRUNABLE_MODELS = ("mlp", "cnn")
+NM_KERNEL_NOTE = ("2:4 sparse kernels exist on NVIDIA Ampere+ (cuSPARSELt); here it runs "
+                  "dense")
+
+
+def _knob_sparsity(knobs: Mapping[str, Any]) -> float:
+  """The `sparsity` knob in [0, 1), else a ValueError naming it."""
+  return sparsity.structured.check_sparsity(knobs.get("sparsity"), "knob 'sparsity'")
+
+
+def _finetune_config(variant: base.Variant) -> Any:
+  """The variant's training config (an unlocked copy), with the `finetune_steps` and
+  `finetune_learning_rate` knobs applied where given (warm-up capped at a tenth)."""
+  c = ml_collections.ConfigDict(variant.train_config.to_dict())
+  k = variant.knobs
+  if k.get("finetune_steps") is not None:
+    steps = int(k["finetune_steps"])
+    if steps < 1:
+      raise ValueError(f"knob 'finetune_steps'={steps}: expected an integer >= 1")
+    c.train.steps = steps
+    c.optimizer.warmup_steps = min(int(c.optimizer.get("warmup_steps", 0) or 0), steps // 10)
+  if k.get("finetune_learning_rate") is not None:
+    c.optimizer.learning_rate = float(k["finetune_learning_rate"])
+  return c
+
+
+def unit_layers(model_name: str, params: Mapping[str, Any]) -> list[Any]:
+  """Which layer feeds which, for the unit-prunable registry models (one member's params).
+
+  mlp: dense_i -> dense_{i+1} (the last -> head), with bn_i after dense_i if present.
+  cnn: conv_i -> conv_{i+1} (input channels, axis -2); the last conv -> dense through the
+  flatten (axis 0, channel fastest); dense -> head; conv_bn_i / dense_bn if present.
+  Batch statistics of a norm are sliced with it.
+  """
+  layer = sparsity.UnitLayer
+
+  def unit(name: str, consumer: str, axis: int, norm: str) -> Any:
+    has_bias = "bias" in params[name]
+    has_norm = norm in params
+    return layer(name, kernel=f"params/{name}/kernel", consumer=f"params/{consumer}/kernel",
+                 consumer_axis=axis, bias=f"params/{name}/bias" if has_bias else None,
+                 norm_scale=f"params/{norm}/scale" if has_norm and "scale" in params[norm]
+                 else None,
+                 norm_bias=f"params/{norm}/bias" if has_norm and "bias" in params[norm]
+                 else None,
+                 per_unit=(f"batch_stats/{norm}/mean", f"batch_stats/{norm}/var")
+                 if has_norm else ())
+
+  if model_name == "mlp":
+    dense = sorted((k for k in params if k.startswith("dense_")), key=lambda k: int(k[6:]))
+    return [unit(name, nxt, 0, f"bn_{name[6:]}")
+            for name, nxt in zip(dense, dense[1:] + ["head"])]
+  if model_name == "cnn":
+    convs = sorted((k for k in params if k.startswith("conv_") and "kernel" in params[k]),
+                   key=lambda k: int(k[5:]))
+    out = [unit(name, nxt, -2, f"conv_bn_{name[5:]}")
+           for name, nxt in zip(convs, convs[1:])]
+    if convs:
+      out.append(unit(convs[-1], "dense", 0, f"conv_bn_{convs[-1][5:]}"))
+    return out + [unit("dense", "head", 0, "dense_bn")]
+  raise ValueError(f"pruned_channels knows which layer feeds which only for models "
+                   f"{list(UNIT_PRUNABLE_MODELS)}, not {model_name!r}")
+
+
+def _unit_model_kwargs(model_name: str, layers: Sequence[Any],
+                       kept: Mapping[str, np.ndarray]) -> dict[str, Any]:
+  """The smaller model's width kwargs: the kept counts, at width multiplier 1."""
+  counts = {layer.name: int(np.shape(kept[layer.name])[-1]) for layer in layers}
+  if model_name == "mlp":
+    return {"hidden": tuple(counts[layer.name] for layer in layers), "width_multiplier": 1.0}
+  return {"channels": tuple(counts[layer.name] for layer in layers if layer.name != "dense"),
+          "dense": counts["dense"], "width_multiplier": 1.0}
+
+
+def pruned_channels(ctx: Any, variant: base.Variant) -> base.Outcome:
+  """Structured pruning: each member's hidden units (MLP neurons, CNN channels) ranked by
+  `score` (`sparsity.structured.SCORES`, default in_out: ||incoming|| x ||outgoing||),
+  the top (1 - sparsity) of every layer kept (the same count per member), the registry
+  model rebuilt at those widths with exactly the kept units' weights (kernels, biases,
+  norms and batch statistics sliced), then fine-tuned (`finetune_steps`,
+  `finetune_learning_rate`). Efficiency is measured on the smaller model."""
+  k = variant.knobs
+  level = _knob_sparsity(k)
+  score = sparsity.structured.check_score(k.get("score", sparsity.structured.DEFAULT_SCORE),
+                                          "knob 'score'")
+  config = _finetune_config(variant)
+  model_name = str(config.model.name)
+  src = source(ctx, variant.source)
+  variables = {"params": host_copy(src.state.params)}
+  if jax.tree.leaves(src.state.batch_stats):
+    variables["batch_stats"] = host_copy(src.state.batch_stats)
+  member0 = jax.tree.map(lambda x: x[0], variables["params"])
+  layers = unit_layers(model_name, member0)
+  small, kept = sparsity.prune_units_population(variables, layers, level, score)
+  config.model.kwargs.update(_unit_model_kwargs(model_name, layers, kept))
+
+  def state_fn(state):
+    state = state.replace(params=place_like(small["params"], state.params))
+    if "batch_stats" in small:
+      state = state.replace(batch_stats=place_like(small["batch_stats"], state.batch_stats))
+    return state
+
+  trained = ctx.train(variant, train_config=config, state_fn=state_fn)
+  logits = ctx.evaluate(trained, config)
+  eff = measure_member(ctx, trained.state, config)
+  eff.setdefault("notes", {})["structure"] = (
+      f"units removed, not zeroed: a dense {model_name} at widths "
+      f"{dict(_unit_model_kwargs(model_name, layers, kept))}; params, FLOPs and latency "
+      "are the smaller model's")
+  widths = {layer.name: [int(np.shape(sparsity.structured.get_path(
+      {"params": member0}, layer.kernel))[-1]), int(np.shape(kept[layer.name])[-1])]
+      for layer in layers}  # [source width, kept width]
+  return base.Outcome(
+      members=trained.state.members, efficiency=eff, logits=logits, derived=True,
+      config=config, study_fields={"unit_score": score, "widths": widths,
+                                   "kept_units": {n: np.asarray(i).tolist()
+                                                  for n, i in kept.items()}})
+
+
+def _nm_axis_ok(m: int) -> Callable[[str, Any], bool]:
+  """Prunable for N:M along the input axis (-2: Dense rows, Conv input channels): the
+  default filter, and that axis a multiple of m (a first conv on 1 or 3 channels stays
+  dense)."""
+  def ok(name: str, leaf: Any) -> bool:
+    return sparsity.default_filter(name, leaf) and np.shape(leaf)[-2] % m == 0
+  return ok
+
+
+def pruned_nm(ctx: Any, variant: base.Variant) -> base.Outcome:
+  """N:M structured sparsity (knobs `n`, `m`; e.g. 2:4): in every run of m consecutive
+  weights along each kernel's input axis (the reduction axis sparse tensor cores
+  compress), keep the n largest |w| of each trained source member, then fine-tune with
+  those masks fixed. The model stays dense: on this backend no N:M kernel exists, so
+  FLOPs and latency are the dense model's (`efficiency.notes.sparse_kernels`)."""
+  k = variant.knobs
+  n, m = k.get("n"), k.get("m")
+  if not (isinstance(n, int) and isinstance(m, int) and not isinstance(n, bool)
+          and 0 < n < m):
+    raise ValueError(f"knobs 'n'={n!r}, 'm'={m!r}: N:M needs integers 0 < n < m")
+  config = _finetune_config(variant)
+  src = source(ctx, variant.source)
+  filter_fn = _nm_axis_ok(m)
+  masks = jax.jit(jax.vmap(lambda p: sparsity.nm_masks(p, n, m, axis=-2,
+                                                       filter_fn=filter_fn)))(
+                                                           src.state.params)
+  params = sparsity.apply_masks(src.state.params, masks)
+  tx = sparsity.masked(_inner_optimizer(config), None)
+  trained = ctx.train(variant, train_config=config, tx=tx,
+                      state_fn=_from_source(src.state, params, masks))
+  logits = ctx.evaluate(trained, config)
+  eff = measure_member(ctx, trained.state, config)
+  kernel_note = (NM_KERNEL_NOTE if (n, m) == (2, 4) else
+                 f"{n}:{m} sparse kernels exist on no common backend; here it runs dense")
+  eff.setdefault("notes", {})["sparse_kernels"] = kernel_note
+  member0 = jax.tree.map(lambda x: np.asarray(x)[0], host_copy(src.state.params))
+  dense_leaves = [name for name, leaf in (
+      (sparsity.path_name(path), leaf)
+      for path, leaf in jax.tree_util.tree_leaves_with_path(member0))
+      if sparsity.default_filter(name, leaf) and not filter_fn(name, leaf)]
+  achieved = sparsity.measured_sparsity(host_copy(trained.state.params))
+  return base.Outcome(
+      members=trained.state.members, efficiency=eff, logits=logits, derived=True,
+      config=config, study_fields={
+          "pattern": f"{n}:{m}", "axis": "input (-2)", "dense_leaves": dense_leaves,
+          "runs_dense_here": True, "sparse_kernels": kernel_note,
+          "achieved_sparsity": {key: round(v, 6) for key, v in achieved.items()}})
+
+
+# ---------------------------------------------------------------------------------------
+# Fast/slow cascades (combined from saved predictions) and distillation with worst-class
+# objectives (`tradeoffs.cascades`, `tradeoffs.distill`).
+
+CASCADE_POLICIES = ("confidence", "random")
+
+
+def cascade_efficiency(ctx: Any, fast: str, slow: str, rate: float,
+                       cost: str = "latency_ms") -> dict[str, Any]:
+  """Expected efficiency of a cascade from the fast and slow variants' records: the fast
+  model always runs, the slow one on a fraction `rate`, so latency and FLOPs are
+  c_fast + rate·c_slow (computed from measured latencies and counted FLOPs, not timed);
+  both models are deployed, so params and weight bytes add up."""
+  ef, es = ctx.records[fast]["efficiency"], ctx.records[slow]["efficiency"]
+  out: dict[str, Any] = {}
+  for key in ("latency_ms", "flops", "bytes"):
+    if ef.get(key) is not None and es.get(key) is not None:
+      out[key] = float(cascades.expected_cost(rate, ef[key], es[key]))
+  for key in ("params", "nonzero_params", "weight_bytes"):
+    if ef.get(key) is not None and es.get(key) is not None:
+      out[key] = ef[key] + es[key]
+  out["invocation_rate"] = float(rate)
+  out["notes"] = {"latency_ms": (
+      f"expected, computed: {fast}'s measured latency + invocation rate × {slow}'s "
+      "(medians at batch 1); not timed"),
+      "flops": "expected: fast FLOPs + rate × slow FLOPs",
+      "params": "fast + slow (both deployed)", "cost": cost}
+  return out
+
+
+def _cascade_rates(ctx: Any, knobs: Mapping[str, Any], members: int) -> np.ndarray:
+  if knobs.get("match"):
+    fields = ctx.records[str(knobs["match"])].get("study_fields") or {}
+    return np.asarray(fields["per_member_rate"], np.float64)
+  rate = float(knobs["rate"])
+  if not 0.0 <= rate <= 1.0:
+    raise ValueError(f"knob 'rate'={rate}: an invocation rate lies in [0, 1]")
+  return np.full(members, rate)
+
+
+def cascade(ctx: Any, variant: base.Variant) -> base.Outcome:
+  """A fast/slow cascade from two recorded variants' saved test predictions, no
+  retraining: knobs `fast`, `slow` (variant names; the variant's source is the slow one),
+  `rate` (the invocation rate) or `match` (a recorded cascade variant whose per-member
+  rates to match), `policy` ('confidence': invoke the slow model on the round(rate·N)
+  least confident fast outputs, a confidence-threshold cascade; 'random': on
+  round(rate·N) random ones, `seed`). Member i pairs fast member i with slow member i."""
+  k = variant.knobs
+  policy = str(k.get("policy", "confidence"))
+  if policy not in CASCADE_POLICIES:
+    raise ValueError(f"knob 'policy'={policy!r}; choose from {list(CASCADE_POLICIES)}")
+  fast_p, slow_p = ctx.predictions(str(k["fast"])), ctx.predictions(str(k["slow"]))
+  if fast_p.logits.shape != slow_p.logits.shape:
+    raise ValueError(f"fast {fast_p.logits.shape} and slow {slow_p.logits.shape} "
+                     "predictions differ in members or examples")
+  members, n = fast_p.logits.shape[:2]
+  rates = _cascade_rates(ctx, k, members)
+  if policy == "random":
+    invoke = cascades.random_at_rate(n, rates, int(k.get("seed", 0)), members)
+  else:
+    invoke = cascades.invoke_at_rate(-cascades.features(fast_p.logits)["confidence"], rates)
+  logits = cascades.combine(fast_p.logits, slow_p.logits, invoke)
+  summary = cascades.summary(invoke)
+  eff = cascade_efficiency(ctx, str(k["fast"]), str(k["slow"]), summary["rate"],
+                           str(k.get("cost", "latency_ms")))
+  return base.Outcome(members=members, efficiency=eff, logits=logits, derived=True,
+                      config=ctx.variants[str(k["slow"])].train_config,
+                      study_fields={**summary, "policy": policy})
+
+
+def _carry_state(previous: Any) -> Callable[[Any], Any]:
+  """state_fn: the previous round's whole state (params, optimizer, step, keys), copied
+  into fresh buffers with the new state's shardings (training donates)."""
+  host = host_copy(previous)
+  return lambda state: place_like(host, state)
+
+
+def validation_split(ctx: Any, train_config: Any) -> Any:
+  """The dataset's held-out `validation` split (digits_long_tail, digits_heldout)."""
+  name = str(train_config.dataset.name)
+  key = f"validation:{name}"
+  if key not in ctx.cache:
+    ctx.cache[key] = data_lib.load_validation(
+        name, train_config.dataset.get("data_dir") or None)
+  return ctx.cache[key]
+
+
+def _population_logits(state: Any, mesh: Any, split: Any, train_config: Any) -> np.ndarray:
+  batch = int((train_config.get("eval") or {}).get("batch_size", 512) or 512)
+  return np.asarray(pop_lib.predict(state, split.images, batch_size=batch, mesh=mesh))
+
+
+def _objective_knobs(k: Mapping[str, Any]) -> tuple[str, float, float, int]:
+  objective = distill.check_objective(str(k.get("objective", "standard")))
+  alpha = distill.check_alpha(k.get("alpha", 1.0))
+  eg_step = float(k.get("eg_step", 1.0))
+  rounds = int(k.get("eg_rounds", 1)) if objective == "robust" else 1
+  if not eg_step >= 0 or rounds < 1:
+    raise ValueError(f"knobs 'eg_step'={eg_step} (>= 0) and 'eg_rounds'={rounds} (>= 1)")
+  return objective, alpha, eg_step, rounds
+
+
+def train_objective(ctx: Any, variant: base.Variant, extensions: Sequence[Any] = (),
+                    extras: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+  """Trains `variant` under its worst-class objective (knobs `objective`, `alpha`,
+  `eg_step`, `eg_rounds`; `tradeoffs.distill.robust`): examples of class y weighted by
+  target_y / π_y. `robust` trains in `eg_rounds` equal rounds; after each but the last,
+  λ takes one exponentiated-gradient step on the population's mean per-class error on
+  the validation split (λ is one vector for the population: the trainer's per-example
+  inputs are shared by members). Each round resumes from the last (one optimizer, one
+  schedule over all steps); the last round's checkpoint is the variant's own."""
+  objective, alpha, eg_step, rounds = _objective_knobs(variant.knobs)
+  config = variant.train_config
+  data = ctx.dataset(config)
+  labels = np.asarray(data.train.labels)
+  priors = distill.class_priors(labels, data.num_classes)
+  total = int(config.train.steps)
+  tx = optimizers.make_optimizer(config.optimizer, total)
+  weights_ext = step_extensions.StepExtension(
+      name="class_weights", inputs=("class_weight",),
+      example_weights=lambda losses, batch: batch.extras["class_weight"])
+  lam = distill.uniform(data.num_classes)
+  history, risks = [lam.tolist()], []
+  trained = None
+  for r in range(rounds):
+    target = distill.target_weights(objective, priors, lam, alpha)
+    weights = distill.example_weights(target, priors)[labels].astype(np.float32)
+    round_config = ml_collections.ConfigDict(config.to_dict())
+    round_config.train.steps = max(1, int(round(total * (r + 1) / rounds)))
+    last = r == rounds - 1
+    trained = ctx.train(variant, train_config=config if last else round_config,
+                        name=variant.name if last else f"{variant.name}_round{r}", tx=tx,
+                        extensions=[weights_ext, *extensions],
+                        extras={"class_weight": weights, **dict(extras or {})},
+                        state_fn=None if trained is None else _carry_state(trained.state))
+    if not last:
+      logits = _population_logits(trained.state, trained.mesh, validation_split(ctx, config),
+                                  config)
+      risk = np.nanmean(distill.per_class_error(
+          logits, validation_split(ctx, config).labels, data.num_classes), 0)
+      lam = distill.eg_update(lam, risk, eg_step)
+      history.append(lam.tolist())
+      risks.append(risk.tolist())
+  fields = {"objective": objective, "alpha": alpha, "class_priors": priors.tolist(),
+            "target_weights": target.tolist(), "lambda_history": history,
+            "validation_error_history": risks, "eg_rounds": rounds}
+  return trained, fields
+
+
+def _save_train_logits(ctx: Any, name: str, trained: Any, config: Any) -> np.ndarray:
+  logits = ctx.evaluate(trained, config, split="train")
+  ctx.save_predictions(f"{name}_train", logits, config, split="train")
+  ctx.cache[f"train_logits:{name}"] = logits
+  return logits
+
+
+def worst_class(ctx: Any, variant: base.Variant) -> base.Outcome:
+  """Training from labels under a worst-class objective (`train_objective`); the
+  train-split logits are saved (`<name>_train`) for students that distil from it."""
+  trained, fields = train_objective(ctx, variant)
+  ctx.cache[f"trained:{variant.name}"] = trained
+  _save_train_logits(ctx, variant.name, trained, variant.train_config)
+  return _scored(ctx, variant, trained, study_fields=fields)
+
+
+def teacher_train_logits(ctx: Any, name: str) -> np.ndarray:
+  """The teacher's logits on the training split [members, N, C]: saved by its producer,
+  else computed from its trained population."""
+  key = f"train_logits:{name}"
+  if key not in ctx.cache:
+    try:
+      ctx.cache[key] = ctx.predictions(f"{name}_train").logits
+    except ValueError:
+      config = ctx.variants[name].train_config
+      _save_train_logits(ctx, name, source(ctx, name), config)
+  return ctx.cache[key]
+
+
+def distilled(ctx: Any, variant: base.Variant) -> base.Outcome:
+  """Knowledge distillation from the variant's source (the teacher): per example
+  CE + distill_weight·T²·KL(softmax(t/T) ‖ softmax(s/T)) (`tradeoffs.distill.kd`), both
+  terms weighted by the student's worst-class objective (knobs `objective`, `alpha`,
+  `eg_step`, `eg_rounds`); knobs `temperature`, `distill_weight` (default 1),
+  `teacher_member` (default 0: every student member distils from that teacher member —
+  the trainer's per-example inputs are shared by members). The teacher's train-split
+  logits reach the step as the per-example input `teacher_logits`."""
+  k = variant.knobs
+  temperature = distill.check_temperature(k.get("temperature", 1.0))
+  weight = float(k.get("distill_weight", 1.0))
+  if not weight >= 0:
+    raise ValueError(f"knob 'distill_weight'={weight} must be >= 0")
+  if variant.source is None:
+    raise ValueError(f"variant {variant.name!r}: distillation needs its teacher as source")
+  teacher_config = ctx.variants[variant.source].train_config
+  if teacher_config is not None and (str(teacher_config.dataset.name)
+                                     != str(variant.train_config.dataset.name)):
+    raise ValueError(f"teacher {variant.source!r} was trained on "
+                     f"{teacher_config.dataset.name!r}, the student on "
+                     f"{variant.train_config.dataset.name!r}: a teacher's train logits "
+                     "must cover the student's training set")
+  logits = teacher_train_logits(ctx, variant.source)
+  member = int(k.get("teacher_member", 0))
+  if not 0 <= member < logits.shape[0]:
+    raise ValueError(f"knob 'teacher_member'={member}: the teacher has {logits.shape[0]} "
+                     "members")
+
+  def member_loss(student_logits, batch):
+    w = batch.extras["class_weight"]
+    kl = distill.distillation_kl(batch.extras["teacher_logits"], student_logits,
+                                 temperature)
+    return weight * jax.numpy.sum(w * kl) / jax.numpy.maximum(jax.numpy.sum(w), 1e-12)
+
+  kd = step_extensions.StepExtension(name="distillation",
+                                     inputs=("teacher_logits", "class_weight"),
+                                     member_loss=member_loss)
+  trained, fields = train_objective(ctx, variant, [kd],
+                                    {"teacher_logits": logits[member].astype(np.float32)})
+  ctx.cache[f"trained:{variant.name}"] = trained
+  fields.update(temperature=temperature, distill_weight=weight, teacher=variant.source,
+                teacher_member=member)
+  return _scored(ctx, variant, trained, study_fields=fields)
+
+
 RECIPES: Mapping[str, Callable[[Any, base.Variant], base.Outcome]] = {
     "dense": dense, "pruned_one_shot": pruned_one_shot, "pruned_gradual": pruned_gradual,
     "pruned_gradual_finetune": pruned_gradual_finetune, "quantized": quantized,
-    "divided": divided,
+    "divided": divided, "pruned_channels": pruned_channels, "pruned_nm": pruned_nm,
+    "cascade": cascade, "worst_class": worst_class, "distilled": distilled,
 }
 
 
