@@ -13,6 +13,7 @@ from scipy import stats as scipy_stats
 from experiments.configs import divide_cotrain as config_lib
 from tradeoffs import ensembles
 from tradeoffs import errors
+from tradeoffs import models
 from tradeoffs import stats
 from tradeoffs.report import records as records_lib
 from tradeoffs.studies import divide_cotrain as study
@@ -56,7 +57,8 @@ def test_plan_variants_and_training_configs():
 @pytest.mark.parametrize("size", [2, 3, 4, 8])
 def test_parity_width_is_the_closest_uniform_width(size):
   wide = ensembles.ModelSpec("mlp", {"hidden": (512, 512)})
-  member = ensembles.divide_spec(wide, size, width_rule="sqrt")
+  member = ensembles.divide_spec(wide, size, width_rule="sqrt",
+                                 model_info=models.division_info(wide.name, dict(wide.kwargs)))
   count = lambda spec: mlp_params(spec.kwargs["hidden"])  # noqa: E731
   got = study.parity_spec(wide, member, size, count).kwargs["hidden"]
   target = mlp_params((512, 512))
@@ -83,7 +85,8 @@ def test_widths_and_ratios_under_each_rule():
 def test_parity_needs_a_width_field():
   wide = ensembles.ModelSpec("resnet_imagenet", {"depth": 50, "groups": 32,
                                                  "width_per_group": 4})
-  member = ensembles.divide_spec(wide, 2)  # ResNeXt: divides the cardinality only.
+  member = ensembles.divide_spec(  # ResNeXt: divides the cardinality only.
+      wide, 2, model_info=models.division_info(wide.name, dict(wide.kwargs)))
   with pytest.raises(ValueError, match=r"divided through \['groups'\], not a width field"):
     study.parity_spec(wide, member, 2, lambda spec: 1)
 
