@@ -169,8 +169,8 @@ def variant_table(records: Sequence[Mapping[str, Any]], labels: Sequence[str] | 
 
 def _blocks(records: Sequence[Mapping[str, Any]], title: str,
             figure_paths: Sequence[tuple[str, str]],
-            x_axes: Sequence[str], metrics: Sequence[str], reference: str | None
-            ) -> list[tuple[Any, ...]]:
+            x_axes: Sequence[str], metrics: Sequence[str], reference: str | None,
+            ledger: bool = True) -> list[tuple[Any, ...]]:
   """The report as neutral blocks, rendered to Markdown and to HTML."""
   labels = variant_labels(records)
   blocks: list[tuple[Any, ...]] = [("h1", title)]
@@ -205,6 +205,8 @@ def _blocks(records: Sequence[Mapping[str, Any]], title: str,
     blocks.append(("p", star_note))
   headers, rows = variant_table(records, labels, starred)
   blocks.append(("table", headers, rows))
+  if not ledger:
+    return blocks
   blocks.append(("h2", "What was traded for what"))
   for record, label in zip(records, labels):
     ref = ledger.choose_reference(record, records, reference)
@@ -302,7 +304,8 @@ def render_html(blocks: Sequence[tuple[Any, ...]], directory: str) -> str:
 def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: str,
                  axes: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
                  reference: str | None = None, lead_blocks: Sequence[tuple[Any, ...]] = (),
-                 tail_blocks: Sequence[tuple[Any, ...]] = ()) -> dict[str, Any]:
+                 tail_blocks: Sequence[tuple[Any, ...]] = (), ledger: bool = True
+                 ) -> dict[str, Any]:
   """Writes report.md, report.html and frontier_*.png into `workdir`.
 
   Args:
@@ -317,8 +320,11 @@ def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: s
     reference: variant name to measure savings and costs against; default per study a
       variant named dense/baseline/reference, else the one with most parameters.
     lead_blocks / tail_blocks: a study's own sections, as blocks (("h2", text), ("p", text),
-      ("img", file name in workdir, alt), ("table", headers, rows)), placed after the
-      summary paragraph / at the end of both report.md and report.html.
+      ("img", file name in workdir, caption), ("figure", file name, Figure, caption),
+      ("table", headers, rows)), placed after the summary paragraph / at the end of both
+      report.md and report.html.
+    ledger: include "What was traded for what" (False for studies whose variants trade
+      nothing a model does, e.g. simulated coding schemes).
 
   Returns:
     {"markdown": path, "html": path, "figures": [paths]}.
@@ -342,7 +348,7 @@ def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: s
   lead, lead_figures = save_figures(workdir, lead_blocks)
   tail, tail_figures = save_figures(workdir, tail_blocks)
   out["figures"] = lead_figures + [p for p, _ in frontier_figures] + tail_figures
-  blocks = _blocks(records, title, frontier_figures, x_axes, y_axes, reference)
+  blocks = _blocks(records, title, frontier_figures, x_axes, y_axes, reference, ledger)
   blocks = blocks[:2] + lead + blocks[2:] + tail
   workdir_lib.atomic_write_text(out["markdown"], render_markdown(blocks))
   workdir_lib.atomic_write_text(out["html"], render_html(blocks, workdir))

@@ -9,7 +9,8 @@ A study is any module in `tradeoffs/studies/` with a name and three functions:
     sections(records, config) -> list[block]          the study's report sections (verdicts
                                                       through `tradeoffs.stats`)
 
-and nothing else. The runner (`tradeoffs.studies.runner`) owns everything around them: the
+and nothing else (optionally `LEDGER = False` to leave the per-variant "what was traded"
+section out, for studies whose variants are not models). The runner (`tradeoffs.studies.runner`) owns everything around them: the
 workdir guard and lock, the environment, skipping finished variants, resume, preemption,
 progress with ETA, scoring on the one sheet (`tradeoffs.sheet`), appending records in the
 one schema (`tradeoffs.report.records`), and report.md + report.html + figures.
