@@ -170,7 +170,7 @@ def variant_table(records: Sequence[Mapping[str, Any]], labels: Sequence[str] | 
 def _blocks(records: Sequence[Mapping[str, Any]], title: str,
             figure_paths: Sequence[tuple[str, str]],
             x_axes: Sequence[str], metrics: Sequence[str], reference: str | None,
-            ledger: bool = True) -> list[tuple[Any, ...]]:
+            with_ledger: bool = True) -> list[tuple[Any, ...]]:
   """The report as neutral blocks, rendered to Markdown and to HTML."""
   labels = variant_labels(records)
   blocks: list[tuple[Any, ...]] = [("h1", title)]
@@ -205,7 +205,7 @@ def _blocks(records: Sequence[Mapping[str, Any]], title: str,
     blocks.append(("p", star_note))
   headers, rows = variant_table(records, labels, starred)
   blocks.append(("table", headers, rows))
-  if not ledger:
+  if not with_ledger:
     return blocks
   blocks.append(("h2", "What was traded for what"))
   for record, label in zip(records, labels):
@@ -304,7 +304,7 @@ def render_html(blocks: Sequence[tuple[Any, ...]], directory: str) -> str:
 def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: str,
                  axes: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
                  reference: str | None = None, lead_blocks: Sequence[tuple[Any, ...]] = (),
-                 tail_blocks: Sequence[tuple[Any, ...]] = (), ledger: bool = True
+                 tail_blocks: Sequence[tuple[Any, ...]] = (), with_ledger: bool = True
                  ) -> dict[str, Any]:
   """Writes report.md, report.html and frontier_*.png into `workdir`.
 
@@ -323,7 +323,7 @@ def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: s
       ("img", file name in workdir, caption), ("figure", file name, Figure, caption),
       ("table", headers, rows)), placed after the summary paragraph / at the end of both
       report.md and report.html.
-    ledger: include "What was traded for what" (False for studies whose variants trade
+    with_ledger: include "What was traded for what" (False for studies whose variants trade
       nothing a model does, e.g. simulated coding schemes).
 
   Returns:
@@ -348,7 +348,7 @@ def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: s
   lead, lead_figures = save_figures(workdir, lead_blocks)
   tail, tail_figures = save_figures(workdir, tail_blocks)
   out["figures"] = lead_figures + [p for p, _ in frontier_figures] + tail_figures
-  blocks = _blocks(records, title, frontier_figures, x_axes, y_axes, reference, ledger)
+  blocks = _blocks(records, title, frontier_figures, x_axes, y_axes, reference, with_ledger)
   blocks = blocks[:2] + lead + blocks[2:] + tail
   workdir_lib.atomic_write_text(out["markdown"], render_markdown(blocks))
   workdir_lib.atomic_write_text(out["html"], render_html(blocks, workdir))

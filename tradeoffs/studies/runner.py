@@ -317,7 +317,7 @@ def write_report(study: Any, config: Any, workdir: str,
   return write_lib.write_report(workdir, records, title=_get(r, "title", study.TITLE),
                                 axes=axes, metrics=metrics,
                                 reference=_get(r, "reference", None), lead_blocks=blocks,
-                                ledger=bool(getattr(study, "LEDGER", True)))
+                                with_ledger=bool(getattr(study, "LEDGER", True)))
 
 
 def report_only(study: Any, config: Any, workdir: str, merge: Sequence[str] = ()
