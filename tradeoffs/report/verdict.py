@@ -81,3 +81,23 @@ def table(comparisons: Sequence[stats.Comparison], scale: float = 100.0,
 def comparisons_of(record: Mapping[str, Any]) -> dict[str, stats.Comparison]:
   """The comparisons a record carries (its `comparisons` field), as objects."""
   return {k: stats.Comparison.from_dict(v) for k, v in (record.get("comparisons") or {}).items()}
+
+
+def section(records: Sequence[Mapping[str, Any]], reference: Mapping[str, Any], title: str,
+            tests: str) -> list[tuple[Any, ...]]:
+  """A report section: every record against `reference` as one Holm family, the table and
+  one sentence per significant top-1 claim; [] when there is nothing to compare.
+
+  `tests` says in words which test applies to which variants (it is printed).
+  """
+  claims = against_reference(records, reference)
+  if not claims:
+    return []
+  blocks: list[tuple[Any, ...]] = [
+      ("h2", title),
+      ("p", f"{len(claims)} claims in one family, Holm-corrected; {tests}; differences in "
+            "percentage points."),
+      table(claims)]
+  blocks += [("p", sentence(c)) for c in claims
+             if c.verdict != stats.NO_DIFFERENCE and "top-1" in c.claim]
+  return blocks

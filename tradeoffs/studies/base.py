@@ -24,7 +24,24 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+import ml_collections
 import numpy as np
+
+
+# Sections of a study config that are not part of a training config.
+STUDY_SECTIONS = ("study", "report", "efficiency")
+
+
+def training_config(config: Any) -> ml_collections.ConfigDict:
+  """An unlocked deep copy of a study config without its study-only sections: the plain
+  training config (dataset, model, population, seeds, optimizer, train, ...) its
+  variants start from."""
+  out = ml_collections.ConfigDict(config.to_dict() if hasattr(config, "to_dict")
+                                  else dict(config))
+  for key in STUDY_SECTIONS:
+    if key in out:
+      del out[key]
+  return out
 
 
 @dataclasses.dataclass(frozen=True)

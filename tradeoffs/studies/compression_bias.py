@@ -65,7 +65,6 @@ DENSE = "dense"
 # config key -> (variant prefix, recipe)
 PRUNING = {"gradual": ("gmp", "pruned_gradual"), "one_shot": ("oneshot", "pruned_one_shot")}
 NORMALIZATIONS = ("model", "population", "none")
-STUDY_SECTIONS = ("study", "report", "efficiency")
 DISTRIBUTION_WORDS = {"uniform": "layer-wise (each layer at the target sparsity)",
                       "global": "global (all layers ranked together)",
                       "erk": "ERK (layer densities by Erdős–Rényi-Kernel)"}
@@ -157,14 +156,7 @@ def _validate(config: Any) -> None:
                      "labels and per-class tests need populations; use at least 2")
 
 
-def training_config(config: Any) -> ml_collections.ConfigDict:
-  """An unlocked deep copy without the study-only sections (a plain training config)."""
-  out = ml_collections.ConfigDict(config.to_dict() if hasattr(config, "to_dict")
-                                  else dict(config))
-  for key in STUDY_SECTIONS:
-    if key in out:
-      del out[key]
-  return out
+training_config = base.training_config
 
 
 def finetune_config(config: Any) -> ml_collections.ConfigDict:
@@ -520,15 +512,10 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
                    "Modal CIE count against compression; the dashed line is the 95th "
                    "percentile of CIE counts between random halves of the dense population."))
 
-  claims = verdict_lib.against_reference(records, dense)
-  if claims:
-    blocks += [("h2", "Verdicts against dense"),
-               ("p", f"{len(claims)} claims in one family, Holm-corrected; paired t for the "
-                     "dense members compressed (one-shot, quantized), Welch t for gradual "
-                     "pruning (retrained); differences in percentage points."),
-               verdict_lib.table(claims)]
-    blocks += [("p", verdict_lib.sentence(c)) for c in claims
-               if c.verdict != stats.NO_DIFFERENCE and "top-1" in c.claim]
+  blocks += verdict_lib.section(
+      records, dense, "Verdicts against dense",
+      "paired t for the dense members compressed (one-shot, quantized), Welch t for "
+      "gradual pruning (retrained)")
 
   under = next(((r["hidden_costs"].get("underrepresented") or {}).get("group")
                 for r in compressed if r["hidden_costs"].get("underrepresented")), None)

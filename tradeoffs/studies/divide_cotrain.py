@@ -70,7 +70,6 @@ NAME = "divide_cotrain"
 TITLE = "Divide and co-train: S small members against one wide model"
 WIDE = "wide"
 WIDTH_RULES = ("parity", "paper", "sqrt")
-STUDY_SECTIONS = ("study", "report", "efficiency")
 # Image shape (no batch axis) per dataset, to count parameters before any data is loaded.
 INPUT_SHAPES = {"digits": (8, 8, 1), "digits_groups": (8, 8, 1), "mnist": (28, 28, 1),
                 "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3), "cifar100": (32, 32, 3)}
@@ -86,14 +85,7 @@ def variant_name(size: int, cotrain: bool) -> str:
   return WIDE if size == 1 else f"divided_s{size}" + ("_cotrain" if cotrain else "")
 
 
-def training_config(config: Any) -> ml_collections.ConfigDict:
-  """An unlocked deep copy without the study-only sections (a plain training config)."""
-  out = ml_collections.ConfigDict(config.to_dict() if hasattr(config, "to_dict")
-                                  else dict(config))
-  for key in STUDY_SECTIONS:
-    if key in out:
-      del out[key]
-  return out
+training_config = base.training_config
 
 
 # ---------------------------------------------------------------------------------------
