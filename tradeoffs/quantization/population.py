@@ -28,11 +28,32 @@ def check_quantization(bits: Any, granularity: Any, name: str = "bits") -> None:
 
 
 def quantize_population(params: Any, bits: int, granularity: str = "per_channel", *,
-                        filter_fn=None, keep_dense: Sequence[str] = ()) -> Any:
-  """Every member's weights fake-quantized (dequantized values code * scale), vmapped."""
+                        axis: int = -1, filter_fn=None, keep_dense: Sequence[str] = ()) -> Any:
+  """Every member's weights fake-quantized (dequantized values code * scale), vmapped.
+
+  Args:
+    params: population params, every leaf [members, ...] (any framework's pytree).
+    bits, granularity: as `fake_quant.quantize` (8 = int8, 4 = int4).
+    axis: the channel axis of each member's weights for 'per_channel': -1 (default) is
+      the output axis of Linen/NNX kernels ([in, out], [kh, kw, in, out]); use 0 for
+      Equinox/PyTorch layouts ([out, in], [out, in, kh, kw]).
+    filter_fn, keep_dense: which leaves are quantized (default `sparsity.default_filter`).
+
+  Returns:
+    Params of the same structure, shapes and dtypes, quantized leaves replaced by their
+    dequantized values.
+
+  >>> import numpy as np
+  >>> w = np.array([[[0.7, -1.4], [0.26, 0.05]]], np.float32)    # 1 member, [2, 2] kernel
+  >>> q = quantize_population({"w": w, "b": np.ones((1, 2), np.float32)}, bits=4)
+  >>> np.asarray(q["w"], np.float64).round(4).tolist()            # scales 0.7/7, 1.4/7
+  [[[0.7, -1.4], [0.3, 0.0]]]
+  >>> np.asarray(q["b"]).tolist()                                 # 1-D per member: untouched
+  [[1.0, 1.0]]
+  """
   check_quantization(bits, granularity)  # Fail before tracing.
   quantize = lambda p: fake_quant.quantize(  # noqa: E731
-      p, bits, granularity, filter_fn=filter_fn, keep_dense=keep_dense).params
+      p, bits, granularity, axis, filter_fn=filter_fn, keep_dense=keep_dense).params
   return jax.jit(jax.vmap(quantize))(params)
 
 

@@ -35,10 +35,36 @@ def path_name(path) -> str:
   return jax.tree_util.keystr(path, simple=True, separator="/")
 
 
+_VARIABLE_FIELDS = ("value", "raw_value")  # Flax NNX Variables flatten to '<name>/value'.
+
+
 def default_filter(name: str, leaf) -> bool:
-  """Prunable: at least 2-D, and not a normalisation parameter (name contains norm/scale)."""
-  last = name.lower()
-  return jnp.ndim(leaf) >= 2 and not any(word in last for word in _NORM_NAMES)
+  """Prunable: at least 2-D, and not a normalisation parameter.
+
+  A normalisation parameter is one whose own name contains 'norm' or 'scale' (Linen/NNX
+  `scale`) or whose module's name contains 'norm' (`BatchNorm_0/bias`, Equinox
+  `norm/weight`). Only the last two path components count (after NNX's trailing 'value'),
+  so a kernel under an outer scope such as `upscale/conv/kernel` or `prenorm_block/dense`
+  stays prunable. Works on any framework's naming: Linen `params/dense_0/kernel`, NNX
+  `dense_0/kernel/value`, Equinox `layers/0/weight`, a plain dict `w1`.
+
+  >>> import numpy as np
+  >>> default_filter("params/dense_0/kernel", np.zeros((4, 3)))
+  True
+  >>> default_filter("layers/0/bias", np.zeros(3))              # 1-D: never pruned
+  False
+  >>> default_filter("norm/scale/value", np.zeros((8, 3)))      # NNX norm scale, batched
+  False
+  >>> default_filter("upscale/conv/kernel", np.zeros((3, 3, 4, 4)))
+  True
+  """
+  parts = [p for p in name.lower().split("/") if p]
+  while len(parts) > 1 and parts[-1] in _VARIABLE_FIELDS:
+    parts.pop()
+  own = parts[-1] if parts else ""
+  owner = parts[-2] if len(parts) > 1 else ""
+  is_norm = any(word in own for word in _NORM_NAMES) or "norm" in owner
+  return jnp.ndim(leaf) >= 2 and not is_norm
 
 
 def prunable_names(params, filter_fn: Optional[FilterFn] = None,
