@@ -70,20 +70,12 @@ from tradeoffs.train import predictions as predictions_lib
 
 NAME = "determinism"
 TITLE = "Determinism: run-to-run variation"
-STUDY_SECTIONS = ("study", "report", "efficiency")
 MITIGATED = settings_lib.MITIGATED_SUFFIX
 IMPL_SEEDS = ("fixed", "per_run")
 MECHANISM_SPLITS = ("train", "test")
 
 
-def training_config(config: Any) -> ml_collections.ConfigDict:
-  """An unlocked deep copy without the study-only sections (a plain training config)."""
-  out = ml_collections.ConfigDict(config.to_dict() if hasattr(config, "to_dict")
-                                  else dict(config))
-  for key in STUDY_SECTIONS:
-    if key in out:
-      del out[key]
-  return out
+training_config = base.training_config
 
 
 def setting_config(train: Any, setting: settings_lib.Setting, members: int,
