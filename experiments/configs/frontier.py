@@ -7,6 +7,10 @@ Variants, each a population of 8 (so variance, churn and CIE are measured):
     widest, hidden (256, 256)), 400 steps of Adam 1e-3 at batch 128;
   * pruned: the widest dense population pruned one-shot by global magnitude to 50%, 80%
     and 90% sparsity, then fine-tuned 100 steps (Adam 3e-4) with the masks fixed;
+  * structured: the widest dense population channel-pruned (half of each hidden layer's
+    units removed, ranked per member by ||incoming|| x ||outgoing||: a 64-128-128-10
+    dense model, fine-tuned like the pruned ones; params, FLOPs and latency all drop)
+    and 2:4 N:M-masked (fine-tuned with the masks fixed; it runs dense here);
   * quantized: the widest dense population fake-quantized post-training to int8 and int4
     (symmetric, per channel), no retraining;
   * divided: the widest model divided into S = 2 and S = 4 members (widths w / sqrt(S),
@@ -56,6 +60,11 @@ def get_config(arg=None):
       sparsities=(0.5, 0.8, 0.9),
       prune_schedule="one_shot", prune_distribution="global", prune_ramp_fraction=0.5,
       prune_frequency=10, finetune_steps=100, finetune_learning_rate=3e-4,
+      # Structured compression of the source, fine-tuned like the pruned ones: whole
+      # hidden units removed (a smaller dense model: saves time on this hardware) at
+      # each channel sparsity, and N:M masks (n, m) (zeros in a dense model: kernels for
+      # 2:4 exist on NVIDIA Ampere+, none on CPU).
+      channel_sparsities=(0.5,), nm=((2, 4),),
       # Post-training fake quantization of the source.
       bits=(8, 4), quant_granularity="per_channel",
       # Divided ensembles of the source (S members of width w / sqrt(S)), co-trained.
@@ -79,7 +88,8 @@ def get_config(arg=None):
                         eval_every=30))
     c.model.kwargs.hidden = (64, 64)
     c.study.update(dict(width_multipliers=(0.5, 1.0), sparsities=(0.8,), bits=(8,),
-                        divided=(2,), finetune_steps=10))
+                        divided=(2,), finetune_steps=10, channel_sparsities=(0.5,),
+                        nm=((2, 4),)))
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
   elif args.variant == "cifar10":
     # The standard ResNet-20 CIFAR-10 training, for half as many steps.
@@ -90,5 +100,6 @@ def get_config(arg=None):
     c.population.members = args.members or 4
     c.study.update(dict(width_multipliers=(0.5, 1.0, 2.0), sparsities=(0.5, 0.8, 0.9, 0.95),
                            prune_schedule="gradual", finetune_steps=8000,
-                           finetune_learning_rate=0.01, width_rule="paper", divided=(2, 4)))
+                           finetune_learning_rate=0.01, width_rule="paper", divided=(2, 4),
+                           channel_sparsities=()))  # unit pruning knows mlp/cnn only
   return c

@@ -139,3 +139,47 @@ def test_channel_pruning_shrinks_the_model_and_nm_stays_dense(workdir):
   assert "here it runs dense" in e_nm["notes"]["sparse_kernels"]
   assert nm["study_fields"]["pattern"] == "2:4" and nm["study_fields"]["dense_leaves"] == []
   assert nm["study_fields"]["achieved_sparsity"]["min"] > 0.49
+
+
+def test_frontier_plans_channel_and_nm_variants_after_the_pruned_ones():
+  from experiments.configs import frontier as frontier_config
+  from tradeoffs.studies import frontier
+  variants = frontier.plan(frontier_config.get_config("smoke"))
+  names = [v.name for v in variants]
+  assert names.index("pruned_s80") < names.index("channels_s50") < names.index("nm_2of4")
+  channels = variants[names.index("channels_s50")]
+  nm = variants[names.index("nm_2of4")]
+  assert channels.technique == "pruned_channels" and nm.technique == "pruned_nm"
+  assert channels.source == nm.source == "dense_w64"
+  assert channels.knobs == {"sparsity": 0.5, "score": "in_out", "finetune_steps": 10,
+                            "finetune_learning_rate": 3e-4}
+  assert nm.knobs["n"] == 2 and nm.knobs["m"] == 4 and nm.knobs["sparsity"] == 0.5
+  assert channels.train_config.train.steps == 10  # smoke: fine-tunes of <= 10 steps
+  # cifar10 (a ResNet) plans N:M but no channel pruning (the recipe knows mlp/cnn).
+  cifar = [v.name for v in frontier.plan(frontier_config.get_config("cifar10"))]
+  assert "nm_2of4" in cifar and not any(n.startswith("channels_") for n in cifar)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("channel_sparsities", (1.0,), r"--config.study.channel_sparsities=1.0: expected a number "
+                                   r"in \[0, 1\)"),
+    ("channel_sparsities", (-0.1,), r"--config.study.channel_sparsities=-0.1"),
+    ("nm", ((4, 4),), r"--config.study.nm=.*0 < n < m"),
+    ("nm", (2, 4), r"--config.study.nm=.*pairs"),
+])
+def test_frontier_refuses_bad_structured_knobs(key, value, match):
+  from experiments.configs import frontier as frontier_config
+  from tradeoffs.studies import frontier
+  config = frontier_config.get_config("smoke")
+  config.study[key] = value
+  with pytest.raises(ValueError, match=match):
+    frontier.plan(config)
+
+
+def test_frontier_refuses_channel_pruning_of_an_unknown_model():
+  from experiments.configs import frontier as frontier_config
+  from tradeoffs.studies import frontier
+  config = frontier_config.get_config("cifar10")
+  config.study.channel_sparsities = (0.5,)
+  with pytest.raises(ValueError, match=r"channel_sparsities=\(0.5,\) needs .*'resnet20'"):
+    frontier.plan(config)

@@ -48,6 +48,7 @@ from tradeoffs.report import pareto as pareto_lib
 from tradeoffs.report import verdict as verdict_lib
 from tradeoffs.report import write as write_lib
 from tradeoffs.sparsity import distributions as sparsity_distributions
+from tradeoffs.sparsity import structured as sparsity_structured
 from tradeoffs.studies import base
 from tradeoffs.studies import recipes
 from tradeoffs.train import experiment
@@ -55,18 +56,9 @@ from tradeoffs.train import experiment
 NAME = "frontier"
 TITLE = "What efficiency costs: the frontier and its hidden costs"
 PRUNE_SCHEDULES = {"one_shot": "pruned_one_shot", "gradual": "pruned_gradual_finetune"}
-# Sections of the config that are not part of a training config.
-STUDY_SECTIONS = ("study", "report", "efficiency")
 
 
-def training_config(config: Any) -> ml_collections.ConfigDict:
-  """An unlocked deep copy without the study-only sections (a plain training config)."""
-  out = ml_collections.ConfigDict(config.to_dict() if hasattr(config, "to_dict")
-                                  else dict(config))
-  for key in STUDY_SECTIONS:
-    if key in out:
-      del out[key]
-  return out
+training_config = base.training_config
 
 
 def _tuple(value: Any) -> tuple:
@@ -148,6 +140,20 @@ def _number(value: Any, name: str, low: float, high: float, *, low_open: bool = 
     raise ValueError(f"--config.{name}={value!r}: expected {kind} in {bounds}")
 
 
+def _nm_patterns(s: Any) -> tuple[tuple[int, int], ...]:
+  """`study.nm` as (n, m) pairs with integers 0 < n < m, else a ValueError naming it."""
+  out = []
+  for pattern in _tuple(s.get("nm", ())):
+    pair = tuple(pattern) if isinstance(pattern, (list, tuple)) else (pattern,)
+    ok = (len(pair) == 2 and all(not isinstance(x, bool) and isinstance(x, (int, np.integer))
+                                 for x in pair) and 0 < pair[0] < pair[1])
+    if not ok:
+      raise ValueError(f"--config.study.nm={s.nm!r}: expected (n, m) pairs of integers "
+                       "with 0 < n < m, e.g. ((2, 4),)")
+    out.append((int(pair[0]), int(pair[1])))
+  return tuple(out)
+
+
 def validate(config: Any) -> None:
   """Every knob the study reads, before anything loads or compiles."""
   if "study" not in config:
@@ -170,7 +176,16 @@ def validate(config: Any) -> None:
   _number(s.prune_ramp_fraction, "study.prune_ramp_fraction", 0, 1)
   _number(s.prune_frequency, "study.prune_frequency", 1, math.inf, integer=True,
           high_open=True)
-  if _tuple(s.sparsities):
+  channel_levels = _tuple(s.get("channel_sparsities", ()))
+  for v in channel_levels:
+    _number(v, "study.channel_sparsities", 0, 1, high_open=True)
+  if channel_levels and str(config.model.name) not in recipes.UNIT_PRUNABLE_MODELS:
+    raise ValueError(f"--config.study.channel_sparsities={channel_levels!r} needs a model "
+                     f"whose unit layers the pruned_channels recipe knows "
+                     f"({list(recipes.UNIT_PRUNABLE_MODELS)}), not --config.model.name="
+                     f"{config.model.name!r}; set --config.study.channel_sparsities=()")
+  nm_patterns = _nm_patterns(s)
+  if _tuple(s.sparsities) or channel_levels or nm_patterns:
     _number(s.finetune_steps, "study.finetune_steps", 1, math.inf, integer=True,
             high_open=True)
     _number(s.finetune_learning_rate, "study.finetune_learning_rate", 0, math.inf,
@@ -201,7 +216,7 @@ def validate(config: Any) -> None:
 
 def plan(config: Any) -> list[base.Variant]:
   """The dense sweep widest first (the source of every comparison), then pruned,
-  quantized and divided variants."""
+  channel-pruned, N:M, quantized and divided variants."""
   validate(config)
   s = config.study
   source = dense_name(config, source_multiplier(config))
@@ -220,6 +235,16 @@ def plan(config: Any) -> list[base.Variant]:
       knobs.update(ramp_fraction=float(s.prune_ramp_fraction),
                    frequency=int(s.prune_frequency))
     out.append(base.Variant(f"pruned_s{round(100 * float(v)):d}", technique, knobs, source,
+                            finetune_config(config)))
+  finetune = {"finetune_steps": int(s.finetune_steps),
+              "finetune_learning_rate": float(s.finetune_learning_rate)}
+  for v in _tuple(s.get("channel_sparsities", ())):  # Units removed: a smaller model.
+    out.append(base.Variant(f"channels_s{round(100 * float(v)):d}", "pruned_channels",
+                            {"sparsity": float(v), "score": sparsity_structured.DEFAULT_SCORE,
+                             **finetune}, source, finetune_config(config)))
+  for n, m in _nm_patterns(s):  # Zeros in the dense model: savings on paper here.
+    out.append(base.Variant(f"nm_{n}of{m}", "pruned_nm",
+                            {"n": n, "m": m, "sparsity": 1 - n / m, **finetune}, source,
                             finetune_config(config)))
   for bits in _tuple(s.bits):
     out.append(base.Variant(f"int{int(bits)}", "quantized",
