@@ -76,7 +76,10 @@ def base_config() -> ml_collections.ConfigDict:
       warmup_steps=0, boundaries=(0.5, 0.75), decay_factor=0.1, grad_clip_norm=0.0))
   c.train = ml_collections.ConfigDict(dict(
       steps=1100, batch_size=128, steps_per_dispatch=100, log_every=100,
-      checkpoint_every=500, eval_every=500))
+      checkpoint_every=500, eval_every=500,
+      # Execution plan (tradeoffs.train.plan): 'auto' (by backend and model), 'scan_vmap',
+      # 'step_vmap', 'scan_loop' or 'step_loop'; a resumed run keeps the plan it started with.
+      plan="auto"))
   c.augment = ml_collections.ConfigDict(dict(names=()))
   c.mesh = ml_collections.ConfigDict(dict(member_shards=0))  # 0: gcd(members, devices)
   c.eval = ml_collections.ConfigDict(dict(batch_size=512, save_train_predictions=False))

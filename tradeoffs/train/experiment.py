@@ -33,6 +33,7 @@ from tradeoffs.train import distributed
 from tradeoffs.train import extensions as extensions_lib
 from tradeoffs.train import mesh as mesh_lib
 from tradeoffs.train import optimizers
+from tradeoffs.train import plan as plan_lib
 from tradeoffs.train import population as pop_lib
 from tradeoffs.train import predictions as predictions_lib
 from tradeoffs.train import seeds as seeds_lib
@@ -79,6 +80,9 @@ def validate(config: Any, device_count: int | None = None) -> None:
   _, data_shards = mesh_lib.mesh_shape(
       members, int(_opt(config.mesh, "member_shards", 0)) or None, device_count)
   mesh_lib.check_batch(int(config.train.batch_size), data_shards)
+  if _opt(train, "plan", "auto") not in plan_lib.CHOICES:
+    raise ValueError(f"--config.train.plan={train.plan!r} is unknown; choose from "
+                     f"{plan_lib.CHOICES}")
   pipeline = _opt(config.dataset, "pipeline", "memory")
   if pipeline not in ("memory", "grain"):
     raise ValueError(f"--config.dataset.pipeline={pipeline!r}; choose 'memory' (on-device "
@@ -128,15 +132,30 @@ def make_mesh(config: Any) -> Any:
   return mesh
 
 
-def prepare_workdir(config: Any, workdir: str) -> tuple[Any, dict[str, Any]]:
-  """The run's mesh and recorded environment (with each member's seeds); refuses a workdir
-  that holds a different config. Returns (mesh, environment)."""
-  mesh = make_mesh(config)
+def prepare_workdir(config: Any, workdir: str, *, mesh: Any = None,
+                    plan: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+  """The run's mesh and recorded environment (with each member's seeds and, when given, the
+  execution plan record of `plan_for`); refuses a workdir that holds a different config.
+  Returns (mesh, environment)."""
+  mesh = mesh if mesh is not None else make_mesh(config)
   env = environment.capture(mesh)
+  if plan is not None:
+    env["plan"] = dict(plan)
   env["seeds"] = seeds_lib.describe(seeds_lib.Seeds.from_config(config.seeds),
                                     int(config.population.members))
   workdir_lib.prepare(workdir, config, env)
   return mesh, env
+
+
+def plan_for(config: Any, state: Any, step_config: Any, input_shape: tuple[int, ...],
+             checkpoint_dir: str, name: str = "train") -> tuple[plan_lib.Plan, dict[str, Any]]:
+  """The execution plan of the population checkpointed in `checkpoint_dir`: the one it
+  recorded when it started (resume), else `config.train.plan` ('auto': the rules of
+  `tradeoffs.train.plan`), recorded now. Returns (plan, record)."""
+  return plan_lib.for_training(
+      _opt(config.train, "plan", "auto"), checkpoint_dir, state=state, input_shape=input_shape,
+      coupled=any(e.population_loss is not None for e in step_config.extensions),
+      streamed=_opt(config.dataset, "pipeline", "memory") == "grain", name=name)
 
 
 def build(config: Any, dataset: data_lib.Dataset | None = None,
@@ -279,6 +298,8 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
       if dropped:
         logging.info("[%s] dropped %d metrics rows logged after step %d by the interrupted "
                      "attempt", name, dropped, step)
+    plan, _ = plan_for(config, state, step_config, tuple(dataset.input_shape),
+                       checkpointer.directory, name)
     use_grain = _opt(config.dataset, "pipeline", "memory") == "grain"
     if use_grain:
       source = data_lib.data_source(config.dataset.name, "train",
@@ -310,8 +331,9 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
               pipeline_lib.to_global(batch["label"], batch_sharding))
         metrics = jax.tree.map(lambda x: x[None], metrics)
       else:
-        # make_runner caches one compiled program per chunk length.
-        state, metrics = pop_lib.make_runner(step_config, mesh, end - step)(state, device_data)
+        # make_runner caches one runner (compiled programs) per chunk length and plan.
+        state, metrics = pop_lib.make_runner(step_config, mesh, end - step, plan)(
+            state, device_data)
       step = end
       log_now = step % int(train.log_every) == 0 or step == total
       save_now = step % int(train.checkpoint_every) == 0 and step < total
@@ -405,11 +427,14 @@ def run(config: Any, workdir: str, *,
         return None
     # Data first: a run that fails to load its data must not claim the workdir.
     dataset = load_dataset(config)
-    mesh, env = prepare_workdir(config, workdir)
-    logging.info("process %d/%d, %d devices (%s), mesh %s", jax.process_index(),
-                 jax.process_count(), jax.device_count(), env["device_kind"], dict(mesh.shape))
-    mesh, dataset, model, state, step_config = build(config, dataset=dataset, mesh=mesh,
+    mesh, dataset, model, state, step_config = build(config, dataset=dataset,
                                                      step_overrides=step_overrides)
+    _, plan = plan_for(config, state, step_config, tuple(dataset.input_shape),
+                       os.path.join(workdir, "checkpoints"))
+    mesh, env = prepare_workdir(config, workdir, mesh=mesh, plan=plan)
+    logging.info("process %d/%d, %d devices (%s), mesh %s, execution plan %s",
+                 jax.process_index(), jax.process_count(), jax.device_count(),
+                 env["device_kind"], dict(mesh.shape), plan["plan"])
     if on_init is not None:
       on_init(state)
     per_member = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state.params))

@@ -29,6 +29,7 @@ from jax.sharding import Mesh
 from tradeoffs.data import batching
 from tradeoffs.train import extensions as extensions_lib
 from tradeoffs.train import mesh as mesh_lib
+from tradeoffs.train import plan as plan_lib
 from tradeoffs.train import seeds as seeds_lib
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -297,19 +298,153 @@ def _per_example_grads(state, images, labels, groups, extras, dropout_keys, forw
 
 
 @functools.lru_cache(maxsize=64)
-def make_runner(config: StepConfig, mesh: Mesh, num_steps: int):
-  """A compiled function running `num_steps` steps in a `lax.scan`; donates the state.
+def make_runner(config: StepConfig, mesh: Mesh, num_steps: int,
+                plan: plan_lib.Plan | str | None = None):
+  """A function running `num_steps` steps on (state, data) under an execution plan
+  (`tradeoffs.train.plan`; default `scan_vmap`: one compiled `lax.scan`); donates the state.
 
   Returns (state, metrics) with metrics stacked [num_steps, M] and replicated, so every
-  process can read them.
+  process can read them. Every plan gives each member the same batches (a function of its
+  data key and step) and the same extensions; vmapped and looped members agree to float
+  rounding, not bitwise.
   """
+  plan = plan_lib.get(plan)
+  if plan.name == "scan_vmap":
+    return _scan_program(config, mesh, num_steps)
+  if plan.name == "step_vmap":
+    step = _step_program(config, mesh)
+    stack = _stack_program(mesh)
 
+    def run_steps(state, data):
+      rows = []
+      for _ in range(num_steps):
+        state, metrics = step(state, data)
+        rows.append([metrics])
+      return state, stack(rows)
+
+    return run_steps
+  if any(e.population_loss is not None for e in config.extensions):
+    raise ValueError(f"execution plan {plan.name!r} loops over members, but the step has a "
+                     "population loss term coupling them; use a '*_vmap' plan")
+  return _MemberLoop(config, mesh, num_steps, plan.scanned)
+
+
+@functools.lru_cache(maxsize=64)
+def _scan_program(config: StepConfig, mesh: Mesh, num_steps: int):
   def run(state, data):
     state, metrics = jax.lax.scan(lambda s, _: train_step(s, data, config, mesh), state,
                                   None, length=num_steps)
     return state, jax.lax.with_sharding_constraint(metrics, mesh_lib.replicated(mesh))
 
   return jax.jit(run, donate_argnums=(0,))
+
+
+@functools.lru_cache(maxsize=64)
+def _step_program(config: StepConfig, mesh: Mesh):
+  """One compiled step per dispatch; metrics [M] (stacked per chunk by `_stack_program`)."""
+  return jax.jit(lambda state, data: train_step(state, data, config, mesh),
+                 donate_argnums=(0,))
+
+
+@functools.lru_cache(maxsize=16)
+def _stack_program(mesh: Mesh):
+  """rows[t][i] = metrics {name: [m_i]} of step t, member group i → {name: [T, M]},
+  replicated on `mesh`: one dispatch per chunk."""
+  def stack(rows):
+    steps = [jax.tree.map(lambda *xs: jnp.concatenate(xs), *row) for row in rows]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *steps)
+
+  return jax.jit(stack, out_shardings=mesh_lib.replicated(mesh))
+
+
+@functools.lru_cache(maxsize=16)
+def _split_program(mesh: Mesh, members: int):
+  """The population state → one single-member state per member (same mesh)."""
+  sharding = mesh_lib.member_sharded(mesh)
+  return jax.jit(lambda state: [jax.tree.map(lambda x: x[i:i + 1], state)
+                                for i in range(members)],
+                 out_shardings=sharding)
+
+
+@functools.lru_cache(maxsize=16)
+def _join_program(mesh: Mesh):
+  return jax.jit(lambda states: jax.tree.map(lambda *xs: jnp.concatenate(xs), *states),
+                 out_shardings=mesh_lib.member_sharded(mesh))
+
+
+class _MemberLoop:
+  """`*_loop` plans: the population state is split into its members once per chunk; each
+  member runs its own compiled single-member program (scanned or one step per dispatch) on
+  its slice, on the mesh row that holds it; the members are joined back at the end.
+
+  With one mesh row (the usual single-device or data-parallel case) split and join are one
+  compiled program each; with members spread over rows they go through the host (one
+  process only)."""
+
+  def __init__(self, config: StepConfig, mesh: Mesh, num_steps: int, scanned: bool):
+    self.config, self.mesh, self.num_steps, self.scanned = config, mesh, num_steps, scanned
+    rows = int(mesh.shape[mesh_lib.MEMBERS])
+    self.row_meshes = [Mesh(mesh.devices[r:r + 1], mesh.axis_names,
+                            axis_types=getattr(mesh, "axis_types", None))
+                       for r in range(rows)] if rows > 1 else [mesh]
+    self._data: tuple[Any, list[DeviceData]] | None = None
+
+  def _row_data(self, data: DeviceData) -> list[DeviceData]:
+    if len(self.row_meshes) == 1:
+      return [data]
+    if self._data is None or self._data[0] is not data:
+      self._data = (data, [jax.device_put(data, mesh_lib.replicated(m))
+                           for m in self.row_meshes])
+    return self._data[1]
+
+  def _split(self, state: TrainState) -> list[TrainState]:
+    members = state.members
+    if len(self.row_meshes) == 1:
+      return _split_program(self.mesh, members)(state)
+    if jax.process_count() > 1:
+      raise ValueError("'*_loop' execution plans with members sharded over devices need a "
+                       "single process; use a '*_vmap' plan")
+    host = jax.device_get(state)
+    per_row = members // len(self.row_meshes)
+    return [jax.device_put(jax.tree.map(lambda x: x[i:i + 1], host),
+                           mesh_lib.member_sharded(self.row_meshes[i // per_row]))
+            for i in range(members)]
+
+  def _join(self, states: list[TrainState]) -> TrainState:
+    if len(self.row_meshes) == 1:
+      return _join_program(self.mesh)(states)
+    host = jax.device_get(states)
+    joined = jax.tree.map(lambda *xs: np.concatenate(xs), *host)
+    return jax.device_put(joined, mesh_lib.member_sharded(self.mesh))
+
+  def __call__(self, state: TrainState, data: DeviceData):
+    members = state.members
+    row_data = self._row_data(data)
+    per_row = members // len(self.row_meshes)
+    states = self._split(state)
+    member_metrics = []
+    for i in range(members):
+      row = i // per_row
+      mesh, member_data = self.row_meshes[row], row_data[row]
+      if self.scanned:
+        states[i], metrics = _scan_program(self.config, mesh, self.num_steps)(
+            states[i], member_data)
+      else:
+        step = _step_program(self.config, mesh)
+        rows = []
+        for _ in range(self.num_steps):
+          states[i], m = step(states[i], member_data)
+          rows.append(m)
+        metrics = rows
+      member_metrics.append(metrics)
+    state = self._join(states)
+    if len(self.row_meshes) > 1:
+      member_metrics = jax.device_get(member_metrics)
+    if self.scanned:  # [T, 1] per member
+      metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *member_metrics)
+      return state, jax.device_put(metrics, mesh_lib.replicated(self.mesh))
+    rows = [[member_metrics[i][t] for i in range(members)] for t in range(self.num_steps)]
+    return state, _stack_program(self.mesh)(rows)
 
 
 def predict(state: TrainState, images: np.ndarray | jax.Array, batch_size: int = 512,
@@ -362,20 +497,28 @@ def _predict_fn(mesh: Mesh | None):
 
 
 def fit(state: TrainState, split: Any, *, steps: int, batch_size: int, mesh: Mesh | None = None,
-        steps_per_dispatch: int = 100, **step_options: Any) -> tuple[TrainState, dict]:
+        steps_per_dispatch: int = 100, plan: str | None = "auto",
+        **step_options: Any) -> tuple[TrainState, dict]:
   """Trains a population for `steps` more steps on an in-memory split (no checkpoints).
 
   The Colab-sized entry point; binaries use `tradeoffs.train.experiment.train_population`,
-  which adds resume, logging and preemption. Returns (state, metrics of the last chunk).
+  which adds resume, logging and preemption. `plan` is an execution plan name or 'auto'
+  (`tradeoffs.train.plan`: by backend and model). Returns (state, metrics of the last chunk).
   """
   mesh = mesh or mesh_lib.make_mesh(state.members)
   mesh_lib.check_batch(batch_size, mesh, "batch_size")
   config = StepConfig(batch_size=batch_size, **step_options)
   data = split if isinstance(split, DeviceData) else to_device(split, mesh)
+  if plan == "auto":
+    plan, _ = plan_lib.rule(
+        jax.default_backend(),
+        convolutional=plan_lib.state_has_convolutions(state, tuple(data.images.shape[1:])),
+        coupled=any(e.population_loss is not None for e in config.extensions))
+  plan = plan_lib.get(plan)
   metrics = {}
   done = 0
   while done < steps:
     length = min(steps_per_dispatch, steps - done)
-    state, metrics = make_runner(config, mesh, length)(state, data)
+    state, metrics = make_runner(config, mesh, length, plan)(state, data)
     done += length
   return state, jax.device_get(metrics)

@@ -1,0 +1,173 @@
+"""Execution plans (tradeoffs.train.plan): the rules pick what they document, every plan
+trains the same model to float rounding (with extensions), a looped member is exactly a
+lone run, and a run records its plan and keeps it on resume (bitwise)."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from experiments.configs import digits_cnn, digits_mlp
+from tradeoffs import data, models, train
+from tradeoffs import workdir as workdir_lib
+from tradeoffs.train import experiment
+from tradeoffs.train import extensions as extensions_lib
+from tradeoffs.train import mesh as mesh_lib
+from tradeoffs.train import plan as plan_lib
+from tradeoffs.train import population as pop_lib
+
+@pytest.fixture(scope="module")
+def digits():
+  return data.load("digits")
+
+
+# Logits of a tiny CNN after a few Adam steps agree across plans to about 1e-6; the bound
+# leaves room for the different convolution programs of vmapped and looped members.
+TOLERANCE = 1e-4
+
+
+def test_the_rules_pick_what_they_document():
+  rule = lambda backend, **kw: plan_lib.rule(backend, **kw)[0].name
+  assert rule("cpu", convolutional=True) == "step_loop"
+  assert rule("cpu", convolutional=False) == "scan_vmap"
+  assert rule("cpu", convolutional=True, coupled=True) == "step_vmap"
+  assert rule("cpu", convolutional=False, coupled=True) == "scan_vmap"
+  for backend in ("gpu", "tpu"):
+    assert rule(backend, convolutional=True) == "scan_vmap"
+    assert rule(backend, convolutional=False) == "scan_vmap"
+  assert rule("cpu", convolutional=True, streamed=True) == "step_vmap"
+  assert plan_lib.choose("scan_loop", "gpu", convolutional=True)[0].name == "scan_loop"
+  with pytest.raises(ValueError, match="population loss"):
+    plan_lib.choose("step_loop", "cpu", convolutional=True, coupled=True)
+  with pytest.raises(ValueError, match="unknown"):
+    plan_lib.choose("scan_pmap", "cpu", convolutional=True)
+  assert plan_lib.get(None).name == "scan_vmap"  # make_runner's historical default
+
+
+def test_convolutions_are_detected_by_tracing_the_model():
+  tx = optax.adam(1e-3)
+  cnn = pop_lib.create_population(models.get("cnn", num_classes=10, channels=(4,), dense=8),
+                                  tx, (8, 8, 1), 2, train.Seeds(), mesh_lib.make_mesh(2))
+  mlp = pop_lib.create_population(models.get("mlp", num_classes=10, hidden=(8,)), tx,
+                                  (8, 8, 1), 2, train.Seeds(), mesh_lib.make_mesh(2))
+  assert plan_lib.state_has_convolutions(cnn, (8, 8, 1))
+  assert not plan_lib.state_has_convolutions(mlp, (8, 8, 1))
+
+
+def _tiny_cnn(members, mesh):
+  net = models.get("cnn", num_classes=10, channels=(4, 8), dense=16)
+  return pop_lib.create_population(net, optax.adam(1e-2), (8, 8, 1), members,
+                                   train.Seeds(), mesh)
+
+
+# A member loss and example weights read the batch; grad metrics read the gradients.
+_EXTENSIONS = (
+    extensions_lib.StepExtension(
+        name="l2_logits", member_loss=lambda logits, batch: 1e-3 * jnp.mean(logits**2)),
+    extensions_lib.StepExtension(
+        name="hard", example_weights=lambda per_example, batch: 1.0 + per_example),
+    extensions_lib.StepExtension(
+        name="norms", grad_metrics=lambda p, g, o: {"param_norm": optax.tree.norm(p)}),
+)
+
+
+@pytest.mark.parametrize("member_shards", [1, 2])  # one mesh row; members over two rows
+def test_every_plan_trains_the_same_model(digits, member_shards):
+  mesh = mesh_lib.make_mesh(2, member_shards)
+  predictions, metrics = {}, {}
+  for plan in plan_lib.PLANS:
+    state = _tiny_cnn(2, mesh)
+    state, m = train.fit(state, digits.train, steps=6, batch_size=16, mesh=mesh,
+                         steps_per_dispatch=4, plan=plan, extensions=_EXTENSIONS,
+                         augment_fn=lambda key, x: x + 0.01 * jax.random.normal(key, x.shape))
+    assert m["loss"].shape == (2, 2) and m["param_norm"].shape == (2, 2)
+    assert np.asarray(state.step).tolist() == [6, 6]
+    predictions[plan] = train.predict(state, digits.test.images[:64], mesh=mesh)
+    metrics[plan] = m
+  for plan in plan_lib.PLANS:
+    np.testing.assert_allclose(predictions[plan], predictions["scan_vmap"], atol=TOLERANCE,
+                               rtol=TOLERANCE, err_msg=plan)
+    np.testing.assert_allclose(metrics[plan]["loss"], metrics["scan_vmap"]["loss"],
+                               atol=TOLERANCE, rtol=TOLERANCE, err_msg=plan)
+  # The members differ (their seeds do): the plans did not train one member twice.
+  assert np.abs(predictions["step_loop"][0] - predictions["step_loop"][1]).max() > 1e-3
+
+
+def test_a_looped_member_is_exactly_a_lone_run(digits):
+  mesh = mesh_lib.make_mesh(2, 1)
+  pair, _ = train.fit(_tiny_cnn(2, mesh), digits.train, steps=5, batch_size=16, mesh=mesh,
+                      plan="step_loop")
+  lone_mesh = mesh_lib.make_mesh(1, 1)
+  lone, _ = train.fit(_tiny_cnn(1, lone_mesh), digits.train, steps=5, batch_size=16,
+                      mesh=lone_mesh, plan="step_vmap")
+  for a, b in zip(jax.tree.leaves(pair.member(0).params), jax.tree.leaves(lone.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_population_loss_refuses_a_member_loop(digits):
+  coupling = extensions_lib.StepExtension(
+      name="coupling", population_loss=lambda logits, labels, step: jnp.mean(logits))
+  mesh = mesh_lib.make_mesh(2, 1)
+  with pytest.raises(ValueError, match="population loss"):
+    train.fit(_tiny_cnn(2, mesh), digits.train, steps=1, batch_size=16, mesh=mesh,
+              plan="step_loop", extensions=(coupling,))
+  state, _ = train.fit(_tiny_cnn(2, mesh), digits.train, steps=1, batch_size=16, mesh=mesh,
+                       extensions=(coupling,))  # auto: step_vmap on CPU
+  assert np.asarray(state.step).tolist() == [1, 1]
+
+
+def _cnn_config(plan):
+  config = digits_cnn.get_config("smoke,members=2")
+  config.model.kwargs.channels = (4, 8)
+  config.model.kwargs.dense = 16
+  config.train.steps = 20
+  config.train.plan = plan
+  return config
+
+
+def test_the_plan_is_recorded_and_kept_on_resume(tmp_path, monkeypatch, caplog):
+  # Uninterrupted reference with the plan the auto rule would NOT pick on CPU for a CNN.
+  reference = experiment.run(_cnn_config("scan_vmap"), str(tmp_path / "reference"))
+  wd = str(tmp_path / "run")
+  env = lambda: workdir_lib.read_json(os.path.join(wd, "environment.json"))
+  config = _cnn_config("scan_vmap")
+  monkeypatch.setenv(experiment.SIGNAL_AT_STEP_ENV, "10")
+  assert experiment.run(config, wd) is None  # preempted at step 10
+  monkeypatch.delenv(experiment.SIGNAL_AT_STEP_ENV)
+  assert env()["plan"]["plan"] == "scan_vmap"
+  assert plan_lib.read(os.path.join(wd, "checkpoints"))["plan"] == "scan_vmap"
+  # Resume where the rule would now choose differently ('auto' → step_loop on CPU): the
+  # library entry point (the binary refuses a changed config) keeps the recorded plan.
+  resumed_config = _cnn_config("auto")
+  mesh, dataset, _, state, step_config = experiment.build(resumed_config)
+  with caplog.at_level("WARNING"):
+    state, _, preempted = experiment.train_population(
+        resumed_config, wd, state=state, mesh=mesh, dataset=dataset, step_config=step_config)
+  assert not preempted and int(np.asarray(state.step)[0]) == 20
+  assert any("recorded execution plan scan_vmap" in r.getMessage() for r in caplog.records)
+  for a, b in zip(jax.tree.leaves(reference.state.params), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  logits = pop_lib.predict(state, dataset.test.images, mesh=mesh)
+  np.testing.assert_array_equal(logits, reference.predictions.logits)
+
+
+def test_auto_is_recorded_with_its_reason_and_resumes_bitwise(tmp_path, monkeypatch):
+  config = _cnn_config("auto")
+  reference = experiment.run(config, str(tmp_path / "reference"))
+  wd = str(tmp_path / "run")
+  monkeypatch.setenv(experiment.SIGNAL_AT_STEP_ENV, "10:TERM")
+  assert experiment.run(config, wd) is None
+  monkeypatch.delenv(experiment.SIGNAL_AT_STEP_ENV)
+  resumed = experiment.run(config, wd)
+  np.testing.assert_array_equal(resumed.predictions.logits, reference.predictions.logits)
+  attempts = workdir_lib.read_environments(wd)
+  assert [a["plan"]["plan"] for a in attempts] == ["step_loop", "step_loop"]
+  assert "convolutions" in attempts[0]["plan"]["reason"]
+  mlp = digits_mlp.get_config("smoke,members=2")
+  mlp.model.kwargs.hidden = (16,)
+  experiment.run(mlp, str(tmp_path / "mlp"))
+  assert workdir_lib.read_json(os.path.join(tmp_path, "mlp", "environment.json"))[
+      "plan"]["plan"] == "scan_vmap"

@@ -1,0 +1,199 @@
+"""How a population's training steps are executed: the execution plan.
+
+A plan has two parts:
+
+* dispatch — `scan`: `steps_per_dispatch` steps inside one compiled `lax.scan`; `step`: one
+  compiled step per dispatch, called from Python.
+* members — `vmap`: every member in one program (`jax.vmap` over the member axis); `loop`:
+  a Python loop over members, each member's slice of the population state stepped by its
+  own compiled single-member program (a population of one: the arithmetic of a lone run).
+
+Plans: `scan_vmap` (the historical shape), `step_vmap`, `scan_loop`, `step_loop`, and
+`auto`, which picks by these rules (measured on XLA:CPU, 2 cores, digits CNN 32-64-128,
+batch 128: a convolution step runs ~7x slower inside `lax.scan` than dispatched step by
+step, and a vmapped convolution population ~3x slower than its members one after another;
+matmul-only models do not have this problem):
+
+  1. the step couples members (an extension with `population_loss`, e.g. co-training) →
+     members `vmap` (a loop cannot see the other members' logits);
+  2. streamed batches (`dataset.pipeline='grain'`) → `step_vmap` (one host batch per step);
+  3. backend `cpu` and a model with convolutions → `step_loop` (`step_vmap` under rule 1);
+  4. otherwise (matmul-only models on CPU; every model on GPU/TPU) → `scan_vmap`.
+
+`config.train.plan` overrides the rules. The plan a run starts with is recorded
+(`plan.json` next to its checkpoints, and in environment.json) and a resumed run uses the
+recorded plan whatever the config or the rules would now say, so resume stays bitwise.
+
+Plans differ in bits: a vmapped convolution is a different XLA program from its unbatched
+member, so `*_vmap` and `*_loop` runs agree to float rounding, not bitwise (scan and step
+dispatch of the same member layout agree to rounding too). That makes the plan a named
+noise source for the determinism study (`train.plan`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+from absl import logging
+
+PLAN_FILE = "plan.json"
+DISPATCH = ("scan", "step")
+MEMBERS = ("vmap", "loop")
+PLANS = tuple(f"{d}_{m}" for d in DISPATCH for m in MEMBERS)  # scan_vmap, scan_loop, ...
+CHOICES = ("auto",) + PLANS
+DEFAULT = "scan_vmap"  # what make_runner / fit did before plans existed
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  dispatch: str  # 'scan' | 'step'
+  members: str  # 'vmap' | 'loop'
+
+  def __post_init__(self):
+    if self.dispatch not in DISPATCH or self.members not in MEMBERS:
+      raise ValueError(f"plan ({self.dispatch!r}, {self.members!r}): dispatch must be one of "
+                       f"{DISPATCH}, members one of {MEMBERS}")
+
+  @property
+  def name(self) -> str:
+    return f"{self.dispatch}_{self.members}"
+
+  @property
+  def scanned(self) -> bool:
+    return self.dispatch == "scan"
+
+  @property
+  def looped(self) -> bool:
+    return self.members == "loop"
+
+  def __str__(self) -> str:
+    return self.name
+
+
+def get(plan: "Plan | str | None") -> Plan:
+  """A Plan from its name ('step_loop', ...); None → the historical `scan_vmap`."""
+  if isinstance(plan, Plan):
+    return plan
+  name = DEFAULT if plan in (None, "") else str(plan)
+  if name not in PLANS:
+    raise ValueError(f"execution plan {name!r} is unknown; choose from {CHOICES} "
+                     "(--config.train.plan)")
+  dispatch, members = name.split("_")
+  return Plan(dispatch, members)
+
+
+def has_convolutions(apply_fn: Any, params: Any, batch_stats: Any,
+                     input_shape: tuple[int, ...], member_axis: bool = True) -> bool:
+  """Whether one forward pass of the model contains a convolution (traced, not run)."""
+  strip = (lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype)) if member_axis else (
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype))
+  params = jax.tree.map(strip, params)
+  batch_stats = jax.tree.map(strip, batch_stats)
+  x = jax.ShapeDtypeStruct((1, *input_shape), jax.numpy.float32)
+
+  def forward(p, b, images):
+    variables = {"params": p, **({"batch_stats": b} if jax.tree.leaves(b) else {})}
+    return apply_fn(variables, images, train=False)
+
+  return "conv_general_dilated" in str(jax.make_jaxpr(forward)(params, batch_stats, x))
+
+
+def state_has_convolutions(state: Any, input_shape: tuple[int, ...]) -> bool:
+  return has_convolutions(state.apply_fn, state.params, state.batch_stats, input_shape)
+
+
+def rule(backend: str, *, convolutional: bool, coupled: bool = False,
+         streamed: bool = False) -> tuple[Plan, str]:
+  """The documented choice (module docstring) and the reason, in words."""
+  if streamed:
+    return get("step_vmap"), "streamed (grain) batches arrive one step at a time"
+  if backend == "cpu" and convolutional:
+    if coupled:
+      return get("step_vmap"), ("cpu + convolutions: one step per dispatch; members vmapped "
+                                "because a population loss couples them")
+    return get("step_loop"), ("cpu + convolutions: XLA:CPU runs convolutions slower inside "
+                              "lax.scan and under vmap")
+  why = "matmul-only model" if not convolutional else f"backend {backend}"
+  return get("scan_vmap"), f"{why}: scanned steps, vmapped members"
+
+
+def choose(requested: str | None, backend: str, *, convolutional: bool, coupled: bool = False,
+           streamed: bool = False) -> tuple[Plan, str]:
+  """`requested` ('auto' or a plan name) resolved and checked against what the step needs."""
+  requested = requested or "auto"
+  if requested not in CHOICES:
+    raise ValueError(f"--config.train.plan={requested!r} is unknown; choose from {CHOICES}")
+  if requested == "auto":
+    return rule(backend, convolutional=convolutional, coupled=coupled, streamed=streamed)
+  plan = get(requested)
+  check(plan, coupled=coupled, streamed=streamed)
+  return plan, "set by --config.train.plan"
+
+
+def check(plan: Plan, *, coupled: bool = False, streamed: bool = False) -> None:
+  if coupled and plan.looped:
+    raise ValueError(f"execution plan {plan.name!r} loops over members, but the step has a "
+                     "population loss term coupling them; use a '*_vmap' plan")
+  if streamed and plan.name != "step_vmap":
+    raise ValueError(f"execution plan {plan.name!r}: streamed (grain) batches run one step "
+                     "per dispatch with vmapped members; use 'step_vmap' or 'auto'")
+
+
+def read(directory: str) -> dict[str, Any] | None:
+  """The plan record in `directory` (None when absent)."""
+  path = os.path.join(directory, PLAN_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def write(directory: str, record: dict[str, Any]) -> None:
+  if jax.process_index() != 0:
+    return
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, PLAN_FILE)
+  tmp = f"{path}.tmp.{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(record, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def for_training(requested: str | None, directory: str, *, state: Any,
+                 input_shape: tuple[int, ...], coupled: bool = False, streamed: bool = False,
+                 name: str = "train") -> tuple[Plan, dict[str, Any]]:
+  """The plan of the run whose checkpoints live in `directory`: the recorded one when the
+  run has started before (resume), else chosen now and recorded. Returns (plan, record)."""
+  backend = jax.default_backend()
+  devices = jax.device_count()
+  recorded = read(directory)
+  if recorded is None and os.path.isdir(directory) and any(
+      n.isdigit() for n in os.listdir(directory)):
+    recorded = {"plan": DEFAULT, "reason": "checkpoints written before plans were recorded"}
+  convolutional = state_has_convolutions(state, input_shape)
+  chosen, reason = choose(requested, backend, convolutional=convolutional, coupled=coupled,
+                          streamed=streamed)
+  if recorded is not None:
+    plan = get(recorded["plan"])
+    check(plan, coupled=coupled, streamed=streamed)
+    if plan != chosen:
+      logging.warning("[%s] resuming with the recorded execution plan %s (this attempt would "
+                      "choose %s: %s), so the resumed steps repeat the same arithmetic",
+                      name, plan, chosen, reason)
+    if int(recorded.get("device_count", devices)) != devices or recorded.get(
+        "backend", backend) != backend:
+      logging.warning("[%s] the run started on %s x%s and resumes on %s x%d; the recorded "
+                      "plan %s is kept, but the bits may differ from an uninterrupted run",
+                      name, recorded.get("backend"), recorded.get("device_count"), backend,
+                      devices, plan)
+    return plan, recorded
+  record = {"plan": chosen.name, "requested": requested or "auto", "reason": reason,
+            "backend": backend, "device_count": devices, "convolutional": convolutional,
+            "coupled": coupled, "streamed": streamed}
+  write(directory, record)
+  logging.info("[%s] execution plan %s (%s)", name, chosen, reason)
+  return chosen, record
