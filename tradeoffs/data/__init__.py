@@ -12,6 +12,10 @@ from tradeoffs.data.augment import random_flip
 from tradeoffs.data.batching import batch_indices
 from tradeoffs.data.batching import feistel_permute
 from tradeoffs.data.batching import steps_per_epoch
+from tradeoffs.data import long_tail  # Registers digits_long_tail, digits_heldout.
+from tradeoffs.data.long_tail import exponential_counts
+from tradeoffs.data.long_tail import load_validation
+from tradeoffs.data.long_tail import subsample
 from tradeoffs.data.sources import ArraySplit
 from tradeoffs.data.sources import DATASETS
 from tradeoffs.data.sources import Dataset

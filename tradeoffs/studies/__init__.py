@@ -20,11 +20,13 @@ from tradeoffs.studies import runner
 
 # name -> module; a study registers by being listed here.
 STUDIES = {
+    "cascade": "tradeoffs.studies.cascade",
     "coded_optimization": "tradeoffs.studies.coded_optimization",
     "compression_bias": "tradeoffs.studies.compression_bias",
     "determinism": "tradeoffs.studies.determinism",
     "divide_cotrain": "tradeoffs.studies.divide_cotrain",
     "frontier": "tradeoffs.studies.frontier",
+    "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
 }
 

@@ -488,8 +488,10 @@ def cascade(ctx: Any, variant: base.Variant) -> base.Outcome:
 def _carry_state(previous: Any) -> Callable[[Any], Any]:
   """state_fn: the previous round's whole state (params, optimizer, step, keys), copied
   into fresh buffers with the new state's shardings (training donates)."""
-  host = host_copy(previous)
-  return lambda state: place_like(host, state)
+  fields = ("step", "params", "batch_stats", "opt_state", "rngs")
+  host = {f: host_copy(getattr(previous, f)) for f in fields}
+  return lambda state: state.replace(**{f: place_like(host[f], getattr(state, f))
+                                        for f in fields})
 
 
 def validation_split(ctx: Any, train_config: Any) -> Any:
