@@ -25,6 +25,8 @@ STUDIES = {
     "compression_bias": "tradeoffs.studies.compression_bias",
     "determinism": "tradeoffs.studies.determinism",
     "divide_cotrain": "tradeoffs.studies.divide_cotrain",
+    "dp_tradeoff": "tradeoffs.studies.dp_tradeoff",
+    "exposure_notification": "tradeoffs.studies.exposure_notification",
     "frontier": "tradeoffs.studies.frontier",
     "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",

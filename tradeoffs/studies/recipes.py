@@ -43,6 +43,8 @@ from tradeoffs import cascades
 from tradeoffs import distill
 from tradeoffs import efficiency
 from tradeoffs import ensembles
+from tradeoffs import errors
+from tradeoffs import privacy
 from tradeoffs import quantization
 from tradeoffs import sparsity
 from tradeoffs.data import long_tail as data_lib
@@ -640,11 +642,51 @@ def distilled(ctx: Any, variant: base.Variant) -> base.Outcome:
   return _scored(ctx, variant, trained, study_fields=fields)
 
 
+def dp_sgd(ctx: Any, variant: base.Variant) -> base.Outcome:
+  """DP-SGD (Abadi et al. 2016) from scratch: each example's gradient clipped to
+  `clip_norm`, summed, N(0, (noise_multiplier · clip_norm)²) added, divided by the batch
+  (`privacy.dp_sgd` in the optax state, the per-example gradients through a step
+  extension), then the config's optimizer. Member m's noise seed is `noise_seed` + m. ε at
+  `delta` (default 1e-5) from dp-accounting's RDP accountant for train.steps Poisson-sampled
+  steps at rate batch / train examples (`privacy.dp_sgd_epsilon`, conversion knob
+  `conversion`, default 'improved'); the trainer shuffles fixed-size batches, which is
+  accounted as if Poisson-sampled. Recorded in `study_fields` and `hidden_costs.epsilon`
+  (inf, stored null, for noise_multiplier 0: clipping only)."""
+  k = variant.knobs
+  config = variant.train_config
+  sigma = privacy.accounting.check_noise_multiplier(k.get("noise_multiplier"),
+                                                    "knob 'noise_multiplier'")
+  clip = privacy.check_clip_norm(k.get("clip_norm"), "knob 'clip_norm'")
+  delta = privacy.accounting.check_delta(k.get("delta", 1e-5), "knob 'delta'")
+  conversion = str(k.get("conversion", privacy.accounting.DEFAULT_CONVERSION))
+  seed = int(k.get("noise_seed", 0))
+  n = len(ctx.dataset(config).train.labels)
+  batch, steps = int(config.train.batch_size), int(config.train.steps)
+  if batch > n:
+    raise errors.ConfigError(f"--config.train.batch_size={batch} must be <= the {n} training "
+                             "examples: DP-SGD's sample rate batch / examples is at most 1")
+  seeds = seed + np.arange(int(config.population.members))
+  tx = privacy.dp_sgd(clip, sigma, seed, inner=_inner_optimizer(config))
+  trained = ctx.train(
+      variant, tx=tx,
+      extensions=[step_extensions.StepExtension(name="dp_sgd", per_example_grads=True)],
+      state_fn=lambda st: st.replace(opt_state=privacy.with_noise_seeds(st.opt_state, seeds)))
+  eps = privacy.dp_sgd_epsilon(sigma, batch / n, steps, delta, conversion=conversion)
+  fields = {"epsilon": eps, "delta": delta, "noise_multiplier": sigma, "clip_norm": clip,
+            "sample_rate": batch / n, "steps": steps, "train_examples": n,
+            "noise_seeds": seeds.tolist(), "conversion": conversion,
+            "accountant": "dp-accounting RDP, Poisson-sampled Gaussian (add/remove one)",
+            "sampling": "shuffled fixed-size batches, accounted as Poisson sampling",
+            "train_seconds": trained.seconds}
+  return _scored(ctx, variant, trained, study_fields=fields, hidden_costs={"epsilon": eps})
+
+
 RECIPES: Mapping[str, Callable[[Any, base.Variant], base.Outcome]] = {
     "dense": dense, "pruned_one_shot": pruned_one_shot, "pruned_gradual": pruned_gradual,
     "pruned_gradual_finetune": pruned_gradual_finetune, "quantized": quantized,
     "divided": divided, "pruned_channels": pruned_channels, "pruned_nm": pruned_nm,
     "cascade": cascade, "worst_class": worst_class, "distilled": distilled,
+    "dp_sgd": dp_sgd,
 }
 
 
