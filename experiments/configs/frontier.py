@@ -60,6 +60,8 @@ def get_config(arg=None):
       sparsities=(0.5, 0.8, 0.9),
       prune_schedule="one_shot", prune_distribution="global", prune_ramp_fraction=0.5,
       prune_frequency=10, finetune_steps=100, finetune_learning_rate=3e-4,
+      # Fine-tune length as a recorded axis: the most pruned variant also at these lengths.
+      finetune_steps_axis=(400,),
       # Structured compression of the source, fine-tuned like the pruned ones: whole
       # hidden units removed (a smaller dense model: saves time on this hardware) at
       # each channel sparsity, and N:M masks (n, m) (zeros in a dense model: kernels for
@@ -89,7 +91,7 @@ def get_config(arg=None):
     c.model.kwargs.hidden = (64, 64)
     c.study.update(dict(width_multipliers=(0.5, 1.0), sparsities=(0.8,), bits=(8,),
                         divided=(2,), finetune_steps=10, channel_sparsities=(0.5,),
-                        nm=((2, 4),)))
+                        nm=((2, 4),), finetune_steps_axis=()))
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
   elif args.variant == "cifar10":
     # The standard ResNet-20 CIFAR-10 training, for half as many steps.
@@ -101,5 +103,6 @@ def get_config(arg=None):
     c.study.update(dict(width_multipliers=(0.5, 1.0, 2.0), sparsities=(0.5, 0.8, 0.9, 0.95),
                            prune_schedule="gradual", finetune_steps=8000,
                            finetune_learning_rate=0.01, width_rule="paper", divided=(2, 4),
-                           channel_sparsities=()))  # unit pruning knows mlp/cnn only
+                           channel_sparsities=(),  # unit pruning knows mlp/cnn only
+                           finetune_steps_axis=(32000,)))
   return c

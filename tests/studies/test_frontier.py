@@ -15,7 +15,8 @@ from tradeoffs.studies import frontier
 from tradeoffs.studies import runner
 from tradeoffs.train import predictions as predictions_lib
 
-SMOKE_VARIANTS = ["dense_w64", "dense_w32", "pruned_s80", "int8", "divided_s2"]
+SMOKE_VARIANTS = ["dense_w64", "dense_w32", "pruned_s80", "channels_s50", "nm_2of4", "int8",
+                  "divided_s2"]
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,9 @@ def test_report_sections_and_verdicts(smoke_run):
     assert heading in report
   for name in ("frontier_headline.png", "frontier_groups.png", "frontier_params.png"):
     assert os.path.getsize(os.path.join(smoke_run, name)) > 1000
-  # 4 variants × 3 metrics, one family; the paired test for the derived variants.
-  assert report.count("| paired t |") == 6 and report.count("| Welch t |") == 6
+  # 6 variants × 3 metrics, one family: paired for the 4 derived from the source's own
+  # members (pruned, channel-pruned, N:M, int8), Welch for the 2 retrained ones.
+  assert report.count("| paired t |") == 12 and report.count("| Welch t |") == 6
   assert "rotated digits (subgroup=1)" not in report or "Who pays" in report
 
 
@@ -146,11 +148,15 @@ def test_plans_of_default_and_cifar10_configs():
   default = runner.plan(frontier, config_lib.get_config())
   assert [v.name for v in default] == [
       "dense_w256", "dense_w128", "dense_w64", "dense_w32", "pruned_s50", "pruned_s80",
-      "pruned_s90", "int8", "int4", "divided_s2", "divided_s4"]
+      "pruned_s90", "pruned_s90_ft400", "channels_s50", "nm_2of4", "int8", "int4",
+      "divided_s2", "divided_s4"]
   variants = {v.name: v for v in default}
   assert variants["divided_s4"].train_config.model.kwargs.hidden == (128, 128)
   assert variants["divided_s4"].train_config.population.members == 32
   assert all(v.source == "dense_w256" for v in default[1:])
   assert variants["pruned_s90"].train_config.train.steps == 100
+  # Fine-tune length is a recorded axis of the most pruned variant.
+  assert variants["pruned_s90_ft400"].train_config.train.steps == 400
+  assert variants["pruned_s90_ft400"].knobs["finetune_steps"] == 400
   cifar = [v.name for v in frontier.plan(config_lib.get_config("cifar10"))]
   assert cifar[:3] == ["dense_w32", "dense_w16", "dense_w8"]

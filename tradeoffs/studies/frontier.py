@@ -97,11 +97,11 @@ def dense_config(config: Any, multiplier: float) -> ml_collections.ConfigDict:
   return c
 
 
-def finetune_config(config: Any) -> ml_collections.ConfigDict:
+def finetune_config(config: Any, steps: int | None = None) -> ml_collections.ConfigDict:
   """The source's training config, shortened to the fine-tune with its learning rate."""
   c = dense_config(config, source_multiplier(config))
   s = config.study
-  steps = int(s.finetune_steps)
+  steps = int(s.finetune_steps if steps is None else steps)
   c.train.steps = steps
   c.optimizer.learning_rate = float(s.finetune_learning_rate)
   c.optimizer.warmup_steps = min(int(c.optimizer.get("warmup_steps", 0) or 0), steps // 10)
@@ -236,6 +236,14 @@ def plan(config: Any) -> list[base.Variant]:
                    frequency=int(s.prune_frequency))
     out.append(base.Variant(f"pruned_s{round(100 * float(v)):d}", technique, knobs, source,
                             finetune_config(config)))
+  # Fine-tune length is an axis: the most pruned variant again with longer fine-tunes
+  # (the headline uses `finetune_steps`; these show how much of its cost is recoverable).
+  if _tuple(s.sparsities):
+    top = max(float(v) for v in _tuple(s.sparsities))
+    for steps in _tuple(s.get("finetune_steps_axis", ())):
+      knobs = {**out[-1].knobs, "sparsity": top, "finetune_steps": int(steps)}
+      out.append(base.Variant(f"pruned_s{round(100 * top):d}_ft{int(steps)}", technique,
+                              knobs, source, finetune_config(config, int(steps))))
   finetune = {"finetune_steps": int(s.finetune_steps),
               "finetune_learning_rate": float(s.finetune_learning_rate)}
   for v in _tuple(s.get("channel_sparsities", ())):  # Units removed: a smaller model.
