@@ -131,7 +131,16 @@ def check_k(k: int, num_workers: int) -> None:
 
 
 def fastest_k_mask(delays: Array, k: int) -> Array:
-  """True for the k fastest workers per row; ties go to the lower worker index."""
+  """True for the k fastest workers per row; ties go to the lower worker index.
+
+  `delays` [..., workers] -> bool of the same shape.
+
+  >>> import numpy as np
+  >>> np.asarray(fastest_k_mask(np.array([[0.3, 0.1, 0.9, 0.1]]), 2)).tolist()
+  [[False, True, False, True]]
+  >>> round(float(kth_delay(np.array([0.3, 0.1, 0.9, 0.1]), 3)), 4)   # the 3rd response
+  0.3
+  """
   order = jnp.argsort(delays, axis=-1, stable=True)
   ranks = jnp.argsort(order, axis=-1, stable=True)
   return ranks < k

@@ -209,7 +209,12 @@ def churn(predictions: jax.Array) -> jax.Array:
   """Mean over pairs of runs of the disagreement rate.
 
   This is churn as defined in the paper; NeuralNetworkRandomness' `get_churn` returns the
-  agreement, i.e. 1 - this value.
+  agreement, i.e. 1 - this value. `predictions` int [runs, examples] -> float scalar.
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 2, 3], [0, 1, 2, 0], [0, 1, 1, 0]])   # 3 runs x 4 examples
+  >>> round(float(churn(runs)), 4)                  # pairs disagree on 1, 2, 1 of 4
+  0.3333
   """
   return _mean_off_diagonal(pairwise_churn(predictions))
 

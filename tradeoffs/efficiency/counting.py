@@ -30,7 +30,13 @@ def param_count(params: Any) -> int:
 
 
 def nonzero_count(params: Any) -> int:
-  """Number of non-zero scalars in `params` (pruned weights are exact zeros)."""
+  """Number of non-zero scalars in `params` (pruned weights are exact zeros).
+
+  >>> import numpy as np
+  >>> params = {"w": np.array([[0.0, 1.0], [2.0, 0.0]]), "b": np.ones(3)}
+  >>> param_count(params), nonzero_count(params)
+  (7, 5)
+  """
   return int(sum(int(np.count_nonzero(np.asarray(leaf))) for leaf in _leaves(params)))
 
 

@@ -71,7 +71,13 @@ def check_logits(logits: jax.Array, name: str = "logits") -> None:
 
 
 def combine(logits: jax.Array, mode: str = "mean_logits") -> jax.Array:
-  """Ensemble scores [B, C] (logits or log-probs) from member logits [S, B, C]."""
+  """Ensemble scores [B, C] (logits or log-probs) from member logits [S, B, C].
+
+  >>> import numpy as np
+  >>> members = np.array([[[2.0, 0.0]], [[0.0, 1.0]]])          # S=2 members, B=1, C=2
+  >>> np.asarray(combine(members, "mean_logits")).tolist()
+  [[1.0, 0.5]]
+  """
   fn = get_combiner(mode)
   check_logits(logits)
   return fn(logits)

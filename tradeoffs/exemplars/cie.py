@@ -34,6 +34,12 @@ def cie(dense, compressed, num_classes: int | None = None) -> jax.Array:
       [members, examples].
     compressed: the compressed population, same conventions (member counts may differ).
     num_classes: optional; the modal labels do not need it.
+
+  >>> import numpy as np
+  >>> dense = np.array([[0, 1, 2], [0, 1, 2], [0, 1, 1]])        # 3 members x 3 examples
+  >>> pruned = np.array([[0, 2, 2], [0, 2, 2]])                  # 2 members, labels
+  >>> np.asarray(cie(dense, pruned)).tolist()                    # modal 1 -> 2 on example 1
+  [False, True, False]
   """
   _check_same_examples(dense, compressed)
   return (population.modal_labels(dense, num_classes)

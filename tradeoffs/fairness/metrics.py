@@ -158,6 +158,12 @@ def by_group(metric: str | RateMetric, labels, preds, groups, *,
     num_groups: static group count (per attribute for [examples, G]); needed under jit.
     pos_label: the positive class of binary metrics.
     weights: optional per-example weights [examples] (e.g. a 0/1 mask).
+
+  >>> import numpy as np
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> preds = np.array([[0, 1, 0, 0], [1, 1, 1, 1]])             # 2 members
+  >>> np.asarray(by_group("accuracy", labels, preds, np.array([0, 0, 1, 1]))).tolist()
+  [[1.0, 0.5], [0.5, 0.5]]
   """
   metric = get_metric(metric)
   labels, preds = _check_inputs(labels, preds)

@@ -358,6 +358,17 @@ def magnitude_masks(params, sparsity, distribution="global", *,
   `distribution='global'` ranks all prunable weights together; 'uniform' and 'erk' prune each
   layer to its own sparsity. Ties at the threshold are broken by a hash keyed by
   `tie_break_seed` (int or PRNG key). See `score_masks` for the arguments.
+
+  Shapes: `params` any pytree of arrays; the masks are bool with the same structure and
+  shapes (all True on leaves that are not prunable).
+
+  >>> import numpy as np
+  >>> params = {"w": np.array([[0.1, -2.0], [0.5, 3.0]], np.float32), "b": np.ones(2)}
+  >>> masks = magnitude_masks(params, 0.5)          # keep the 2 largest |w| of 4
+  >>> np.asarray(masks["w"]).tolist(), np.asarray(masks["b"]).tolist()
+  ([[False, True], [False, True]], [True, True])
+  >>> np.asarray(apply_masks(params, masks)["w"]).tolist()
+  [[0.0, -2.0], [0.0, 3.0]]
   """
   scores = jax.tree.map(jnp.abs, params)
   return score_masks(scores, sparsity, distribution, filter_fn=filter_fn, keep_dense=keep_dense,

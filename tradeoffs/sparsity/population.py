@@ -35,7 +35,19 @@ def population_masks(params: Any, sparsity_level: float, distribution: Any = "gl
 
 def prune_population(params: Any, sparsity_level: float, distribution: Any = "global", *,
                      filter_fn=None, keep_dense: Sequence[str] = ()) -> tuple[Any, Any]:
-  """One-shot magnitude pruning of every member: (pruned params, masks)."""
+  """One-shot magnitude pruning of every member: (pruned params, masks).
+
+  Shapes: every leaf of `params` is [members, ...]; both outputs have the same structure
+  and shapes (masks bool). Each member keeps exactly round((1 - s) * n) prunable weights.
+
+  >>> import numpy as np
+  >>> pop = {"w": np.arange(1, 9, dtype=np.float32).reshape(2, 2, 2)}   # 2 members, [2, 2]
+  >>> pruned, masks = prune_population(pop, 0.75)
+  >>> np.asarray(masks["w"]).sum(axis=(1, 2)).tolist()                 # 1 of 4 kept each
+  [1, 1]
+  >>> np.asarray(pruned["w"])[1].tolist()
+  [[0.0, 0.0], [0.0, 8.0]]
+  """
   masks = population_masks(params, sparsity_level, distribution, filter_fn=filter_fn,
                            keep_dense=keep_dense)
   return masks_lib.apply_masks(params, masks), masks
