@@ -1,10 +1,31 @@
 r"""DP-SGD on digits_groups: accuracy and per-group accuracy against ε.
 
     python -m experiments.dp_tradeoff                     # workdir workdirs/dp_tradeoff
+    python -m experiments.dp_tradeoff --config=experiments/configs/dp_tradeoff.py:smoke \
+        --workdir=/tmp/dp_smoke
 
-MEASURED: (filled in below once run)
+Variants, each a population of 8 MLPs 64-128-128-10 (no batch norm), Adam 1e-3, 500 steps
+at batch 64 (sample rate 64/1,437 = 0.0445, ~22 epochs): `nonprivate` (the dense recipe)
+and DP-SGD (the `dp_sgd` recipe, clip C = 1) at σ = 0 (clipping only, ε = inf), 0.7, 1, 2,
+4, i.e. ε = 16.3, 7.32, 2.44, 1.05 at δ = 1e-5 (dp-accounting RDP, 'improved' conversion;
+the shuffled fixed-size batches are accounted as Poisson sampling).
+
+Measured runtime (fresh process, compilation included): default 3 min 56 s wall (2 min 42 s
+CPU) on 2 cores shared with other jobs (load ~6); each noisy DP variant ~52 s, of which
+most is drawing the Gaussian noise (threefry on CPU) — clipping alone costs 18 s against
+11 s non-private. `:smoke` (2 members, one hidden layer of 32, 20 steps, σ = 1 only) 31 s
+wall at load ~4.
+
+Result of the default (mean [95% t interval] over 8 members; Welch t, Holm per section):
+  non-private top-1 96.7 [96.2, 97.1], upright 97.0, rotated 94.3 [92.9, 95.8];
+  clip only 96.0 (top-1 −0.7 pt, rotated −3.1 pt [−6.7, 0.4]: no detectable difference);
+  ε = 16.3: top-1 75.5 [73.8, 77.1], upright 82.6, rotated 24.7 [21.4, 28.0];
+  ε = 7.32: 73.0 / 79.7 / 24.7; ε = 2.44: 68.5 / 74.7 / 23.6; ε = 1.05: 55.7 / 60.5 / 21.3.
+  The minority pays first and most: already at ε = 16.3 the rotated digits lose 55.2 pt
+  [51.1, 59.3] more than the upright (Holm p = 3e-9); the excess drop is detectable at
+  every noisy σ (36.5-55.2 pt), not for clipping alone. Under noise the rotated digits
+  stay near 21-25% (chance 10%) at every ε here, while the upright digits degrade with ε.
 """
-
 from __future__ import annotations
 
 import ml_collections
@@ -40,6 +61,6 @@ def get_config(arg=None):
     c.model.kwargs.hidden = (32,)
     c.train.update(dict(steps=20, steps_per_dispatch=20, log_every=20, checkpoint_every=20,
                         eval_every=20))
-    c.study.noise_multipliers = (0.0, 1.0)
+    c.study.noise_multipliers = (1.0,)
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
   return c

@@ -1,10 +1,30 @@
 r"""Noisy exposure notification on a synthetic contact process (numpy; no training).
 
     python -m experiments.exposure_notification          # workdir workdirs/exposure_notification
+    python -m experiments.exposure_notification \
+        --config=experiments/configs/exposure_notification.py:smoke --workdir=/tmp/en_smoke
 
-MEASURED: (filled in below once run)
+20 seeds, each a contact process of 2,000 people over 14 days (one new meeting per person
+per day, degree cap Δ = 16: ~12.8 distinct contacts each; 2% infected on day 0,
+transmission 0.08 per meeting, 60% of the infected diagnosed): the exact release (the
+reference) and randomized response, Laplace and Gaussian (δ = 1e-5) at ε = 0.5, 1, 2, 4, 8
+per person; notify when the released count ≥ 0.5.
+
+Measured runtime (fresh process): default 8.1 s wall (5.9 s CPU; 16 variants) on 2 cores
+at load ~4; `:smoke` (3 seeds, 300 people, ε = 1 and 4) 5.7 s.
+
+Result of the default (mean [95% t interval] over 20 seeds; ~28% of the non-diagnosed are
+exposed): precision / recall / false alarms per true exposure
+  randomized response  ε = 1: 0.341 / 0.570 / 1.11;  ε = 4: 0.671 / 0.984 / 0.487;
+                       ε = 8: 0.993 [0.988, 0.998] / 0.999 / 0.007
+  Laplace              ε = 1: 0.302 / 0.524 / 1.22;  ε = 8: 0.395 [0.378, 0.412] / 0.637 / 0.988
+  Gaussian             ε = 1: 0.299 / 0.522 / 1.24;  ε = 8: 0.366 / 0.610 / 1.07
+Randomized response has higher precision than either central mechanism at every ε (paired
+t, Holm p <= 0.03; by 33-63 pt at ε >= 4): the per-count central mechanisms pay the
+degree cap Δ in their noise (Laplace std √2·Δ/ε falls below the Dinur–Nissim scale
+√Δ = 4 only above ε ≈ 5.7; 2.8 at ε = 8), while a bit released once is charged ε once. Every
+measurement agrees with the closed form the mechanism implies (the report's column).
 """
-
 from __future__ import annotations
 
 import ml_collections

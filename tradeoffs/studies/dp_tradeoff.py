@@ -325,7 +325,7 @@ def plot_accuracy(records: Sequence[Mapping[str, Any]]):
   ax.set_xscale("log")
   ax.set_xlabel("ε (log; δ fixed)  — more private ←")
   ax.set_ylabel("accuracy (↑ better)")
-  ax.legend(fontsize=8, loc="lower right")
+  ax.legend(fontsize=8, loc="center right", bbox_to_anchor=(1.0, 0.45))
   return fig
 
 

@@ -337,14 +337,16 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
                      "seeds (the same contact processes); differences in the metric's own "
                      "units ×100 (positive: the first mechanism is higher)."),
                verdict_lib.table(claims, unit="×100")]
-    blocks += [("p", verdict_lib.sentence(c, unit="")) for c in claims
+    blocks += [("p", verdict_lib.sentence(c, unit=" pt")) for c in claims
                if c.verdict != stats.NO_DIFFERENCE and "precision" in c.claim]
   blocks += [
       ("h2", "Bounds beside the measurements"),
       ("p", "Randomized response reports a bit truthfully with probability "
             "e^ε/(1+e^ε) (its ε-local-DP likelihood ratio is exactly e^ε); the central "
             "mechanisms' noise grows with the degree cap Δ because one person's bit enters "
-            "up to Δ users' counts. Dinur & Nissim (PODS 2003): if every answer to a count "
+            "up to Δ users' counts (per-count noise, as released here; a server that noised each "
+            "person's bit once with Lap(1/ε) and summed would have count noise √(2d)/ε "
+            "instead of √2·Δ/ε — not run here). Dinur & Nissim (PODS 2003): if every answer to a count "
             "query over n private bits is perturbed by o(√n), an attacker who asks enough "
             "queries reconstructs all but o(n) bits, so privacy needs noise of order √n per "
             "query; for a count over one neighbourhood of at most Δ contacts that is noise "
