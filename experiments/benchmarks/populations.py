@@ -1,6 +1,21 @@
-r"""Populations: 16 members in one vmapped program against 16 sequential runs, and PyTorch.
+r"""Populations against their members trained one after another, and against PyTorch.
 
     python -m experiments.benchmarks.populations [--members=16] [--steps=220] [--rounds=3]
+        [--sections=mlp,cnn,resnet] [--cnn_steps=60] [--resnet_steps=6]
+
+Convolutional sections (each population runs under its execution plan, `--plan`, default
+'auto': on CPU a convolutional model is stepped one dispatch per step, members looped;
+`tradeoffs.train.plan`):
+  cnn     the default digits CNN config (32-64 convs, dense 128, pad-crop, Adam, batch 128)
+          as a population of 4 through `experiment.train_population` (logging, eval and
+          checkpoint cadence included) against 4 sequential bare per-step loops (a jitted
+          (params, opt_state, key, x, y) step with the same augmentation on pre-batched
+          device arrays; target >= 0.9x) and PyTorch eager, 4 models one after another
+          (target >= 1.0x; skipped when torch is not installed)
+  resnet  ResNet-20 (batch norm) population of 2 on random 32x32x3 inputs via
+          `tradeoffs.train.fit` against 2 sequential bare per-step loops (target >= 0.9x)
+
+MLP section:
 
 Digits MLP (64-H-H-10, ReLU), Adam 1e-3, batch 128, `--steps` steps per member (220 = 20
 epochs), for H = 256 (compute bound) and H = 32 (per-step overhead dominates). Compared in
@@ -17,8 +32,13 @@ is not installed (`pip install torch`). Prints; asserts nothing.
 
 from __future__ import annotations
 
+import functools
+import os
+import shutil
 import statistics
+import tempfile
 import time
+import types
 
 from absl import app
 from absl import flags
@@ -27,6 +47,7 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from tradeoffs import data, models, train
 from tradeoffs.train import mesh as mesh_lib
@@ -36,6 +57,11 @@ _MEMBERS = flags.DEFINE_integer("members", 16, "Population size.")
 _STEPS = flags.DEFINE_integer("steps", 220, "Training steps per member.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
 _HIDDEN = flags.DEFINE_list("hidden", ["256", "32"], "Hidden widths to benchmark.")
+_SECTIONS = flags.DEFINE_list("sections", ["mlp", "cnn", "resnet"], "What to benchmark.")
+_CNN_STEPS = flags.DEFINE_integer("cnn_steps", 60, "Steps per digits CNN run.")
+_RESNET_STEPS = flags.DEFINE_integer("resnet_steps", 6, "Steps per ResNet-20 run.")
+_RESNET_BATCH = flags.DEFINE_integer("resnet_batch", 64, "ResNet-20 batch size.")
+_PLAN = flags.DEFINE_string("plan", "auto", "Execution plan of the project's populations.")
 
 BATCH = 128
 
@@ -151,6 +177,159 @@ def torch_contenders(ds, hidden, members, steps):
   return {"torch/sequential": sequential, "torch/vmap": vmapped}
 
 
+def bare_step_loop(net, tx, images, labels, steps, batch_size, augment_fn=None, seed=0):
+  """One model trained by the usual bare loop: one jitted step per pre-batched device array
+  (batch norm and augmentation handled as the project does). Returns a callable."""
+  variables = net.init(jax.random.key(seed), jnp.zeros((1, *images.shape[1:])), train=False)
+  params, stats = variables["params"], variables.get("batch_stats", {})
+  rng = np.random.default_rng(seed)
+  order = rng.integers(0, len(labels), (steps, batch_size))
+  xs = [jax.device_put(images[i]) for i in order]
+  ys = [jax.device_put(labels[i]) for i in order]
+
+  def loss_fn(p, s, x, y, key):
+    if augment_fn is not None:
+      x = augment_fn(key, x)
+    v = {"params": p, **({"batch_stats": s} if s else {})}
+    if s:
+      logits, updates = net.apply(v, x, train=True, mutable=["batch_stats"],
+                                  rngs={"dropout": key})
+      s = updates["batch_stats"]
+    else:
+      logits = net.apply(v, x, train=True, rngs={"dropout": key})
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return loss, s
+
+  @functools.partial(jax.jit, donate_argnums=(0,))
+  def step(carry, x, y, key):
+    p, s, o = carry
+    grads, s = jax.grad(loss_fn, has_aux=True)(p, s, x, y, key)
+    updates, o = tx.update(grads, o, p)
+    return optax.apply_updates(p, updates), s, o
+
+  keys = [jax.random.key(i) for i in range(steps)]
+
+  def run():
+    carry = jax.tree.map(jnp.copy, (params, stats, tx.init(params)))
+    for i in range(steps):
+      carry = step(carry, xs[i], ys[i], keys[i])
+    jax.block_until_ready(carry)
+
+  return run
+
+
+def torch_cnn_sequential(ds, members, steps, batch_size=128):
+  """PyTorch eager: `members` copies of the digits CNN trained one after another."""
+  try:
+    import torch
+  except ImportError:
+    return {}
+  torch.manual_seed(0)
+  x_all = torch.tensor(np.moveaxis(ds.train.images, -1, 1).copy())
+  y_all = torch.tensor(ds.train.labels, dtype=torch.long)
+  order = torch.tensor(np.random.default_rng(0).integers(0, len(y_all), (steps, batch_size)))
+
+  def make_model():
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(64 * 2 * 2, 128), nn.ReLU(),
+                         nn.Linear(128, 10))
+
+  loss_fn = torch.nn.CrossEntropyLoss()
+
+  def run():
+    for _ in range(members):
+      model = make_model()
+      opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+      for i in range(steps):
+        x = torch.nn.functional.pad(x_all[order[i]], (1, 1, 1, 1))
+        dx, dy = np.random.randint(0, 3, 2)
+        x = x[:, :, dy:dy + 8, dx:dx + 8]
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y_all[order[i]]).backward()
+        opt.step()
+
+  return {"torch/eager-seq": run}
+
+
+def cnn_section(ds, rounds):
+  from experiments.configs import digits_cnn
+  from tradeoffs.train import experiment
+  members, steps = 4, _CNN_STEPS.value
+  config = digits_cnn.get_config(f"members={members}")
+  config.train.steps = steps
+  config.train.plan = _PLAN.value
+  mesh, dataset, net, initial, step_config = experiment.build(config, dataset=ds)
+
+  def project():
+    workdir = tempfile.mkdtemp(prefix="populations_")
+    try:
+      state = jax.tree.map(jnp.copy, initial)
+      state, _, _ = experiment.train_population(config, workdir, state=state, mesh=mesh,
+                                                dataset=dataset, step_config=step_config)
+      jax.block_until_ready(state.params)
+      return train.plan.read(os.path.join(workdir, "checkpoints"))["plan"]
+    finally:
+      shutil.rmtree(workdir, ignore_errors=True)
+
+  plan_name = project()
+  augment = data.make_augment(("pad_crop",), pad=1)
+  tx = train.make_optimizer({"name": "adam", "learning_rate": 1e-3}, steps)
+  loops = [bare_step_loop(net, tx, ds.train.images, ds.train.labels, steps, 128, augment,
+                          seed=i) for i in range(members)]
+  contenders = {"project/pop4": project,
+                "bare/4x-per-step": lambda: [loop() for loop in loops],
+                **torch_cnn_sequential(ds, members, steps)}
+  seconds = bench(contenders, rounds)
+  print(f"\ndigits CNN 32-64-128, population of {members} (plan {plan_name}), {steps} steps, "
+        f"batch 128")
+  for name, s in seconds.items():
+    print(f"  {name:18s} {s:7.3f} s  {steps / s:8.1f} population steps/s")
+  pop = seconds["project/pop4"]
+  print(f"  project pop of 4 / 4 sequential bare per-step loops: "
+        f"{seconds['bare/4x-per-step'] / pop:.2f}x (target >= 0.9)")
+  if "torch/eager-seq" in seconds:
+    print(f"  project pop of 4 / PyTorch eager 4 sequential: "
+          f"{seconds['torch/eager-seq'] / pop:.2f}x (target >= 1.0)")
+  else:
+    print("  PyTorch not installed: torch comparison skipped (pip install torch)")
+
+
+def resnet_section(rounds):
+  members, steps, batch = 2, _RESNET_STEPS.value, _RESNET_BATCH.value
+  rng = np.random.default_rng(0)
+  n = 1024
+  split = types.SimpleNamespace(
+      images=rng.standard_normal((n, 32, 32, 3)).astype(np.float32),
+      labels=rng.integers(0, 10, n).astype(np.int32), groups=np.zeros((n, 0), np.int32))
+  net = models.get("resnet20", num_classes=10)
+  tx = train.make_optimizer({"name": "adam", "learning_rate": 1e-3}, steps)
+  mesh = mesh_lib.make_mesh(members, 1, devices=jax.devices()[:1])
+  initial = pop_lib.create_population(net, tx, (32, 32, 3), members, train.Seeds(), mesh)
+  data_on_device = pop_lib.to_device(split, mesh)
+  plan = _PLAN.value
+
+  def project():
+    state = jax.tree.map(jnp.copy, initial)
+    state, _ = train.fit(state, data_on_device, steps=steps, batch_size=batch, mesh=mesh,
+                         steps_per_dispatch=steps, plan=plan)
+    jax.block_until_ready(state.params)
+
+  loops = [bare_step_loop(net, tx, split.images, split.labels, steps, batch, seed=i)
+           for i in range(members)]
+  seconds = bench({"project/pop2": project,
+                   "bare/2x-per-step": lambda: [loop() for loop in loops]}, rounds)
+  resolved = plan if plan != "auto" else train.plan.rule(
+      jax.default_backend(), convolutional=True)[0].name
+  print(f"\nResNet-20 on 32x32x3, population of {members} (plan {resolved}), {steps} steps, "
+        f"batch {batch}")
+  for name, s in seconds.items():
+    print(f"  {name:18s} {s:7.3f} s  {steps / s:8.2f} population steps/s")
+  print(f"  project pop of 2 / 2 sequential bare per-step loops: "
+        f"{seconds['bare/2x-per-step'] / seconds['project/pop2']:.2f}x (target >= 0.9)")
+
+
 def bench(contenders, rounds):
   for fn in contenders.values():
     fn()  # compile / warm up
@@ -169,9 +348,17 @@ def main(argv):
   ds = data.load("digits")
   members, steps = _MEMBERS.value, _STEPS.value
   peak = peak_flops()
-  print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); "
-        f"peak float32 matmul {peak / 1e9:.1f} GFLOP/s; {members} members x {steps} steps, "
-        f"batch {BATCH}, median of {_ROUNDS.value} rounds")
+  load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+  print(f"backend {jax.default_backend()}, {jax.device_count()} device(s), {os.cpu_count()} "
+        f"cores, load average {load:.1f}; peak float32 matmul {peak / 1e9:.1f} GFLOP/s; "
+        f"median of {_ROUNDS.value} interleaved rounds")
+  if "cnn" in _SECTIONS.value:
+    cnn_section(ds, _ROUNDS.value)
+  if "resnet" in _SECTIONS.value:
+    resnet_section(_ROUNDS.value)
+  if "mlp" not in _SECTIONS.value:
+    return
+  print(f"\nMLP: {members} members x {steps} steps, batch {BATCH}")
   for hidden in [int(h) for h in _HIDDEN.value]:
     jax_fns, step_flops = jax_contenders(ds, hidden, members, steps)
     seconds = bench({**jax_fns, **torch_contenders(ds, hidden, members, steps)},

@@ -1,8 +1,11 @@
 r"""Framework overhead: the project's training loop against a bare jitted step.
 
     python -m experiments.benchmarks.training_overhead [--steps=1100] [--rounds=3]
+        [--models=mlp,cnn] [--cnn_steps=200]
 
-Same model (MLP 64-256-256-10), optimizer (Adam 1e-3), batch 128 and process. Compared:
+Same model, optimizer (Adam 1e-3), batch 128 and process, for the MLP 64-256-256-10 and
+the digits CNN 32-64-128 (pad-crop; one member, under its execution plan: on CPU one step
+per dispatch, `tradeoffs.train.plan`). Compared:
   bare/step   a jitted (params, opt_state, x, y) step called once per pre-batched array
   bare/scan   the same step scanned over an epoch of pre-batched arrays
   project     `tradeoffs.train.experiment.train_population` with its in-jit data pipeline,
@@ -13,6 +16,7 @@ is excluded (each contender runs once before timing). Prints; asserts nothing.
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import tempfile
@@ -27,13 +31,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.configs import digits_mlp
+from experiments.configs import digits_cnn, digits_mlp
 from tradeoffs import data, models
 from tradeoffs.train import checkpoint as checkpoint_lib
 from tradeoffs.train import experiment
 
 _STEPS = flags.DEFINE_integer("steps", 1100, "Training steps per timed run.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
+_MODELS = flags.DEFINE_list("models", ["mlp", "cnn"], "Models to measure.")
+_CNN_STEPS = flags.DEFINE_integer("cnn_steps", 200, "Training steps per CNN run.")
 
 
 def bare_contenders(ds, steps, batch_size=128):
@@ -76,8 +82,8 @@ def bare_contenders(ds, steps, batch_size=128):
   return {"bare/step": per_step, "bare/scan": scanned}
 
 
-def project_contender(ds, steps):
-  config = digits_mlp.get_config("members=1")
+def project_contender(ds, steps, config=None):
+  config = config or digits_mlp.get_config("members=1")
   config.train.steps = steps
   # Built once, like a run: every round trains a fresh copy of the same initial state.
   mesh, dataset, _, initial, step_config = experiment.build(config, dataset=ds)
@@ -95,29 +101,56 @@ def project_contender(ds, steps):
   return {"project": run}
 
 
+def cnn_contenders(ds, steps):
+  from experiments.benchmarks import populations
+  config = digits_cnn.get_config("members=1")
+  project = project_contender(ds, steps, config)
+  net = models.get("cnn", num_classes=10, channels=(32, 64), dense=128)
+  bare = populations.bare_step_loop(net, optax.adam(1e-3), ds.train.images, ds.train.labels,
+                                    steps, 128, data.make_augment(("pad_crop",), pad=1))
+  return {"bare/step": bare, **project}
+
+
+def measure(contenders, rounds):
+  for fn in contenders.values():  # compile and warm up
+    fn()
+  times = {name: [] for name in contenders}
+  for _ in range(rounds):
+    for name, fn in contenders.items():
+      start = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - start)
+  return {name: statistics.median(t) for name, t in times.items()}
+
+
 def main(argv):
   del argv
   checkpoint_lib.quiet_orbax()
   logging.set_verbosity(logging.WARNING)
   ds = data.load("digits")
-  steps = _STEPS.value
-  contenders = {**bare_contenders(ds, steps), **project_contender(ds, steps)}
-  for fn in contenders.values():  # compile and warm up
-    fn()
-  times = {name: [] for name in contenders}
-  for _ in range(_ROUNDS.value):
-    for name, fn in contenders.items():
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
-  rate = {name: steps / statistics.median(t) for name, t in times.items()}
-  print(f"\nbackend {jax.default_backend()}, {jax.device_count()} device(s), {steps} steps, "
-        f"median of {_ROUNDS.value} interleaved rounds")
-  for name, r in rate.items():
-    print(f"  {name:10s} {r:8.1f} steps/s")
-  print(f"project / bare-step steps/s: {rate['project'] / rate['bare/step']:.2f}  "
-        f"(target >= 0.9)")
-  print(f"project / bare-scan steps/s: {rate['project'] / rate['bare/scan']:.2f}")
+  load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+  print(f"backend {jax.default_backend()}, {jax.device_count()} device(s), {os.cpu_count()} "
+        f"cores, load average {load:.1f}; median of {_ROUNDS.value} interleaved rounds")
+  for model in _MODELS.value:
+    if model == "mlp":
+      steps = _STEPS.value
+      contenders = {**bare_contenders(ds, steps), **project_contender(ds, steps)}
+      title = "MLP 64-256-256-10"
+    elif model == "cnn":
+      steps = _CNN_STEPS.value
+      contenders = cnn_contenders(ds, steps)
+      title = "digits CNN 32-64-128 (pad-crop)"
+    else:
+      raise app.UsageError(f"--models: {model!r} is not 'mlp' or 'cnn'")
+    seconds = measure(contenders, _ROUNDS.value)
+    rate = {name: steps / s for name, s in seconds.items()}
+    print(f"\n{title}: {steps} steps, 1 member")
+    for name, r in rate.items():
+      print(f"  {name:10s} {r:8.1f} steps/s")
+    print(f"  project / bare-step steps/s: {rate['project'] / rate['bare/step']:.2f}  "
+          f"(target >= 0.9)")
+    if "bare/scan" in rate:
+      print(f"  project / bare-scan steps/s: {rate['project'] / rate['bare/scan']:.2f}")
 
 
 if __name__ == "__main__":

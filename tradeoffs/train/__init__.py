@@ -3,7 +3,7 @@
     mesh = train.make_mesh(members=8)
     tx = train.make_optimizer({"name": "adam", "learning_rate": 1e-3}, total_steps=500)
     pop = train.create_population(net, tx, ds.input_shape, 8, train.Seeds(vary=("init",)), mesh)
-    pop, _ = train.fit(pop, ds.train, steps=500, batch_size=128, mesh=mesh)
+    pop, _ = train.fit(pop, ds.train, steps=500, batch_size=128, mesh=mesh)  # plan='auto'
     logits = train.predict(pop, ds.test.images, mesh=mesh)     # [members, examples, classes]
 """
 
@@ -14,6 +14,8 @@ from tradeoffs.train.extensions import StepExtension
 from tradeoffs.train.mesh import make_mesh
 from tradeoffs.train.optimizers import make_optimizer
 from tradeoffs.train.optimizers import make_schedule
+from tradeoffs.train.plan import PLANS
+from tradeoffs.train.plan import Plan
 from tradeoffs.train.population import DeviceData
 from tradeoffs.train.population import StepConfig
 from tradeoffs.train.population import TrainState
