@@ -85,6 +85,10 @@ def test_wheel_installs_and_loads_embedded_sets_offline(tmp_path):
   assert not installed.startswith(os.path.realpath(ROOT)), installed
   assert out["sets"]["digits"] == [1437, 360, []]
   assert out["sets"]["digits_groups"] == [1437, 360, ["subgroup"]]
-  assert set(out["sets"]) == {"digits", "digits_groups"}
+  embedded = {n for n, s in sources.DATASETS.items() if s.embedded}
+  assert set(out["sets"]) == embedded and {"digits", "digits_groups"} <= embedded
+  for name in embedded - {"digits", "digits_groups"}:  # Subsets of digits (long tail, ...).
+    train, test, _ = out["sets"][name]
+    assert test == 360 and 0 < train < 1437, (name, train, test)
   # The sets were built offline into the (formerly empty) data dir.
   assert sorted(os.listdir(data_dir / "digits_groups"))

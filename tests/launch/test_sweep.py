@@ -92,6 +92,7 @@ def test_local_run_and_merge_into_one_report(tmp_path):
   writer = ("import json, os, sys; wd = sys.argv[1]; width = int(sys.argv[2]); "
             "os.makedirs(wd, exist_ok=True); "
             "open(os.path.join(wd, 'records.jsonl'), 'a').write(json.dumps({"
+            "'schema_version': 2, 'technique': 'dense', "
             "'study': 'width', 'variant': 'w%d' % width, 'members': 1, 'hidden_costs': {}, "
             "'efficiency': {'params': width * 10}, 'accuracy': {'top1': 0.5 + width / 40}}) "
             "+ '\\n')")

@@ -235,7 +235,8 @@ def _finite(params: Any, losses: jax.Array) -> tuple[jax.Array, jax.Array]:
 def _check_finite(name: str, state: Any, losses: Any, step: int,
                   checkpointer: checkpoint_lib.Checkpointer) -> None:
   """Raises TrainingDiverged (one line) when the chunk (start, step] went non-finite."""
-  params_ok, loss_ok = jax.device_get(_finite(state.params, jnp.asarray(losses)))
+  # to_host: in a multi-process job the member-sharded result spans other processes.
+  params_ok, loss_ok = distributed.to_host(_finite(state.params, jnp.asarray(losses)))
   params_ok, loss_ok = np.asarray(params_ok), np.asarray(loss_ok)
   if params_ok.all() and loss_ok.all():
     return
