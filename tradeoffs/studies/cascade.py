@@ -52,7 +52,6 @@ from tradeoffs.train import predictions as predictions_lib
 
 NAME = "cascade"
 TITLE = "Fast/slow model selection: who pays for the skipped slow model"
-STUDY_SECTIONS = ("study", "report", "efficiency")
 COSTS = ("latency_ms", "flops")
 BASELINES = ("random", "confidence")
 CALIBRATION_DATASETS = ("digits_heldout", "digits_long_tail")
@@ -66,12 +65,7 @@ def _tuple(value: Any) -> tuple:
   return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
-def training_config(config: Any) -> ml_collections.ConfigDict:
-  out = ml_collections.ConfigDict(config.to_dict())
-  for key in STUDY_SECTIONS:
-    if key in out:
-      del out[key]
-  return out
+training_config = base.training_config
 
 
 def slow_config(config: Any) -> ml_collections.ConfigDict:

@@ -46,7 +46,6 @@ from tradeoffs.studies import recipes
 NAME = "dp_tradeoff"
 TITLE = "The price of privacy: DP-SGD accuracy and who pays for it"
 REFERENCE = "nonprivate"
-STUDY_SECTIONS = ("study", "report", "efficiency")
 GROUP_NAMES = {"subgroup=0": "upright", "subgroup=1": "rotated"}
 
 
@@ -69,12 +68,7 @@ def _tuple(value: Any) -> tuple:
   return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
-def training_config(config: Any) -> ml_collections.ConfigDict:
-  out = ml_collections.ConfigDict(config.to_dict())
-  for key in STUDY_SECTIONS:
-    if key in out:
-      del out[key]
-  return out
+training_config = base.training_config
 
 
 def validate(config: Any) -> None:
