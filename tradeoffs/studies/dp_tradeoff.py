@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-import ml_collections
 import numpy as np
 
 from tradeoffs import stats
