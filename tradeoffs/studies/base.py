@@ -22,6 +22,7 @@ Below `plan`, functions take plain values or small dataclasses, never the Config
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping
 
 import ml_collections
@@ -42,6 +43,29 @@ def training_config(config: Any) -> ml_collections.ConfigDict:
     if key in out:
       del out[key]
   return out
+
+
+def as_tuple(value: Any) -> tuple:
+  """A config value as a tuple: '' or None -> (), a scalar -> (value,)."""
+  if value is None or value == "":
+    return ()
+  return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def check_number(value: Any, name: str, low: float, high: float = math.inf, *,
+                 low_open: bool = False, high_open: bool = False,
+                 integer: bool = False) -> None:
+  """ValueError naming `--config.<name>` unless `value` is a finite number (an integer with
+  `integer`) in the interval [low, high] (ends open as asked): what `plan` validates with."""
+  ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+        and math.isfinite(float(value)) and (not integer or float(value) == int(value)))
+  if ok:
+    v = float(value)
+    ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+  if not ok:
+    kind = "an integer" if integer else "a number"
+    bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    raise ValueError(f"--config.{name}={value!r}: expected {kind} in {bounds}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,6 @@ reconstruction, see `tradeoffs.cascades.policy`):
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import ml_collections
@@ -59,10 +58,7 @@ CALIBRATION_DATASETS = ("digits_heldout", "digits_long_tail")
 CURVE = tuple(np.round(np.linspace(-0.05, 0.6, 27), 3).tolist())
 
 
-def _tuple(value: Any) -> tuple:
-  if value is None or value == "":
-    return ()
-  return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+_tuple = base.as_tuple
 
 
 training_config = base.training_config
@@ -77,14 +73,7 @@ def slow_config(config: Any) -> ml_collections.ConfigDict:
   return c
 
 
-def _number(value: Any, name: str, low: float, high: float = math.inf,
-            integer: bool = False) -> None:
-  ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
-        and math.isfinite(float(value)) and low <= float(value) <= high
-        and (not integer or float(value) == int(value)))
-  if not ok:
-    kind = "an integer" if integer else "a number"
-    raise ValueError(f"--config.{name}={value!r}: expected {kind} in [{low:g}, {high:g}]")
+_number = base.check_number
 
 
 def validate(config: Any) -> None:

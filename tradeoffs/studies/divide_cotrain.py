@@ -46,7 +46,6 @@ Formulations chosen:
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping, Sequence
 
 import ml_collections
@@ -75,10 +74,7 @@ INPUT_SHAPES = {"digits": (8, 8, 1), "digits_groups": (8, 8, 1), "mnist": (28, 2
                 "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3), "cifar100": (32, 32, 3)}
 
 
-def _tuple(value: Any) -> tuple:
-  if isinstance(value, (list, tuple)):
-    return tuple(value)
-  return () if value is None or value == "" else (value,)
+_tuple = base.as_tuple
 
 
 def variant_name(size: int, cotrain: bool) -> str:
@@ -210,16 +206,7 @@ def wide_config(config: Any) -> ml_collections.ConfigDict:
 # Plan.
 
 
-def _number(value: Any, name: str, low: float, high: float = math.inf, *,
-            integer: bool = False, low_open: bool = False) -> None:
-  ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
-        and (not integer or float(value) == int(value)))
-  if ok:
-    ok = (float(value) > low if low_open else float(value) >= low) and float(value) <= high
-  if not ok:
-    kind = "an integer" if integer else "a number"
-    raise ValueError(f"--config.{name}={value!r}: expected {kind} in "
-                     f"{'(' if low_open else '['}{low:g}, {high:g}]")
+_number = base.check_number
 
 
 def validate(config: Any) -> None:

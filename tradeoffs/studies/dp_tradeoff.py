@@ -61,10 +61,7 @@ def _is_number(value: Any) -> bool:
           and math.isfinite(float(value)))
 
 
-def _tuple(value: Any) -> tuple:
-  if value is None or value == "":
-    return ()
-  return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+_tuple = base.as_tuple
 
 
 training_config = base.training_config

@@ -59,10 +59,7 @@ def _fail(key: str, value: Any, allowed: str) -> None:
   raise ValueError(f"--config.study.{key}={value!r} must be {allowed}")
 
 
-def _tuple(value: Any) -> tuple:
-  if value is None or value == "":
-    return ()
-  return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+_tuple = base.as_tuple
 
 
 def _is_number(value: Any) -> bool:

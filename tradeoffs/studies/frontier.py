@@ -61,12 +61,7 @@ PRUNE_SCHEDULES = {"one_shot": "pruned_one_shot", "gradual": "pruned_gradual_fin
 training_config = base.training_config
 
 
-def _tuple(value: Any) -> tuple:
-  if value is None or value == "":
-    return ()
-  if isinstance(value, (list, tuple)):
-    return tuple(value)
-  return (value,)
+_tuple = base.as_tuple
 
 
 def width_label(model_name: str, kwargs: Mapping[str, Any], multiplier: float) -> str:
@@ -127,17 +122,7 @@ def divided_config(config: Any, num_members: int
   return c, division
 
 
-def _number(value: Any, name: str, low: float, high: float, *, low_open: bool = False,
-            high_open: bool = False, integer: bool = False) -> None:
-  ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
-        and (not integer or float(value) == int(value)))
-  if ok:
-    v = float(value)
-    ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-  if not ok:
-    kind = "an integer" if integer else "a number"
-    bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    raise ValueError(f"--config.{name}={value!r}: expected {kind} in {bounds}")
+_number = base.check_number
 
 
 def _nm_patterns(s: Any) -> tuple[tuple[int, int], ...]:

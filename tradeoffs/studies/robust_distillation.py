@@ -27,11 +27,9 @@ PAPERS.md reconstruction, see `tradeoffs.distill`):
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import ml_collections
-import numpy as np
 
 from tradeoffs import distill
 from tradeoffs import stats
@@ -49,10 +47,7 @@ METRICS = {"worst class": "accuracy.per_member_worst_class",
            "top-1": "accuracy.per_member_top1"}
 
 
-def _tuple(value: Any) -> tuple:
-  if value is None or value == "":
-    return ()
-  return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+_tuple = base.as_tuple
 
 
 def training_config(config: Any, model: str, kwargs: Mapping[str, Any]
@@ -67,16 +62,7 @@ def training_config(config: Any, model: str, kwargs: Mapping[str, Any]
   return out
 
 
-def _number(value: Any, name: str, low: float, high: float = math.inf, *,
-            low_open: bool = False, integer: bool = False) -> None:
-  ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
-        and math.isfinite(float(value)) and float(value) <= high
-        and (float(value) > low if low_open else float(value) >= low)
-        and (not integer or float(value) == int(value)))
-  if not ok:
-    kind = "an integer" if integer else "a number"
-    raise ValueError(f"--config.{name}={value!r}: expected {kind} in "
-                     f"{'(' if low_open else '['}{low:g}, {high:g}]")
+_number = base.check_number
 
 
 def validate(config: Any) -> None:
