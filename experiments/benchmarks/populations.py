@@ -32,7 +32,6 @@ is not installed (`pip install torch`). Prints; asserts nothing.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import statistics
@@ -49,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments.benchmarks.bare_loops import bare_step_loop
 from tradeoffs import data, models, train
 from tradeoffs.train import mesh as mesh_lib
 from tradeoffs.train import population as pop_lib
@@ -175,47 +175,6 @@ def torch_contenders(ds, hidden, members, steps):
         params[k].addcdiv_(m, denom, value=-lr / (1 - b1**t))
 
   return {"torch/sequential": sequential, "torch/vmap": vmapped}
-
-
-def bare_step_loop(net, tx, images, labels, steps, batch_size, augment_fn=None, seed=0):
-  """One model trained by the usual bare loop: one jitted step per pre-batched device array
-  (batch norm and augmentation handled as the project does). Returns a callable."""
-  variables = net.init(jax.random.key(seed), jnp.zeros((1, *images.shape[1:])), train=False)
-  params, stats = variables["params"], variables.get("batch_stats", {})
-  rng = np.random.default_rng(seed)
-  order = rng.integers(0, len(labels), (steps, batch_size))
-  xs = [jax.device_put(images[i]) for i in order]
-  ys = [jax.device_put(labels[i]) for i in order]
-
-  def loss_fn(p, s, x, y, key):
-    if augment_fn is not None:
-      x = augment_fn(key, x)
-    v = {"params": p, **({"batch_stats": s} if s else {})}
-    if s:
-      logits, updates = net.apply(v, x, train=True, mutable=["batch_stats"],
-                                  rngs={"dropout": key})
-      s = updates["batch_stats"]
-    else:
-      logits = net.apply(v, x, train=True, rngs={"dropout": key})
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-    return loss, s
-
-  @functools.partial(jax.jit, donate_argnums=(0,))
-  def step(carry, x, y, key):
-    p, s, o = carry
-    grads, s = jax.grad(loss_fn, has_aux=True)(p, s, x, y, key)
-    updates, o = tx.update(grads, o, p)
-    return optax.apply_updates(p, updates), s, o
-
-  keys = [jax.random.key(i) for i in range(steps)]
-
-  def run():
-    carry = jax.tree.map(jnp.copy, (params, stats, tx.init(params)))
-    for i in range(steps):
-      carry = step(carry, xs[i], ys[i], keys[i])
-    jax.block_until_ready(carry)
-
-  return run
 
 
 def torch_cnn_sequential(ds, members, steps, batch_size=128):
