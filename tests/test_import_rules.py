@@ -23,15 +23,6 @@ PACKAGES = ("sparsity", "quantization", "ensembles", "coded", "exemplars", "fair
 FORBIDDEN = ("flax", "tradeoffs.models", "tradeoffs.train", "tradeoffs.report",
              "tradeoffs.studies", "tradeoffs.workdir")
 
-# Files outside `ensembles` that broke the rule when it was written; other changes are
-# moving them onto the study layer (coded's and determinism's drivers to tradeoffs/studies,
-# file writing to the study's workdir). A fixed file shows as XPASS: drop it from here then.
-# Nothing from `ensembles` may be listed.
-KNOWN_VIOLATIONS = {
-    "tradeoffs/determinism/matrix.py",
-    "tradeoffs/determinism/analysis.py",
-    "tradeoffs/exemplars/audit.py",
-}
 
 def _module_name(path: pathlib.Path) -> str:
   parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -79,26 +70,10 @@ def violations(path: pathlib.Path) -> list[str]:
 FILES = sorted(p for pkg in PACKAGES for p in (ROOT / "tradeoffs" / pkg).rglob("*.py"))
 
 
-def _param(path: pathlib.Path):
-  rel = path.relative_to(ROOT).as_posix()
-  marks = []
-  if rel in KNOWN_VIOLATIONS:
-    found = "; ".join(v.split(": ", 1)[1] for v in violations(path)) or "none left"
-    marks = [pytest.mark.xfail(reason=f"known violation, being fixed elsewhere ({found})",
-                               strict=False)]
-  return pytest.param(path, id=rel, marks=marks)
-
-
-@pytest.mark.parametrize("path", [_param(p) for p in FILES])
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_technique_imports_no_models_training_or_reporting(path):
   found = violations(path)
   assert not found, "\n".join(found)
-
-
-def test_known_violations_are_outside_ensembles():
-  assert not [f for f in KNOWN_VIOLATIONS if f.startswith("tradeoffs/ensembles/")]
-  assert {p.relative_to(ROOT).as_posix() for p in FILES} >= {
-      f for f in KNOWN_VIOLATIONS if (ROOT / f).exists()}
 
 
 def test_the_scan_sees_every_form_of_import():

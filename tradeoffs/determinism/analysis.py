@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tradeoffs import workdir as workdir_lib
+from tradeoffs import files as files_lib
 from tradeoffs.determinism import hardware
 from tradeoffs.determinism import matrix
 from tradeoffs.determinism import metrics as metrics_lib
@@ -35,7 +35,7 @@ SENSITIVITY_METRICS = ("loss", "error")
 def seconds_per_step(workdir: str) -> float | None:
   """Median logged seconds per (population) step, the first (compiling) interval dropped."""
   values = []
-  for row in workdir_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl")):
+  for row in files_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl")):
     # Keys are prefixed with the run's name ('control/seconds_per_step') unless 'train'.
     found = [v for k, v in row.items() if k.split("/")[-1] == "seconds_per_step"
              and isinstance(v, (int, float))]

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from tradeoffs import workdir as workdir_lib
+from tradeoffs import files as files_lib
 from tradeoffs.determinism import settings as settings_lib
 
 PREDICTIONS_DIR = "predictions"
@@ -125,16 +125,16 @@ def _format_argv(command: Sequence[str], **values: Any) -> list[str]:
 
 def _claim_workdir(workdir: str, setting: settings_lib.Setting, repeat: int | None) -> bool:
   """Creates `workdir` for this cell; True when a finished run is already there."""
-  wanted = workdir_lib.to_jsonable({"setting": setting.to_dict(), "repeat": repeat})
+  wanted = files_lib.to_jsonable({"setting": setting.to_dict(), "repeat": repeat})
   path = os.path.join(workdir, SETTING_FILE)
   if os.path.exists(path):
-    found = workdir_lib.read_json(path)
+    found = files_lib.read_json(path)
     if found != wanted:
       raise ValueError(f"workdir={workdir} holds a run of a different setting ({found}); "
                        "use a new root or delete it")
   else:
     os.makedirs(workdir, exist_ok=True)
-    workdir_lib.write_json(path, wanted)
+    files_lib.write_json(path, wanted)
   return os.path.exists(os.path.join(workdir, DONE_FILE))
 
 
@@ -183,7 +183,7 @@ def run_matrix(settings: Sequence[settings_lib.Setting], repeats: int, root: str
         results.append(_run_subprocess(
             s, r, os.path.join(setting_dir, f"repeat_{r:03d}"), command, append_overrides,
             timeout_s, base_env, resume, on_error))
-    workdir_lib.append_jsonl(os.path.join(root, MATRIX_FILE),
+    files_lib.append_jsonl(os.path.join(root, MATRIX_FILE),
                              [res.to_dict() for res in results if res.setting == s.name])
   return results
 
@@ -196,7 +196,7 @@ def _run_in_process(setting, members, workdir, population_fn, resume) -> RunResu
   with settings_lib.implementation_context(setting):
     output = population_fn(setting, members, workdir)
   seconds = time.perf_counter() - start
-  workdir_lib.write_json(os.path.join(workdir, DONE_FILE), {"seconds": seconds})
+  files_lib.write_json(os.path.join(workdir, DONE_FILE), {"seconds": seconds})
   return RunResult(setting.name, None, members, workdir, "in_process", "ok", seconds,
                    output=output)
 
@@ -232,7 +232,7 @@ def _run_subprocess(setting, repeat, workdir, command, append_overrides, timeout
       raise RunFailedError(message)
     return RunResult(setting.name, repeat, 1, workdir, "subprocess", "failed", seconds,
                      returncode, message)
-  workdir_lib.write_json(os.path.join(workdir, DONE_FILE), {"seconds": seconds})
+  files_lib.write_json(os.path.join(workdir, DONE_FILE), {"seconds": seconds})
   return RunResult(setting.name, repeat, 1, workdir, "subprocess", "ok", seconds, returncode)
 
 
@@ -358,7 +358,7 @@ def step_times(workdir: str, skip_first: int = 1) -> np.ndarray:
   and warm-up) are dropped. Intervals that include an evaluation are kept, so compare
   settings with the same eval schedule; `metrics.determinism_cost` takes medians.
   """
-  rows = [r for r in workdir_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  rows = [r for r in files_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
           if "step" in r and "time" in r]
   rows = sorted({int(r["step"]): float(r["time"]) for r in rows}.items())
   intervals = [(t1 - t0) / (s1 - s0) for (s0, t0), (s1, t1) in zip(rows, rows[1:])]
@@ -383,11 +383,11 @@ def run_info(workdir: str) -> dict[str, Any]:
   """
   def read(name):
     path = os.path.join(workdir, name)
-    return workdir_lib.read_json(path) if os.path.exists(path) else {}
+    return files_lib.read_json(path) if os.path.exists(path) else {}
 
   config, env = read("config.json"), read("environment.json")
   section = lambda name: config.get(name) or {}
-  logged = [int(r["step"]) for r in workdir_lib.read_jsonl(os.path.join(workdir,
+  logged = [int(r["step"]) for r in files_lib.read_jsonl(os.path.join(workdir,
                                                                       "metrics.jsonl"))
             if isinstance(r.get("step"), (int, float))]
   return {

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tradeoffs import workdir as workdir_lib
+from tradeoffs import files as files_lib
 from tradeoffs.exemplars import cie as cie_lib
 from tradeoffs.exemplars import population
 
@@ -105,7 +105,7 @@ def audit_sheet(path_png: str, images, ids, dense_modal, comp_modal, labels, *,
   Returns:
     The number of images drawn (the file is written even when it is 0).
   """
-  if not workdir_lib.is_writer():
+  if not files_lib.is_writer():
     return len(_select(ids, dense_modal, comp_modal, is_cie, scores)[:int(max_images)])
   figure, drawn = audit_figure(images, ids, dense_modal, comp_modal, labels,
                                max_images=max_images, is_cie=is_cie, scores=scores,
@@ -130,8 +130,8 @@ def write_cie_list(path_json: str, ids, *, is_cie=None, scores=None, dense_modal
   ids = np.asarray(ids)
   examples = [{"id": ids[i].item(), **{k: v[i].item() for k, v in columns.items()}}
               for i in index]
-  if workdir_lib.is_writer():
-    workdir_lib.write_json(path_json, {"count": len(examples), "examples": examples,
+  if files_lib.is_writer():
+    files_lib.write_json(path_json, {"count": len(examples), "examples": examples,
                                        **metadata})
   return examples
 
