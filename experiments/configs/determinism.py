@@ -14,7 +14,8 @@ Settings (`--config.study.settings`): algorithmic `control`, `algo`, `init_only`
 population of `population.members`; `control_process` is control with one member per
 process (the reference of the process settings, so that they are not confounded with
 population vs single-member programs); implementation settings `devices_<N>`, `fast_math`,
-`opt_level_<N>`, `precision_<P>`, `prng_<impl>`, `gpu_default`, `gpu_deterministic`, `tpu`
+`opt_level_<N>`, `precision_<P>`, `prng_<impl>`, `plan_<plan>` (the trainer's execution
+plan, e.g. `plan_step_loop`: members looped, not vmapped), `gpu_default`, `gpu_deterministic`, `tpu`
 and custom `<name>=--xla_<flag>=<value>` vary no seed and run `study.impl_repeats`
 processes each when they change something fixed at JAX start-up (a missing backend is
 recorded as skipped). `study.impl_seeds`: 'fixed' (every run of an implementation setting
@@ -23,9 +24,9 @@ in every setting: independent samples, as the ξ comparison needs). With
 `study.mitigation.weight > 0` every implementation setting runs again with the
 boundary-alignment penalty, and ξ with and without it is compared over runs.
 
-Default: 9 settings, populations of 4, 3 processes per process setting, seeds per run,
-mitigation on (6 more settings), 500 steps: 15 variants, 30 processes. Measured: 718 s
-wall, 368 s CPU, on 2 CPU cores shared with other jobs (load average ~6). Result then:
+Default: 10 settings, populations of 4, 3 processes per process setting, seeds per run,
+mitigation on (7 more settings), 500 steps: 17 variants, 30 processes. Measured before
+`plan_step_loop` was added (two more in-process populations of 4): 718 s wall, 368 s CPU, on 2 CPU cores shared with other jobs (load average ~6). Result then:
 top-1 97.6-97.9% without the penalty; on XLA:CPU the device count, fast math and the
 optimization level change the bits (L2 against control_process 0.04-0.11, weights never
 identical) but almost no label (churn 0-0.09%); seed noise gives top-1 std 0.1-0.5 pt and
@@ -76,7 +77,7 @@ def get_config(arg=None):
   c.study = ml_collections.ConfigDict(dict(
       settings=(("control", "devices_2") if smoke else
                 ("control", "init_only", "data_order_only", "algo", "control_process",
-                 "devices_2", "devices_4", "fast_math", "opt_level_0")),
+                 "devices_2", "devices_4", "fast_math", "opt_level_0", "plan_step_loop")),
       impl_repeats=2 if smoke else 3,     # Processes per process setting.
       impl_seeds="fixed" if smoke else "per_run",
       isolate=False,                      # True: every setting in its own processes.

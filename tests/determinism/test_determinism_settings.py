@@ -146,6 +146,12 @@ def test_parse_setting_forms():
       "--xla_backend_optimization_level=0")
   assert st.parse_setting("precision_highest", CURRENT, SEEDS).matmul_precision == "highest"
   assert st.parse_setting("prng_rbg", CURRENT, SEEDS).prng_impl == "rbg"
+  looped = st.parse_setting("plan_step_loop", CURRENT, SEEDS)
+  assert looped.plan == "step_loop" and looped.vary == () and st.is_implementation(looped)
+  assert not st.needs_subprocess(looped, CURRENT)  # a trainer argument, not a start-up switch
+  assert st.config_overrides(looped, repeat=1)[-1] == "--config.train.plan=step_loop"
+  assert not any("plan" in o for o in st.config_overrides(st.parse_setting("fast_math",
+                                                                           CURRENT, SEEDS)))
   assert st.parse_setting("algo", CURRENT, SEEDS).vary == ("init", "data", "augment",
                                                            "dropout")
   assert st.parse_setting("data_order_only", CURRENT, SEEDS).vary == ("data",)

@@ -215,11 +215,21 @@ def test_data_order_changes_results_while_init_stays_equal_and_compare_mode(work
     (["control", "control"], "duplicate names"),
     (["augment_only"], "augment_only.*turns augmentation off"),
     (["devices_3"], r"batch"),
+    (["control", "plan_bogus"], r"'plan_bogus': unknown execution plan; valid: \['plan_scan_vmap'"),
 ])
 def test_bad_settings_fail_before_anything_runs(workdir, settings, match):
   with pytest.raises(errors.ConfigError, match=match):
     runner.run(study, _config(settings), workdir)
   assert not os.path.exists(workdir)
+
+
+def test_an_execution_plan_is_an_in_process_implementation_setting():
+  variants = {v.name: v for v in study.plan(_config(["control", "plan_step_loop"]))}
+  looped = variants["plan_step_loop"]
+  assert looped.knobs["mode"] == "in_process" and looped.knobs["implementation"]
+  assert looped.source == "control"
+  assert looped.train_config.train.plan == "step_loop"
+  assert variants["control"].train_config.train.plan == _config([]).train.plan
 
 
 def test_unknown_xla_flag_is_named_before_any_subprocess(workdir):

@@ -70,6 +70,9 @@ class Setting:
     matmul_precision: `jax_default_matmul_precision`.
     prng_impl: `jax_default_prng_impl`.
     threefry_partitionable: `jax_threefry_partitionable` (default True since JAX 0.5).
+    plan: the trainer's execution plan (`--config.train.plan`: e.g. 'scan_vmap',
+      'step_loop'), or '' for the training config's own. Vmapped and per-member arithmetic
+      differ in the last bits, so the plan is one more implementation noise source.
   """
 
   name: str
@@ -84,6 +87,7 @@ class Setting:
   matmul_precision: str = "default"
   prng_impl: str = "threefry2x32"
   threefry_partitionable: bool = True
+  plan: str = ""
 
   def __post_init__(self):
     # Normalise lists/strings to tuples so settings hash and compare by value.
@@ -105,7 +109,7 @@ class Setting:
     return {"backend": self.backend, "device_count": self.device_count,
             "xla_flags": tuple(sorted(self.xla_flags)),
             "matmul_precision": self.matmul_precision, "prng_impl": self.prng_impl,
-            "threefry_partitionable": self.threefry_partitionable}
+            "threefry_partitionable": self.threefry_partitionable, "plan": self.plan}
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -142,6 +146,9 @@ def _validate_setting(s: Setting) -> None:
   if not isinstance(s.threefry_partitionable, bool):
     raise ValueError(f"Setting {s.name!r}: threefry_partitionable="
                      f"{s.threefry_partitionable!r}; need a bool")
+  if not isinstance(s.plan, str) or not re.fullmatch(r"[a-z_]*", s.plan):
+    raise ValueError(f"Setting {s.name!r}: plan={s.plan!r}; need '' (the config's) or an "
+                     "execution plan name such as 'step_loop'")
 
 
 # Preset name -> (sources that vary, use deterministic kernels).
@@ -196,8 +203,9 @@ def config_overrides(setting: Setting, repeat: int = 0, members: int = 1) -> lis
     raise ValueError(f"members={members!r}; need an int >= 1")
   seeds = seeds_for_repeat(setting, repeat)
   vary = ",".join(setting.vary)
+  plan = [f"--config.train.plan={setting.plan}"] if setting.plan else []
   return ([f"--config.seeds.{source}={seed}" for source, seed in seeds.items()]
-          + [f"--config.seeds.vary={vary}", f"--config.population.members={members}"])
+          + [f"--config.seeds.vary={vary}", f"--config.population.members={members}"] + plan)
 
 
 def _check_repeat(repeat: Any) -> None:
@@ -370,7 +378,7 @@ BACKEND_SETTINGS = {
     "tpu": ("control", "tpu"),
 }
 SETTING_FORMS = (sorted(ALGORITHMIC) + sorted(PROCESS_SETTINGS) + sorted(BACKEND_SETTINGS) + [
-    "devices_<N>", "fast_math", "opt_level_<N>", "precision_<P>", "prng_<impl>",
+    "devices_<N>", "fast_math", "opt_level_<N>", "precision_<P>", "prng_<impl>", "plan_<plan>",
     "<name>=--xla_<flag>=<value>[ --xla_<flag>=<value> ...]"])
 
 
@@ -414,6 +422,8 @@ def parse_setting(spec: str, current: Setting, seeds: Mapping[str, int]) -> Sett
     return dataclasses.replace(base, matmul_precision=m.group(1))
   if m := re.fullmatch(r"prng_(\w+)", spec):
     return dataclasses.replace(base, prng_impl=m.group(1))
+  if m := re.fullmatch(r"plan_([a-z_]+)", spec):
+    return dataclasses.replace(base, plan=m.group(1))
   raise ValueError(f"settings entry {spec!r} is unknown; valid forms: {SETTING_FORMS}")
 
 

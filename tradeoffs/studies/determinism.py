@@ -34,6 +34,9 @@ Formulations chosen:
     Holm-corrected with the claim on mean Δ; no claim when a sample's runs are copies.
   * per-class std (ddof 0, as NeuralNetworkRandomness) over top-1 std against the same
     ratio with the test examples' class labels permuted (`metrics.per_class_std_null`).
+  * execution plan (`plan_<name>`, e.g. `plan_step_loop`): the same population trained
+    under another `tradeoffs.train.plan` (members looped instead of vmapped, steps one per
+    dispatch instead of scanned) — an implementation setting like the others.
   * cost of determinism: step time of `gpu_deterministic` over `gpu_default`.
 """
 
@@ -66,6 +69,7 @@ from tradeoffs.studies import base
 from tradeoffs.train import distributed
 from tradeoffs.train import experiment
 from tradeoffs.train import extensions
+from tradeoffs.train import plan as plan_lib
 from tradeoffs.train import predictions as predictions_lib
 
 NAME = "determinism"
@@ -87,6 +91,8 @@ def setting_config(train: Any, setting: settings_lib.Setting, members: int,
       c.seeds[source] = seed
     c.seeds.vary = ",".join(setting.vary)
     c.population.members = members
+    if setting.plan:
+      c.train.plan = setting.plan
     if mitigation is not None:
       c.mitigation = ml_collections.ConfigDict(dict(mitigation))
   return c
@@ -163,6 +169,9 @@ def plan(config: Any) -> list[base.Variant]:
   parsed = settings_lib.study_settings(s.settings, settings_lib.base_seeds(train.seeds),
                                        current, tuple(train.augment.get("names", ()) or ()))
   for setting in parsed:  # Each setting's device count must divide the batch.
+    if setting.plan and setting.plan not in plan_lib.PLANS:
+      raise ValueError(f"--config.study.settings entry 'plan_{setting.plan}': unknown "
+                       f"execution plan; valid: {['plan_' + p for p in plan_lib.PLANS]}")
     if setting.backend == "cpu":
       experiment.validate(setting_config(train, setting, 1), device_count=setting.device_count)
     if setting.xla_flags and settings_lib.needs_subprocess(setting, current):
