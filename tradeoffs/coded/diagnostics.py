@@ -23,6 +23,11 @@ def block_rip_spectrum(s: Array, num_workers: int, k: int, key: Array,
   S's rows are split into m consecutive blocks (zero-padded as `split_blocks` does);
   beta = rows/n and eta = k/m. Returns the per-set min and max eigenvalue and
   epsilon = max |lambda - 1|, the block-RIP constant over the sampled sets.
+
+  >>> import jax, jax.numpy as jnp
+  >>> spectrum = block_rip_spectrum(jnp.eye(4), num_workers=2, k=2, key=jax.random.key(0))
+  >>> float(spectrum["epsilon"])       # all blocks received: S^T S = I, no distortion
+  0.0
   """
   rows, n = s.shape
   per_worker = -(-rows // num_workers)
@@ -42,29 +47,57 @@ def block_rip_spectrum(s: Array, num_workers: int, k: int, key: Array,
 
 
 def coherence(s: Array) -> Array:
-  """Max |<s_i, s_j>| / (|s_i||s_j|) over distinct rows of S."""
+  """Max |<s_i, s_j>| / (|s_i||s_j|) over distinct rows of S.
+
+  >>> import jax.numpy as jnp
+  >>> float(coherence(jnp.eye(3)))                  # orthogonal columns
+  0.0
+  >>> round(float(coherence(jnp.array([[1.0, 1.0], [0.0, 1.0]]))), 4)
+  0.7071
+  """
   unit = s / jnp.linalg.norm(s, axis=1, keepdims=True)
   gram = jnp.abs(unit @ unit.T)
   return jnp.max(gram - jnp.eye(s.shape[0]) * gram)
 
 
 def welch_bound(num_vectors: int, dim: int) -> float:
-  """Lowest possible coherence of num_vectors unit vectors in R^dim."""
+  """Lowest possible coherence of num_vectors unit vectors in R^dim.
+
+  >>> round(welch_bound(num_vectors=4, dim=2), 4)   # sqrt((4 - 2) / (2 * (4 - 1)))
+  0.5774
+  """
   return float(np.sqrt((num_vectors - dim) / (dim * (num_vectors - 1))))
 
 
 def relative_suboptimality(suboptimality: np.ndarray, optimum_value: float) -> np.ndarray:
+  """f(w_t) - f* over |f*| (elementwise, any shape; f* = 0 counts as 1e-30).
+
+  >>> import numpy as np
+  >>> relative_suboptimality(np.array([2.0, 1.5]), optimum_value=1.0).tolist()
+  [2.0, 1.5]
+  """
   return np.asarray(suboptimality) / max(abs(optimum_value), 1e-30)
 
 
 def time_to_epsilon(times: np.ndarray, suboptimality: np.ndarray, epsilon: float) -> float:
-  """First time the suboptimality is <= epsilon (inf when never)."""
+  """First time the suboptimality is <= epsilon (inf when never).
+
+  >>> import numpy as np
+  >>> times, gap = np.arange(1.0, 7.0), np.array([1.0, 0.5, 0.05, 0.2, 0.01, 0.01])
+  >>> time_to_epsilon(times, gap, 0.1)     # first time below
+  3.0
+  """
   hit = np.flatnonzero(np.asarray(suboptimality) <= epsilon)
   return float(np.asarray(times)[hit[0]]) if hit.size else float("inf")
 
 
 def error_floor(suboptimality: np.ndarray, tail_fraction: float = 0.25) -> float:
-  """Mean suboptimality over the last `tail_fraction` of iterations (the plateau)."""
+  """Mean suboptimality over the last `tail_fraction` of iterations (the plateau).
+
+  >>> import numpy as np
+  >>> error_floor(np.array([4.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0]), tail_fraction=0.5)
+  1.0
+  """
   values = np.asarray(suboptimality)
   tail = max(1, int(round(len(values) * tail_fraction)))
   return float(np.mean(values[-tail:]))
@@ -72,7 +105,13 @@ def error_floor(suboptimality: np.ndarray, tail_fraction: float = 0.25) -> float
 
 def settling_index(suboptimality: np.ndarray, epsilon: float) -> int | None:
   """The first iteration i with suboptimality <= epsilon at i and at every later
-  iteration; None when the last iterate is above epsilon."""
+  iteration; None when the last iterate is above epsilon.
+
+  >>> import numpy as np
+  >>> gap = np.array([1.0, 0.5, 0.05, 0.2, 0.01, 0.01])
+  >>> settling_index(gap, 0.1)        # index 2 dips below but index 3 rises again
+  4
+  """
   above = np.flatnonzero(~(np.asarray(suboptimality) <= epsilon))  # NaN counts as above.
   if not above.size:
     return 0
@@ -82,7 +121,13 @@ def settling_index(suboptimality: np.ndarray, epsilon: float) -> int | None:
 
 def time_to_stay_below(times: np.ndarray, suboptimality: np.ndarray, epsilon: float) -> float:
   """The time after which the suboptimality stays <= epsilon (inf when it does not by
-  the end of the run)."""
+  the end of the run).
+
+  >>> import numpy as np
+  >>> times, gap = np.arange(1.0, 7.0), np.array([1.0, 0.5, 0.05, 0.2, 0.01, 0.01])
+  >>> time_to_stay_below(times, gap, 0.1)  # below for good from here on
+  5.0
+  """
   index = settling_index(suboptimality, epsilon)
   return float("inf") if index is None else float(np.asarray(times)[index])
 
@@ -91,7 +136,14 @@ def block_rip_epsilon(kind: str, n: int, beta: float, num_workers: int, k: int, 
                       num_sets: int = 16) -> float:
   """The block-RIP constant of an n-column encoding (`encoding.kind`, redundancy beta)
   over `num_sets` random sets of k of num_workers blocks (`block_rip_spectrum`); Paley
-  takes the smallest size >= n it exists for."""
+  takes the smallest size >= n it exists for.
+
+  >>> import jax
+  >>> eps = block_rip_epsilon("gaussian", n=8, beta=2.0, num_workers=4, k=3,
+  ...                         key=jax.random.key(0))
+  >>> 0.0 < eps < 2.0
+  True
+  """
   if kind == "paley":
     n = encoding_lib.paley_size_at_least(n)
   s = encoding_lib.encoding_matrix(kind, n, beta, key)
