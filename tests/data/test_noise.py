@@ -115,6 +115,18 @@ def test_atypical_set_thins_the_subgroup_to_the_fraction():
     noise.atypical_set(split, fraction=0.05, seed=0, group="rotated")
 
 
+def test_two_long_tails_are_disjoint_and_exact():
+  split = _split()
+  out, noisy, atypical = noise.two_long_tails(split, noise_rate=0.25, atypical_fraction=0.05,
+                                              seed=1)
+  assert atypical.size == 8 and noisy.size == 40  # round(0.25 · 160 typical examples).
+  assert not set(noisy) & set(atypical)
+  by_id = dict(zip(split.ids.tolist(), split.labels.tolist()))
+  wrong = [int(i) for i, y in zip(out.ids, out.labels) if by_id[int(i)] != y]
+  assert wrong == noisy.tolist()
+  np.testing.assert_array_equal(noise.atypical_set(split, fraction=0.05, seed=1)[1], atypical)
+
+
 def test_changed_ids_round_trip(tmp_path):
   folder = str(tmp_path / "variant")
   noise.write_changed_ids(folder, {"noisy": np.array([3, 1]), "atypical": []}, rate=0.2)

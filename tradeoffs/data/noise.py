@@ -32,6 +32,7 @@ Formulations chosen:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Mapping
@@ -186,6 +187,26 @@ def atypical_set(split: sources.ArraySplit, *, fraction: float, seed: int,
   index = np.sort(np.concatenate([typical, kept]))
   thinned = split.take(index)
   return thinned, np.sort(split.ids[kept]).astype(np.int64)
+
+
+def two_long_tails(split: sources.ArraySplit, *, noise_rate: float, atypical_fraction: float,
+                   seed: int, kind: str = "uniform", group: str = "subgroup"
+                   ) -> tuple[sources.ArraySplit, np.ndarray, np.ndarray]:
+  """(split, noisy ids, atypical ids): both long tails of D'souza et al. (2021) in one set.
+
+  The atypical group is thinned to `atypical_fraction` of the result (`atypical_set`); then
+  exactly round(noise_rate · n_typical) labels of the TYPICAL examples are made wrong
+  (`label_noise`), so no example is both noisy and atypical. Ids are sorted `split.ids`.
+  """
+  thinned, atypical_ids = atypical_set(split, fraction=atypical_fraction, seed=seed,
+                                       group=group)
+  typical = np.flatnonzero(~np.isin(thinned.ids, atypical_ids))
+  noisy_labels, changed = label_noise(thinned.labels[typical], num_classes=split.num_classes,
+                                      rate=noise_rate, seed=seed, kind=kind)
+  labels = thinned.labels.copy()
+  labels[typical] = noisy_labels
+  noisy_ids = np.sort(thinned.ids[typical[changed]]).astype(np.int64)
+  return dataclasses.replace(thinned, labels=labels), noisy_ids, atypical_ids
 
 
 def write_changed_ids(folder: str, changed: Mapping[str, np.ndarray], *,

@@ -24,7 +24,9 @@ Which examples an epoch augments (`selection`; per member, from that member's ow
   lowest_p_true   the k examples with the lowest true-class probability at the end of the
                   previous epoch (D'souza et al. 2021, "A tale of two long tails": the
                   bottom 20% by softmax probability of the label are augmented next epoch).
-Epochs before `start_epoch` augment nothing (the paper starts at epoch 4).
+Epochs before `start_epoch` augment nothing (the paper starts at epoch 4). The selection is
+a traced input of the compiled epoch, so populations that differ only in it (a study's
+variants, given the same `step_config` object) share one compilation.
 
 The step itself is the trainer's (`population.update_step`: loss, extensions, optimizer);
 batches are `population.member_batch`'s (a function of each member's data key and step);
@@ -118,25 +120,24 @@ class Dynamics:
     return self.per_member(summaries.forgetting_score, "correct")
 
 
-def _select(p_true: jax.Array, keys: jax.Array, epoch: jax.Array, selection: str,
+def _select(p_true: jax.Array, keys: jax.Array, epoch: jax.Array, selection: jax.Array,
             count: int, start_epoch: int) -> jax.Array:
-  """The augmentation mask [M, N] of epoch `epoch` from the scores at its start."""
+  """The augmentation mask [M, N] of epoch `epoch` from the scores at its start.
+
+  `selection` is traced (an index into SELECTIONS), so one compiled program serves every
+  selection: the variants of a study share their compilation.
+  """
   members, n = p_true.shape
-  if selection == "none":
-    return jnp.zeros((members, n), bool)
-  if selection == "all":
-    mask = jnp.ones((members, n), bool)
-  else:
-    if selection == "random":
-      def draw(key):
-        key = jax.random.fold_in(jax.random.fold_in(seeds_lib.wrap(key), _SELECTION_SALT),
-                                 epoch)
-        return jax.random.uniform(key, (n,))
-      order_by = jax.vmap(draw)(keys)
-    else:  # lowest_p_true; ties broken by position (stable sort).
-      order_by = p_true
-    chosen = jnp.argsort(order_by, axis=1, stable=True)[:, :count]
-    mask = jnp.zeros((members, n), bool).at[jnp.arange(members)[:, None], chosen].set(True)
+
+  def draw(key):
+    key = jax.random.fold_in(jax.random.fold_in(seeds_lib.wrap(key), _SELECTION_SALT), epoch)
+    return jax.random.uniform(key, (n,))
+
+  order_by = jnp.where(selection == SELECTIONS.index("random"), jax.vmap(draw)(keys), p_true)
+  chosen = jnp.argsort(order_by, axis=1, stable=True)[:, :count]  # Ties: by position.
+  lowest = jnp.zeros((members, n), bool).at[jnp.arange(members)[:, None], chosen].set(True)
+  mask = jnp.where(selection == SELECTIONS.index("all"), True,
+                   jnp.where(selection == SELECTIONS.index("none"), False, lowest))
   return mask & (epoch >= start_epoch)
 
 
@@ -167,8 +168,8 @@ def _train_measures(state: population.TrainState, data: population.DeviceData,
 
 
 @functools.lru_cache(maxsize=32)
-def _epoch_program(step_config: population.StepConfig, mesh: Mesh, steps: int,
-                   selection: str, count: int, start_epoch: int, eval_batch: int):
+def _epoch_program(step_config: population.StepConfig, mesh: Mesh, steps: int, count: int,
+                   start_epoch: int, eval_batch: int):
   augment_fn = step_config.augment_fn
   plain = dataclasses.replace(step_config, augment_fn=None)  # Augmentation is applied here.
   batch_size = int(step_config.batch_size)
@@ -188,7 +189,7 @@ def _epoch_program(step_config: population.StepConfig, mesh: Mesh, steps: int,
                                             groups=groups, extras=extras)
     return (state, mask, data), metrics
 
-  def run(state, data, mask, epoch):
+  def run(state, data, mask, epoch, selection):
     (state, _, _), metrics = jax.lax.scan(one_step, (state, mask, data), None, length=steps)
     row = _train_measures(state, data, eval_batch)
     next_mask = _select(row["p_true"], state.rngs["augment"], epoch + 1, selection, count,
@@ -203,9 +204,9 @@ def _epoch_program(step_config: population.StepConfig, mesh: Mesh, steps: int,
 
 
 @functools.lru_cache(maxsize=32)
-def _first_mask_program(selection: str, count: int, start_epoch: int, n: int):
-  return jax.jit(lambda keys: _select(jnp.zeros((keys.shape[0], n)), keys, jnp.int32(0),
-                                      selection, count, start_epoch))
+def _first_mask_program(count: int, start_epoch: int, n: int):
+  return jax.jit(lambda keys, selection: _select(jnp.zeros((keys.shape[0], n)), keys,
+                                                 jnp.int32(0), selection, count, start_epoch))
 
 
 def check_schedule(*, epochs: int, selection: str, fraction: float, start_epoch: int) -> None:
@@ -238,12 +239,12 @@ def train(state: population.TrainState, split: Any, step_config: population.Step
   steps = batching.steps_per_epoch(n, int(step_config.batch_size))
   count = selection_count(fraction, n)
   data = population.to_device(split, mesh, extras)
-  program = _epoch_program(step_config, mesh, steps, selection, count, int(start_epoch),
-                           int(eval_batch))
-  mask = _first_mask_program(selection, count, int(start_epoch), n)(state.rngs["augment"])
+  program = _epoch_program(step_config, mesh, steps, count, int(start_epoch), int(eval_batch))
+  code = jnp.int32(SELECTIONS.index(selection))
+  mask = _first_mask_program(count, int(start_epoch), n)(state.rngs["augment"], code)
   rows, metrics = [], {}
   for epoch in range(int(epochs)):  # One dispatch per epoch; rows stay on device.
-    state, row, mask, metrics = program(state, data, mask, jnp.int32(epoch))
+    state, row, mask, metrics = program(state, data, mask, jnp.int32(epoch), code)
     rows.append(row)
   host = distributed.to_host(rows)
   stacked = {k: np.stack([np.asarray(r[k]) for r in host], axis=1) for k in host[0]}
