@@ -109,7 +109,7 @@ def test_targeted_augmentation_goes_to_the_low_confidence_tails(smoke_run):
 def test_sections_have_holm_families_and_a_finding(smoke_run):
   records = records_lib.read_records(smoke_run)
   claims = study.retrieval_claims(records)
-  assert len(claims) == 8
+  assert len(claims) == 10 and [c.test for c in claims] == ["paired"] * 8 + ["welch"] * 2
   assert [c.p_holm for c in claims] == pytest.approx(stats.holm([c.p for c in claims]))
   accuracy = study.accuracy_claims(records)
   assert len(accuracy) == 10 and all(c.test == "welch" for c in accuracy)
