@@ -31,10 +31,15 @@ def _split():
                              num_classes=4)
 
 
+# One model, optimizer and augmenting step config for the module: populations that share
+# them (and differ only in the selection) share one compilation of the epoch program.
+MODEL = models.get("mlp", num_classes=4, hidden=(16,))
+TX = optax.sgd(0.1)
+ERASE = population.StepConfig(BATCH, augment_fn=data_lib.make_augment(["erase"], size=3))
+
+
 def _state(mesh):
-  model = models.get("mlp", num_classes=4, hidden=(16,))
-  return population.create_population(model, optax.sgd(0.1), (8, 8, 1), MEMBERS,
-                                      seeds_lib.Seeds(), mesh)
+  return population.create_population(MODEL, TX, (8, 8, 1), MEMBERS, seeds_lib.Seeds(), mesh)
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +100,7 @@ def test_selection_picks_exactly_k_from_the_start_epoch(one_device, selection):
   mesh = one_device
   fraction, start = 0.25, 2
   k = round(fraction * N)
-  config = population.StepConfig(BATCH, augment_fn=data_lib.make_augment(["erase"], size=3))
-  _, dyn, _ = dynamics.train(_state(mesh), _split(), config, mesh, epochs=5,
+  _, dyn, _ = dynamics.train(_state(mesh), _split(), ERASE, mesh, epochs=5,
                              selection=selection, fraction=fraction, start_epoch=start)
   counts = dyn.augmented.sum(axis=2)  # [M, E]
   np.testing.assert_array_equal(counts, [[0, 0, k, k, k]] * MEMBERS)
