@@ -482,8 +482,8 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
                    "examples classified as their assigned label after the last epoch (for "
                    "noisy ones: memorised wrong labels); the augmented share says where the "
                    "augmentation went. Train s: the first variant's time includes the one "
-                   f"compilation every variant shares. {len(accuracy)} claims, Welch t over members, "
-                   "Holm-corrected together."),
+                   f"compilation every variant shares. {len(accuracy)} claims, Welch t over "
+                   "members, Holm-corrected together."),
              accuracy_table(records)]
   if accuracy:
     blocks += [verdict_lib.table(accuracy)] + [("p", verdict_lib.sentence(c))
