@@ -110,6 +110,11 @@ def test_selection_picks_exactly_k_from_the_start_epoch(one_device, selection):
       if selection == "lowest_p_true":  # The k lowest scores at the end of epoch e - 1.
         previous = dyn.p_true[m, e - 1].astype(np.float32)
         assert previous[chosen].max() <= previous[~chosen].min()
+  if selection == "lowest_p_true":  # The paper's code: everything augmented before start.
+    _, warm, _ = dynamics.train(_state(mesh), _split(), ERASE, mesh, epochs=3,
+                                selection=selection, fraction=fraction, start_epoch=start,
+                                augment_before_start=True)
+    np.testing.assert_array_equal(warm.augmented.sum(axis=2), [[N, N, k]] * MEMBERS)
   if selection == "random":  # Fresh draws each epoch and per member.
     assert not np.array_equal(dyn.augmented[0, 2], dyn.augmented[0, 3])
     assert not np.array_equal(dyn.augmented[0, 2], dyn.augmented[1, 2])

@@ -24,7 +24,10 @@ Which examples an epoch augments (`selection`; per member, from that member's ow
   lowest_p_true   the k examples with the lowest true-class probability at the end of the
                   previous epoch (D'souza et al. 2021, "A tale of two long tails": the
                   bottom 20% by softmax probability of the label are augmented next epoch).
-Epochs before `start_epoch` augment nothing (the paper starts at epoch 4). The selection is
+Epochs before `start_epoch` augment nothing, or, with `augment_before_start=True`, every
+example (except under `none`) — what the paper's code does (`dsouzadaniel/long_tail`,
+train_c10.py: all examples are augmented until the bottom 20% are first chosen at the end of
+epoch 4; its scores are the training batches' own softmax outputs). The selection is
 a traced input of the compiled epoch, so populations that differ only in it (a study's
 variants, given the same `step_config` object) share one compilation.
 
@@ -121,7 +124,7 @@ class Dynamics:
 
 
 def _select(p_true: jax.Array, keys: jax.Array, epoch: jax.Array, selection: jax.Array,
-            count: int, start_epoch: int) -> jax.Array:
+            count: int, start_epoch: int, augment_before_start: bool = False) -> jax.Array:
   """The augmentation mask [M, N] of epoch `epoch` from the scores at its start.
 
   `selection` is traced (an index into SELECTIONS), so one compiled program serves every
@@ -138,7 +141,8 @@ def _select(p_true: jax.Array, keys: jax.Array, epoch: jax.Array, selection: jax
   lowest = jnp.zeros((members, n), bool).at[jnp.arange(members)[:, None], chosen].set(True)
   mask = jnp.where(selection == SELECTIONS.index("all"), True,
                    jnp.where(selection == SELECTIONS.index("none"), False, lowest))
-  return mask & (epoch >= start_epoch)
+  before = jnp.logical_and(augment_before_start, selection != SELECTIONS.index("none"))
+  return jnp.where(epoch >= start_epoch, mask, before)
 
 
 def _member_batch_and_mask(rngs, step, data, mask, batch_size):
@@ -169,7 +173,7 @@ def _train_measures(state: population.TrainState, data: population.DeviceData,
 
 @functools.lru_cache(maxsize=32)
 def _epoch_program(step_config: population.StepConfig, mesh: Mesh, steps: int, count: int,
-                   start_epoch: int, eval_batch: int):
+                   start_epoch: int, eval_batch: int, augment_before_start: bool):
   augment_fn = step_config.augment_fn
   plain = dataclasses.replace(step_config, augment_fn=None)  # Augmentation is applied here.
   batch_size = int(step_config.batch_size)
@@ -193,7 +197,7 @@ def _epoch_program(step_config: population.StepConfig, mesh: Mesh, steps: int, c
     (state, _, _), metrics = jax.lax.scan(one_step, (state, mask, data), None, length=steps)
     row = _train_measures(state, data, eval_batch)
     next_mask = _select(row["p_true"], state.rngs["augment"], epoch + 1, selection, count,
-                        start_epoch)
+                        start_epoch, augment_before_start)
     row = {k: v if v.dtype == jnp.bool_ else v.astype(jnp.float16) for k, v in row.items()}
     row["augmented"] = mask
     replicated = mesh_lib.replicated(mesh)
@@ -204,9 +208,10 @@ def _epoch_program(step_config: population.StepConfig, mesh: Mesh, steps: int, c
 
 
 @functools.lru_cache(maxsize=32)
-def _first_mask_program(count: int, start_epoch: int, n: int):
+def _first_mask_program(count: int, start_epoch: int, n: int, augment_before_start: bool):
   return jax.jit(lambda keys, selection: _select(jnp.zeros((keys.shape[0], n)), keys,
-                                                 jnp.int32(0), selection, count, start_epoch))
+                                                 jnp.int32(0), selection, count, start_epoch,
+                                                 augment_before_start))
 
 
 def check_schedule(*, epochs: int, selection: str, fraction: float, start_epoch: int) -> None:
@@ -224,7 +229,7 @@ def check_schedule(*, epochs: int, selection: str, fraction: float, start_epoch:
 
 def train(state: population.TrainState, split: Any, step_config: population.StepConfig,
           mesh: Mesh, *, epochs: int, selection: str = "none", fraction: float = 1.0,
-          start_epoch: int = 0, eval_batch: int = 512,
+          start_epoch: int = 0, augment_before_start: bool = False, eval_batch: int = 512,
           extras: dict[str, Any] | None = None
           ) -> tuple[population.TrainState, Dynamics, dict[str, np.ndarray]]:
   """Trains a fresh population for `epochs` epochs of N // batch steps; see the module doc.
@@ -239,9 +244,11 @@ def train(state: population.TrainState, split: Any, step_config: population.Step
   steps = batching.steps_per_epoch(n, int(step_config.batch_size))
   count = selection_count(fraction, n)
   data = population.to_device(split, mesh, extras)
-  program = _epoch_program(step_config, mesh, steps, count, int(start_epoch), int(eval_batch))
+  program = _epoch_program(step_config, mesh, steps, count, int(start_epoch), int(eval_batch),
+                           bool(augment_before_start))
   code = jnp.int32(SELECTIONS.index(selection))
-  mask = _first_mask_program(count, int(start_epoch), n)(state.rngs["augment"], code)
+  mask = _first_mask_program(count, int(start_epoch), n, bool(augment_before_start))(
+      state.rngs["augment"], code)
   rows, metrics = [], {}
   for epoch in range(int(epochs)):  # One dispatch per epoch; rows stay on device.
     state, row, mask, metrics = program(state, data, mask, jnp.int32(epoch), code)
