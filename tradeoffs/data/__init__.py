@@ -16,6 +16,10 @@ from tradeoffs.data import long_tail  # Registers digits_long_tail, digits_heldo
 from tradeoffs.data.long_tail import exponential_counts
 from tradeoffs.data.long_tail import load_validation
 from tradeoffs.data.long_tail import subsample
+from tradeoffs.data import noise
+from tradeoffs.data.noise import atypical_set
+from tradeoffs.data.noise import corrupt_inputs
+from tradeoffs.data.noise import label_noise
 from tradeoffs.data.sources import ArraySplit
 from tradeoffs.data.sources import DATASETS
 from tradeoffs.data.sources import Dataset
