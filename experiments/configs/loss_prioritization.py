@@ -15,7 +15,7 @@ Measured runtime (fresh process, compilation included), under heavy load (2 core
 load average 10-24): default 14 min 33 s wall (15 variants, 40-70 s each); `:smoke` (2
 members, one hidden layer of 32, 20 steps at batch 64, noise 40%, uniform and Selective
 Backprop β = 1) 83 s wall / 18 s user CPU at load ~20. Neither was measured on idle
-cores; the smoke's CPU time suggests it is over the 15 s budget there too.
+cores; 18 s of CPU puts the smoke near, possibly over, the 15 s budget when idle.
 
 Result of the default (clean test top-1, mean [95% t interval] over 4 members; Welch t
 against uniform selection at the same noise rate, one Holm family of 12):
