@@ -28,6 +28,7 @@ STUDIES = {
     "dp_tradeoff": "tradeoffs.studies.dp_tradeoff",
     "exposure_notification": "tradeoffs.studies.exposure_notification",
     "frontier": "tradeoffs.studies.frontier",
+    "loss_prioritization": "tradeoffs.studies.loss_prioritization",
     "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
     "targeted_augmentation": "tradeoffs.studies.targeted_augmentation",

@@ -21,6 +21,9 @@ Techniques and their one definition each:
   quantized                post-training symmetric fake quantization of the source's
                            members (int`bits`, per channel or per tensor); weight bytes =
                            packed codes + float32 scales + other leaves at their dtype.
+  loss_prioritized         label-noised training set, each batch forward-passed and k of
+                           it backpropagated, chosen by Selective Backprop, loss-
+                           proportional or uniform sampling (or 'full': all of it).
   divided                  R ensembles of S members (`train_config.population.members`
                            = R·S), the S members of an ensemble on the same batches, the
                            co-training loss of each ensemble added with weight
@@ -33,6 +36,9 @@ and `config.efficiency.measure_batch`; latency is a median with its spread.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -46,8 +52,11 @@ from tradeoffs import ensembles
 from tradeoffs import errors
 from tradeoffs import privacy
 from tradeoffs import quantization
+from tradeoffs import selection
 from tradeoffs import sparsity
+from tradeoffs import workdir as workdir_lib
 from tradeoffs.data import long_tail as data_lib
+from tradeoffs.data import noise as data_noise
 from tradeoffs.studies import base
 from tradeoffs.train import distributed
 from tradeoffs.train import extensions as step_extensions
@@ -681,12 +690,127 @@ def dp_sgd(ctx: Any, variant: base.Variant) -> base.Outcome:
   return _scored(ctx, variant, trained, study_fields=fields, hidden_costs={"epsilon": eps})
 
 
+# ---------------------------------------------------------------------------------------
+# Loss-prioritized training (Selective Backprop, loss-proportional, uniform selection).
+
+NOISY_INPUT = "label_changed"  # per-example 0/1: this example's training label was changed
+
+
+@functools.lru_cache(maxsize=32)
+def selection_extension(method: str, backward_size: int, beta: float = 1.0,
+                        floor: float = 0.0, history_size: int = selection.HISTORY_SIZE
+                        ) -> step_extensions.StepExtension:
+  """The step extension choosing `backward_size` examples of each forward-passed batch by
+  `method` (`tradeoffs.selection`). Its carried state: the selection key, Selective
+  Backprop's loss history, and running counts of forward-passed / selected examples and of
+  those whose label was changed (per-example input `label_changed`). Cached, so variants
+  with the same knobs share one compiled step."""
+  if method not in selection.METHODS:
+    raise ValueError(f"knob 'method'={method!r}; choose from {list(selection.METHODS)}")
+  beta = selection.check_beta(beta, "knob 'beta'")
+  zero = lambda: jax.numpy.zeros((), jax.numpy.int32)  # noqa: E731
+
+  def init_state(key):
+    history = selection.empty_history(history_size)
+    return {"key": jax.random.key_data(key), "losses": history.losses,
+            "history_count": history.count, "forward": zero(), "forward_noisy": zero(),
+            "selected": zero(), "selected_noisy": zero()}
+
+  def select(losses, batch):
+    st = dict(batch.state)
+    key = jax.random.fold_in(jax.random.wrap_key_data(st["key"]), batch.step)
+    if method == "selective_backprop":
+      history, indices, weights, _ = selection.selective_backprop(
+          key, selection.LossHistory(st["losses"], st["history_count"]), losses, beta,
+          backward_size, floor)
+      st["losses"], st["history_count"] = history.losses, history.count
+    elif method == "loss_proportional":
+      indices, weights = selection.loss_proportional(key, losses, backward_size)
+    else:
+      indices, weights = selection.uniform(key, losses.shape[0], backward_size)
+    noisy = batch.extras[NOISY_INPUT].astype(jax.numpy.int32)
+    kept = (weights > 0).astype(jax.numpy.int32)
+    st["forward"] += losses.shape[0]
+    st["forward_noisy"] += jax.numpy.sum(noisy)
+    st["selected"] += jax.numpy.sum(kept)
+    st["selected_noisy"] += jax.numpy.sum(kept * noisy[indices])
+    return indices, weights, st
+
+  return step_extensions.StepExtension(
+      name="selection", inputs=(NOISY_INPUT,), init_state=init_state, select=select,
+      backward_size=int(backward_size))
+
+
+def noisy_training_set(ctx: Any, train_config: Any, rate: float, seed: int,
+                       kind: str = "uniform") -> tuple[Any, np.ndarray]:
+  """The config's dataset with `rate` of its training labels changed (`data.noise`) and
+  the 0/1 mask of the changed examples; the changed example ids go to
+  workdir/label_noise/rate<rate>_seed<seed>/changed_ids.json."""
+  data = ctx.dataset(train_config)
+  labels, changed = data_noise.label_noise(data.train.labels, num_classes=data.num_classes,
+                                           rate=rate, seed=seed, kind=kind)
+  mask = np.zeros(len(labels), np.int32)
+  mask[changed] = 1
+  if workdir_lib.is_writer():
+    data_noise.write_changed_ids(
+        os.path.join(ctx.workdir, "label_noise", f"rate{rate:g}_seed{seed}_{kind}"),
+        {"train": data.train.ids[changed]}, rate=rate, seed=seed, kind=kind)
+  noisy = dataclasses.replace(data, train=dataclasses.replace(data.train, labels=labels))
+  return noisy, mask
+
+
+def loss_prioritized(ctx: Any, variant: base.Variant) -> base.Outcome:
+  """Training on a label-noised training set (knobs `label_noise` rate, default 0,
+  `noise_seed`, `noise_kind`) with example selection: knob `method` 'full' (every
+  example backpropagated: plain training), or 'uniform' / 'selective_backprop' (knobs
+  `beta`, `floor`, `history_size`) / 'loss_proportional' choosing k =
+  round(`backward_fraction` · batch) examples of each forward-passed batch, which alone go
+  through forward + backward. Counted per member: `backward_examples` (rows through the
+  backward pass, k per step, padding included: what the wall-clock reflects) and
+  `selected_examples` (rows with nonzero weight), and the share of the selected whose
+  label was changed (the null: the share among forward-passed examples)."""
+  k, config = variant.knobs, variant.train_config
+  rate = float(k.get("label_noise", 0.0))
+  dataset, mask = noisy_training_set(ctx, config, rate, int(k.get("noise_seed", 0)),
+                                     str(k.get("noise_kind", "uniform")))
+  method = str(k.get("method", "selective_backprop"))
+  batch, steps = int(config.train.batch_size), int(config.train.steps)
+  members = int(config.population.members)
+  fields: dict[str, Any] = {"method": method, "label_noise": rate,
+                            "changed_labels": int(mask.sum())}
+  if method == "full":
+    trained = ctx.train(variant, dataset=dataset)
+    per_member = np.full(members, batch * steps, np.int64)
+    fields.update(backward_examples=per_member.tolist(), selected_examples=per_member.tolist(),
+                  backward_size=batch)
+  else:
+    size = max(1, int(round(float(k.get("backward_fraction", 0.5)) * batch)))
+    ext = selection_extension(method, size, float(k.get("beta", 1.0)),
+                              float(k.get("floor", 0.0)),
+                              int(k.get("history_size", selection.HISTORY_SIZE)))
+    trained = ctx.train(variant, dataset=dataset, extensions=[ext],
+                        extras={NOISY_INPUT: mask})
+    counts = {name: np.asarray(v).astype(np.int64) for name, v in host_copy(
+        trained.state.extension_state["selection"]).items()
+        if name in ("forward", "forward_noisy", "selected", "selected_noisy")}
+    fields.update(backward_examples=[size * steps] * members, backward_size=size,
+                  selected_examples=counts["selected"].tolist(),
+                  forward_examples=counts["forward"].tolist(),
+                  selected_noisy_share=(counts["selected_noisy"]
+                                        / np.maximum(counts["selected"], 1)).tolist(),
+                  forward_noisy_share=(counts["forward_noisy"]
+                                       / np.maximum(counts["forward"], 1)).tolist())
+  fields["train_seconds"] = trained.seconds
+  ctx.cache[f"trained:{variant.name}"] = trained
+  return _scored(ctx, variant, trained, study_fields=fields)
+
+
 RECIPES: Mapping[str, Callable[[Any, base.Variant], base.Outcome]] = {
     "dense": dense, "pruned_one_shot": pruned_one_shot, "pruned_gradual": pruned_gradual,
     "pruned_gradual_finetune": pruned_gradual_finetune, "quantized": quantized,
     "divided": divided, "pruned_channels": pruned_channels, "pruned_nm": pruned_nm,
     "cascade": cascade, "worst_class": worst_class, "distilled": distilled,
-    "dp_sgd": dp_sgd,
+    "dp_sgd": dp_sgd, "loss_prioritized": loss_prioritized,
 }
 
 

@@ -112,12 +112,14 @@ class Context:
   def train(self, variant: base.Variant, *, train_config: Any = None, name: str | None = None,
             tx: Any = None, step_overrides: Mapping[str, Any] | None = None,
             extensions: Sequence[Any] = (), extras: Mapping[str, Any] | None = None,
-            init_fn: Any = None, state_fn: Any = None) -> Trained:
+            init_fn: Any = None, state_fn: Any = None, dataset: Any = None) -> Trained:
     """Trains (or resumes, or restores when finished) one population under
     workdir/checkpoints/<name>; raises `base.Preempted` when preempted.
 
     `extensions` (`tradeoffs.train.extensions.StepExtension`) add loss terms or example
     weights to the step; `extras` are the per-example training inputs they read.
+    `dataset` trains on other data than the config's (e.g. with noisy labels); evaluation
+    stays on the config's.
     """
     step_overrides = {**dict(step_overrides or {}),
                       "extensions": tuple(extensions)} if extensions else step_overrides
@@ -127,7 +129,7 @@ class Context:
       raise ValueError(f"variant {variant.name!r} has no training config to train")
     start = time.time()
     mesh, dataset, _, state, step_config = experiment.build(
-        train_config, dataset=self.dataset(train_config),
+        train_config, dataset=dataset if dataset is not None else self.dataset(train_config),
         step_overrides=dict(step_overrides or {}), tx=tx, init_fn=init_fn)
     if state_fn is not None:
       state = state_fn(state)

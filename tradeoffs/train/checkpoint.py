@@ -30,9 +30,14 @@ class CheckpointCorruptError(ValueError):
 
 
 def _arrays(state: Any) -> Any:
-  """The state's array leaves (static fields such as apply_fn are not saved)."""
-  return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
-          "opt_state": state.opt_state, "rngs": state.rngs}
+  """The state's array leaves (static fields such as apply_fn are not saved); step
+  extensions' carried state only when there is some, so older checkpoints still match."""
+  arrays = {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
+            "opt_state": state.opt_state, "rngs": state.rngs}
+  extension_state = getattr(state, "extension_state", None)
+  if extension_state:
+    arrays["extension_state"] = extension_state
+  return arrays
 
 
 @jax.jit

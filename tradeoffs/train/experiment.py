@@ -183,6 +183,7 @@ def build(config: Any, dataset: data_lib.Dataset | None = None,
       augment_fn=data_lib.make_augment(tuple(_opt(augment, "names", ())),
                                        **{k: v for k, v in augment.items() if k != "names"}),
       extensions=tuple(extensions), **overrides)
+  state = pop_lib.init_extension_state(state, step_config.extensions)
   return mesh, dataset, model, state, step_config
 
 

@@ -15,7 +15,17 @@ One general mechanism instead of one `StepConfig` field per study. A `StepExtens
   * report metrics from the gradients (`grad_metrics(params, grads, opt_state) -> dict`,
     e.g. effective gradient flow);
   * ask for per-example gradients (`per_example_grads=True`): the optimizer then receives
-    gradients with a leading batch axis [B, ...] (DP-SGD clips and noises them in optax).
+    gradients with a leading batch axis [B, ...] (DP-SGD clips and noises them in optax);
+  * carry state across steps (`init_state(key) -> pytree`, one member's; it lives in
+    `TrainState.extension_state[name]` with a member axis, so checkpoints save it and a
+    resumed run continues bitwise): `update_state(state, losses [B], batch) -> state` sees
+    each step's per-example losses (a history of recent losses, running statistics);
+  * select which examples are backpropagated (`select(losses [B], batch) -> (indices [k],
+    weights [k], state)` with a static `backward_size` k): the step then runs a forward
+    pass on the whole batch, gathers the k chosen examples and runs forward + backward on
+    those only (weight-0 rows pad a short selection), so backpropagation costs k examples,
+    not B. `batch.state` is the extension's state (after `update_state`); the returned
+    state is carried on. At most one extension selects.
 
 Extensions are frozen dataclasses, so a `StepConfig` holding them stays a static, hashable
 key of the compiled step. Several compose; their names must differ.
@@ -36,6 +46,7 @@ class Batch(NamedTuple):
   groups: jax.Array           # [B, G]
   extras: dict[str, jax.Array]  # name -> [B, ...], the gathered per-example inputs
   step: jax.Array             # scalar int32
+  state: Any = None           # the reading extension's own carried state (one member's)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +58,19 @@ class StepExtension:
   population_loss: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None = None
   grad_metrics: Callable[[Any, Any, Any], dict[str, jax.Array]] | None = None
   per_example_grads: bool = False
+  init_state: Callable[[jax.Array], Any] | None = None
+  update_state: Callable[[Any, jax.Array, Batch], Any] | None = None
+  select: Callable[[jax.Array, Batch], tuple[jax.Array, jax.Array, Any]] | None = None
+  backward_size: int = 0
+
+  @property
+  def stateful(self) -> bool:
+    return self.init_state is not None
+
+
+# The weights of the examples a selecting extension chose travel with the gathered batch
+# as this per-example input (the data loss multiplies them in).
+SELECTION_WEIGHT = "selection_weight"
 
 
 def check(extensions: tuple[StepExtension, ...], extras: dict[str, Any] | None = None
@@ -58,11 +82,20 @@ def check(extensions: tuple[StepExtension, ...], extras: dict[str, Any] | None =
   for e in extensions:
     if not isinstance(e, StepExtension):
       raise ValueError(f"step extensions must be StepExtension, got {type(e).__name__}")
+    if (e.update_state is not None or e.select is not None) and e.init_state is None:
+      raise ValueError(f"step extension {e.name!r} updates or selects with a state, so it "
+                       "needs init_state")
+    if e.select is not None and int(e.backward_size) < 1:
+      raise ValueError(f"step extension {e.name!r} selects examples and needs a "
+                       f"backward_size >= 1, got {e.backward_size}")
     if extras is not None:
       missing = [k for k in e.inputs if k not in extras]
       if missing:
         raise ValueError(f"step extension {e.name!r} reads per-example inputs {missing}, "
                          f"which the training data lacks (has {sorted(extras)})")
+  if sum(e.select is not None for e in extensions) > 1:
+    raise ValueError("at most one step extension may select examples; got "
+                     f"{[e.name for e in extensions if e.select is not None]}")
 
 
 def coupling(fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],

@@ -9,7 +9,8 @@ is sharded over the mesh's `members` axis and each member's batch over `data`.
 Losses: the population loss is Σ_members mean_batch loss_fn(logits, labels) — its gradient
 with respect to member i's parameters is member i's own gradient — plus whatever the
 step's extensions add (`tradeoffs.train.extensions`: member loss terms, example weights,
-population terms such as co-training, gradient metrics, per-example gradients for DP-SGD).
+population terms such as co-training, gradient metrics, per-example gradients for DP-SGD,
+state carried across steps, selection of the examples that are backpropagated).
 The optimizer update is vmapped, so per-member state (e.g. pruning masks) stays per member.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import zlib
 from typing import Any, Callable
 
 import flax.struct
@@ -45,6 +47,8 @@ class TrainState(flax.struct.PyTreeNode):
   rngs: dict[str, jax.Array]  # raw keys per source, [M, key_size]
   apply_fn: Callable[..., Any] = flax.struct.field(pytree_node=False)
   tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  # Step extensions' carried state, name -> pytree [M, ...] (`init_extension_state`).
+  extension_state: dict[str, Any] = flax.struct.field(default_factory=dict)
 
   @property
   def members(self) -> int:
@@ -143,6 +147,23 @@ def create_population(model: Any, tx: optax.GradientTransformation, input_shape:
                     rngs=rngs, apply_fn=model.apply, tx=tx)
 
 
+def init_extension_state(state: TrainState, extensions: Any) -> TrainState:
+  """`state` with a fresh carried state for each stateful extension it does not hold yet:
+  member m's comes from `init_state(key)`, key = its data key folded with the extension's
+  name (so it varies with the members' data seeds), member-sharded like the state."""
+  todo = [e for e in extensions if e.stateful and e.name not in state.extension_state]
+  if not todo:
+    return state
+
+  def init(data_keys):
+    return {e.name: jax.vmap(lambda k, e=e: e.init_state(jax.random.fold_in(
+        seeds_lib.wrap(k), zlib.crc32(e.name.encode()) & 0x7FFFFFFF)))(data_keys)
+            for e in todo}
+
+  fresh = jax.jit(init, out_shardings=state.step.sharding)(state.rngs["data"])
+  return state.replace(extension_state={**state.extension_state, **fresh})
+
+
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
   """Static settings of the training step; `extensions` plug in extra loss terms and
@@ -205,6 +226,12 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
   if per_example_grads and any(e.population_loss is not None for e in exts):
     raise ValueError("per-example gradients cannot be combined with population loss terms")
   step = state.step[0]
+  ext_states = dict(state.extension_state)
+  missing = [e.name for e in exts if e.stateful and e.name not in ext_states]
+  if missing:
+    raise ValueError(f"step extensions {missing} carry state the TrainState lacks; "
+                     "initialise it with population.init_extension_state(state, extensions)")
+  selector = next((e for e in exts if e.select is not None), None)
 
   def forward(params, batch_stats, x, key):
     variables = _variables(params, batch_stats)
@@ -220,8 +247,9 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
     batch = extensions_lib.Batch(images=None, labels=member_labels, groups=member_groups,
                                  extras=member_extras, step=member_step)
     weighted = [e for e in exts if e.example_weights is not None]
-    if weighted:
-      weights = jnp.ones_like(per_example)
+    selection = member_extras.get(extensions_lib.SELECTION_WEIGHT)
+    if weighted or selection is not None:
+      weights = jnp.ones_like(per_example) if selection is None else selection
       for e in weighted:
         weights = weights * jax.lax.stop_gradient(e.example_weights(per_example, batch))
       loss = jnp.sum(weights * per_example) / jnp.maximum(jnp.sum(weights), 1e-12)
@@ -234,6 +262,31 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
 
   member_groups = groups if groups is not None else jnp.zeros((*labels.shape, 0), jnp.int32)
   member_steps = state.step
+
+  def update_states(per_example, labels, groups, extras, states):
+    """Every stateful extension's `update_state` on the step's per-example losses."""
+    out = dict(states)
+    for e in exts:
+      if e.update_state is not None:
+        out[e.name] = over_members(lambda s, l, y, g, x, t, e=e: e.update_state(
+            s, l, extensions_lib.Batch(None, y, g, x, t, s)))(
+                out[e.name], per_example, labels, groups, extras, member_steps)
+    return out
+
+  selected = None
+  if selector is not None:  # Forward the whole batch, backpropagate the chosen k.
+    candidate_logits, _ = over_members(forward)(state.params, state.batch_stats, images,
+                                                dropout_keys)
+    candidate = jax.lax.stop_gradient(over_members(config.loss_fn)(candidate_logits, labels))
+    ext_states = update_states(candidate, labels, member_groups, extras, ext_states)
+    indices, selection, ext_states[selector.name] = over_members(
+        lambda s, l, y, g, x, t: selector.select(l, extensions_lib.Batch(None, y, g, x, t, s)))(
+            ext_states[selector.name], candidate, labels, member_groups, extras, member_steps)
+    take = over_members(lambda tree, i: jax.tree.map(lambda v: v[i], tree))
+    images, labels, member_groups, extras = take((images, labels, member_groups, extras),
+                                                 indices)
+    extras = {**extras, extensions_lib.SELECTION_WEIGHT: selection}
+    selected = jnp.sum(selection > 0, axis=-1)
 
   def population_loss(params):
     logits, batch_stats = over_members(forward)(params, state.batch_stats, images,
@@ -257,6 +310,9 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
         population_loss, has_aux=True)(state.params)
   updates, opt_state = over_members(state.tx.update)(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  if selector is None and any(e.update_state is not None for e in exts):
+    per_example = jax.lax.stop_gradient(over_members(config.loss_fn)(logits, labels))
+    ext_states = update_states(per_example, labels, member_groups, extras, ext_states)
   mean_grads = (jax.tree.map(lambda g: jnp.mean(g, axis=1), grads) if per_example_grads
                 else grads)
   metrics = {
@@ -264,6 +320,9 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
       "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1),
       "grad_norm": over_members(optax.tree.norm)(mean_grads),
   }
+  if selected is not None:  # Examples with nonzero weight; `labels.shape[1]` went backward.
+    metrics["selected_examples"] = selected
+    metrics["backward_examples"] = jnp.full_like(selected, labels.shape[1])
   for name, value in couplings.items():
     key = "coupling_loss" if name == "coupling" else f"{name}_loss"
     metrics[key] = jnp.broadcast_to(value, member_losses.shape)
@@ -271,7 +330,7 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
     if e.grad_metrics is not None:
       metrics.update(over_members(e.grad_metrics)(state.params, mean_grads, state.opt_state))
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                            opt_state=opt_state)
+                            opt_state=opt_state, extension_state=ext_states)
   return new_state, metrics
 
 
@@ -508,6 +567,7 @@ def fit(state: TrainState, split: Any, *, steps: int, batch_size: int, mesh: Mes
   mesh = mesh or mesh_lib.make_mesh(state.members)
   mesh_lib.check_batch(batch_size, mesh, "batch_size")
   config = StepConfig(batch_size=batch_size, **step_options)
+  state = init_extension_state(state, config.extensions)
   data = split if isinstance(split, DeviceData) else to_device(split, mesh)
   if plan == "auto":
     plan, _ = plan_lib.rule(
