@@ -408,7 +408,8 @@ def summary_rows(records: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         fmt.number(achieved, 3) if achieved is not None else fmt.number(k.get("sparsity"), 3),
         _ci(r["accuracy"]["per_member_top1"]),
         fmt.DASH if is_source else str(h.get("cie_count", fmt.DASH)),
-        f"{null.get('median', fmt.DASH)} / {null.get('p95', fmt.DASH)}" if null else fmt.DASH,
+        f"{fmt.number(null.get('median'), 3)} / {fmt.number(null.get('p95'), 3)}" if null
+        else fmt.DASH,
         fmt.DASH if is_source else fmt.accuracy(h.get("cie_accuracy")),
         fmt.DASH if is_source else fmt.accuracy(h.get("source_cie_accuracy")),
         f"{_mean(q_pie)} / {_mean(q_rest)}" if not is_source else _mean(q_rest),
@@ -490,6 +491,7 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       "Variant", "Method", "Pruning", "Sparsity", "Top-1 % [95% CI]", "PIEs",
       "Floor median / p95", "Pruned acc. on PIEs", "Dense acc. on PIEs",
       "Q-score PIEs / rest", "Depth PIEs / rest"], summary_rows(records))]
+  properties = pie_property_claims(records)  # One family, shown as two tables.
   for title, claims, scale, unit, note in (
       ("Verdicts: top-1 against each method's dense population", accuracy_claims(records),
        100.0, "pt", "paired t over members for one-shot (the dense members pruned), Welch t "
@@ -497,14 +499,21 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       ("Verdicts: SupCon against cross-entropy", method_claims(records), 100.0, "pt",
        "the per-member rate of test predictions that differ from the method's own dense "
        "modal label, Welch t over members; differences in percentage points"),
-      ("Verdicts: PIEs against the other test examples", pie_property_claims(records), 1.0,
-       "", "Welch t over test examples (Q-score and prediction depth are per-example means "
-       "over members); differences in the metric's own units")):
+      ("Verdicts: Q-scores of PIEs against the other test examples",
+       [c for c in properties if "Q-score" in c.claim], 1000.0, "×10⁻³",
+       f"{len(properties)} claims with the prediction-depth table below, one Holm family; "
+       "Welch t over test examples (per-example means over members); differences in "
+       "thousandths of a Q-score"),
+      ("Verdicts: prediction depth of PIEs against the other test examples",
+       [c for c in properties if "depth" in c.claim], 1.0, "layers",
+       "the same Holm family as the Q-score table; Welch t over test examples; differences "
+       "in layers")):
     if not claims:
       continue
-    blocks += [("h2", title), ("p", f"{len(claims)} claims, one Holm family; {note}."),
-               verdict_lib.table(claims, scale=scale, unit=unit or "units")]
-    blocks += [("p", verdict_lib.sentence(c, scale=scale, unit=f" {unit}" if unit else ""))
+    count = "" if "Holm family" in note else f"{len(claims)} claims, one Holm family; "
+    blocks += [("h2", title), ("p", f"{count}{note}."),
+               verdict_lib.table(claims, scale=scale, unit=unit)]
+    blocks += [("p", verdict_lib.sentence(c, scale=scale, unit=f" {unit}"))
                for c in claims if c.verdict != stats.NO_DIFFERENCE]
   rows = overlap_rows(records)
   if rows:
