@@ -8,7 +8,7 @@ projection head 64-32. Cross-entropy: 600 steps of Adam 1e-3 at batch 64, end to
 SupCon: 600 steps of Adam 1e-3 at batch 64 × 2 views (pad-and-crop by 1 pixel and a 3×3
 random erasing per view), τ = 0.5, τ_b = 0.07 (PAPERS.md §9), then 300 steps of linear
 evaluation (Adam 1e-2) on the frozen encoder. Pruning of the encoder's kernels (heads
-dense) at 50% and 90%: gradual (cubic ramp over steps 60-420, every 30 steps) and one-shot
+dense) at 50% and 90%: gradual (cubic ramp over steps 60-419, every 30 steps) and one-shot
 (then 200 fine-tuning steps). Prediction depth: k-NN probes with k = 30 on 4 layers.
 8 members per variant sharing seeds by index.
 Measured: the default run took 569 s wall (10 variants, 16 trainings) on 2 CPU cores shared
@@ -23,7 +23,7 @@ cross-entropy, 89.3% [87.6, 90.9] SupCon; at 90% sparsity cross-entropy 78.9% (g
 its floor. The per-member rate of predictions leaving the dense modal label is higher
 for SupCon at 3 of 4 (pruning, sparsity) points (+3.1 to +7.8 pt, Holm p <= 0.02; one-shot
 90%: +4.2 pt [-0.1, 8.5], not detectable). PIEs have higher prediction depth than the rest
-in 6 of 8 pruned variants (+1.4 to +2.1 layers, Holm p < 0.005); lower Q-scores on PIEs
+in 6 of 8 pruned variants (+1.35 to +2.15 layers, Holm p < 0.005); lower Q-scores on PIEs
 (the paper's finding) do not show: no detectable difference in 7 of 8, and higher on
 SupCon one-shot 90%. Here one-shot with a short fine-tune costs more than gradual
 pruning, unlike the paper's "GMP does the most damage".
