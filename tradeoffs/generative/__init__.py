@@ -9,10 +9,11 @@ simplification, Schirrmeister et al. 2022; PAPERS.md §11).
 from tradeoffs.generative.flow import RealNVP
 from tradeoffs.generative.flow import bits_per_dim
 from tradeoffs.generative.flow import check_levels
+from tradeoffs.generative.flow import fit
 from tradeoffs.generative.flow import dequantized_bits_per_dim
 from tradeoffs.generative.flow import logit_transform
 from tradeoffs.generative.flow import standard_normal_log_prob
 from tradeoffs.generative import simplify
 
-__all__ = ["RealNVP", "bits_per_dim", "check_levels", "dequantized_bits_per_dim",
+__all__ = ["RealNVP", "bits_per_dim", "check_levels", "dequantized_bits_per_dim", "fit",
            "logit_transform", "simplify", "standard_normal_log_prob"]

@@ -29,6 +29,7 @@ STUDIES = {
     "dp_tradeoff": "tradeoffs.studies.dp_tradeoff",
     "exposure_notification": "tradeoffs.studies.exposure_notification",
     "frontier": "tradeoffs.studies.frontier",
+    "input_simplification": "tradeoffs.studies.input_simplification",
     "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
 }
