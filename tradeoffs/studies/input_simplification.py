@@ -276,7 +276,7 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
     for title, group, scale, unit in (("Verdicts: top-1 on simplified inputs", top1, 100.0,
                                        "pt"),
                                       ("Verdicts: bits per dimension of simplified inputs",
-                                       bits, 1.0, "bits/dim")):
+                                       bits, 100.0, "×10⁻² bits/dim")):
       if not group:
         continue
       blocks += [("h2", title), ("p", (
