@@ -134,3 +134,27 @@ def test_audit_sheet_and_cie_list(tmp_path):
                                     "compressed_modal": 1, "label": 6}
   with pytest.raises(ValueError, match="is_cie="):
     exemplars.write_cie_list(listing, ids)
+
+
+def test_prediction_depth_from_layer_probes_on_a_constructed_case():
+  # Two classes; every training example sits on its class centre (±1 on axis 0) at
+  # every layer, so each layer's 30-NN probe predicts the centre a query is nearest to.
+  train_labels = np.repeat([0, 1], 40)
+  centre = np.where(train_labels[:, None] == 0, -1.0, 1.0) * np.array([[1.0, 0.0]])
+  layers = 4
+  train_layers = [centre] * layers
+  labels = np.array([0, 1, 0, 1])
+  # Query 0 right everywhere; 1 wrong at layers 0-1; 2 wrong at layer 2 only; 3 wrong at
+  # the last layer.
+  wrong_at = [set(), {0, 1}, {2}, {3}]
+  query_layers = [np.array([[(-1.0 if (y == 0) != (l in w) else 1.0), 0.0]
+                            for y, w in zip(labels, wrong_at)]) for l in range(layers)]
+  knn = exemplars.layer_knn_predictions(train_layers, train_labels, query_layers, k=30,
+                                        num_classes=2)
+  assert knn.shape == (layers, 4)
+  np.testing.assert_array_equal(exemplars.prediction_depth(knn, labels, definition="paper"),
+                                [0, 2, 3, 4])
+  np.testing.assert_array_equal(exemplars.prediction_depth(knn, labels), [1, 2, 3, 4])
+  with pytest.raises(ValueError, match="same number"):
+    exemplars.layer_knn_predictions(train_layers, train_labels, query_layers[:2], k=3,
+                                    num_classes=2)

@@ -23,6 +23,7 @@ from tradeoffs.exemplars.population import label_distribution
 from tradeoffs.exemplars.population import modal_labels
 from tradeoffs.exemplars.population import predicted_labels
 from tradeoffs.exemplars.representation import knn_predict
+from tradeoffs.exemplars.representation import layer_knn_predictions
 from tradeoffs.exemplars.representation import prediction_depth
 from tradeoffs.exemplars.representation import q_score
 from tradeoffs.exemplars.stats import PerClassTTest

@@ -6,6 +6,8 @@ al. 2021) from per-layer k-NN predictions, with a small jnp k-NN to produce them
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -79,3 +81,19 @@ def knn_predict(train_features, train_labels, query_features, *, k: int = 30,
   _, neighbours = jax.lax.top_k(-sq_dist, int(k))
   votes = jnp.sum(jax.nn.one_hot(jnp.asarray(train_labels)[neighbours], num_classes), axis=1)
   return jnp.argmax(votes, axis=-1).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "num_classes"))
+def layer_knn_predictions(train_layers, train_labels, query_layers, *, k: int = 30,
+                          num_classes: int) -> jax.Array:
+  """k-NN probe predictions of every layer: int32 [layers, queries].
+
+  `train_layers` / `query_layers`: one representation per layer, in forward order, each
+  [N_train, ...] / [N_query, ...] (the probe of layer l is fitted on the training set's
+  layer-l representations, Baldock et al. 2021). Feed the result to `prediction_depth`.
+  """
+  if len(train_layers) != len(query_layers) or not len(train_layers):
+    raise ValueError(f"{len(train_layers)} training and {len(query_layers)} query layers: "
+                     "need the same number, at least one")
+  return jnp.stack([knn_predict(t, train_labels, q, k=k, num_classes=num_classes)
+                    for t, q in zip(train_layers, query_layers)])

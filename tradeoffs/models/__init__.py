@@ -15,6 +15,7 @@ when train=False; dropout draws from the `dropout` rng only when train=True.
 from tradeoffs.models.layers import activation_names, register_activation, scale_width
 from tradeoffs.models.registry import accepted_kwargs, get, names, register
 # Importing the model modules registers them.
+from tradeoffs.models.contrastive import EncoderNet
 from tradeoffs.models.resnet import CifarResNet, ImageNetResNet
 from tradeoffs.models.simple import CNN, MLP
 from tradeoffs.models.utils import abstract_init, describe, init, param_count
@@ -24,7 +25,7 @@ from tradeoffs.models.widths import (FAMILIES, WIDTH_FIELDS, Family, base_width,
                                      width_keyword)
 
 __all__ = [
-    "CNN", "CifarResNet", "ImageNetResNet", "MLP", "WideResNet", "abstract_init",
+    "CNN", "CifarResNet", "EncoderNet", "ImageNetResNet", "MLP", "WideResNet", "abstract_init",
     "accepted_kwargs", "activation_names", "describe", "get", "init", "names", "param_count",
     "register", "register_activation", "scale_width", "WIDTH_FIELDS", "base_width",
     "width_keyword", "FAMILIES", "Family", "count_params", "division_info", "division_names",

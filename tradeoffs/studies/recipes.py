@@ -10,7 +10,8 @@ Techniques and their one definition each:
   dense                    train the variant's config from scratch.
   pruned_one_shot          rank each member's trained source weights by magnitude, keep
                            exactly round((1-s)·n) (knob `distribution`: global or
-                           layer-wise), zero the rest, then fine-tune for
+                           layer-wise; knob `keep_dense`: path substrings of leaves left
+                           dense, also for pruned_gradual), zero the rest, then fine-tune for
                            `train_config.train.steps` with the masks fixed in the optax
                            state (Han et al.; Hooker et al.'s one-shot + fine-tune).
   pruned_gradual           Zhu & Gupta gradual magnitude pruning while training from
@@ -149,8 +150,22 @@ def _inner_optimizer(train_config: Any) -> Any:
   return optimizers.make_optimizer(train_config.optimizer, int(train_config.train.steps))
 
 
+def _keep_dense(knobs: Mapping[str, Any]) -> tuple[str, ...]:
+  """The `keep_dense` knob: path substrings of leaves never pruned (e.g. a head)."""
+  return base.as_tuple(knobs.get("keep_dense"))
+
+
+def prunable_filter(keep_dense: Sequence[str] = ()) -> Callable[[str, Any], bool]:
+  """The default prunable filter less the leaves whose path contains a `keep_dense` part."""
+  keep = tuple(keep_dense)
+  return lambda name, leaf: (sparsity.default_filter(name, leaf)
+                             and not any(s in name for s in keep))
+
+
 def _pruned_outcome(ctx: Any, variant: base.Variant, trained: Any) -> base.Outcome:
-  achieved = sparsity.measured_sparsity(host_copy(trained.state.params))
+  ctx.cache[f"trained:{variant.name}"] = trained
+  achieved = sparsity.measured_sparsity(host_copy(trained.state.params),
+                                        prunable_filter(_keep_dense(variant.knobs)))
   return _scored(ctx, variant, trained, study_fields={"achieved_sparsity": {
       k: round(v, 6) for k, v in achieved.items()}})
 
@@ -159,7 +174,8 @@ def pruned_one_shot(ctx: Any, variant: base.Variant) -> base.Outcome:
   k = variant.knobs
   src = source(ctx, variant.source)
   params, masks = sparsity.prune_population(src.state.params, float(k["sparsity"]),
-                                            k.get("distribution", "global"))
+                                            k.get("distribution", "global"),
+                                            keep_dense=_keep_dense(k))
   tx = sparsity.masked(_inner_optimizer(variant.train_config), None)
   trained = ctx.train(variant, tx=tx, state_fn=_from_source(src.state, params, masks))
   return _pruned_outcome(ctx, variant, trained)
@@ -170,7 +186,7 @@ def pruned_gradual(ctx: Any, variant: base.Variant) -> base.Outcome:
   schedule = sparsity.gradual(float(k["sparsity"]), int(k["begin_step"]), int(k["end_step"]),
                               int(k["frequency"]), float(k.get("initial_sparsity", 0.0)))
   tx = sparsity.masked(_inner_optimizer(variant.train_config), schedule,
-                       k.get("distribution", "global"))
+                       k.get("distribution", "global"), keep_dense=_keep_dense(k))
   return _pruned_outcome(ctx, variant, ctx.train(variant, tx=tx))
 
 

@@ -167,14 +167,23 @@ def init_extension_state(state: TrainState, extensions: Any) -> TrainState:
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
   """Static settings of the training step; `extensions` plug in extra loss terms and
-  per-batch inputs (see `tradeoffs.train.extensions`)."""
+  per-batch inputs (see `tradeoffs.train.extensions`).
+
+  `views` > 1 augments each member's batch that many times with independent keys and
+  concatenates the views along the batch axis, view-major ([V·B, ...]; labels, groups
+  and extras tiled to match): the multi-view batch contrastive losses need (SupCon's two
+  views). View 0 is the single-view augmentation, so `views=1` changes nothing.
+  """
   batch_size: int
   augment_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None
   loss_fn: LossFn = softmax_cross_entropy
   extensions: tuple[extensions_lib.StepExtension, ...] = ()
+  views: int = 1
 
   def __post_init__(self):
     extensions_lib.check(tuple(self.extensions))
+    if isinstance(self.views, bool) or not isinstance(self.views, int) or self.views < 1:
+      raise ValueError(f"views={self.views!r}: expected an integer >= 1")
 
 
 def member_batch(rngs: dict[str, jax.Array], step: jax.Array, data: DeviceData,
@@ -187,12 +196,31 @@ def member_batch(rngs: dict[str, jax.Array], step: jax.Array, data: DeviceData,
           {k: v[idx] for k, v in data.extras.items()})
 
 
-def augment_members(state: TrainState, images: jax.Array, config: StepConfig) -> jax.Array:
-  """Each member augments its own batch [M, B, ...] with its own key, folded with the step."""
+def augment_members(state: TrainState, images: jax.Array, config: StepConfig,
+                    view: int = 0) -> jax.Array:
+  """Each member augments its own batch [M, B, ...] with its own key, folded with the step
+  (and, for views after the first, with the view index)."""
   if config.augment_fn is None:
     return images
-  return over_members(lambda k, s, x: config.augment_fn(
-      jax.random.fold_in(seeds_lib.wrap(k), s), x))(state.rngs["augment"], state.step, images)
+
+  def one(k, s, x):
+    key = jax.random.fold_in(seeds_lib.wrap(k), s)
+    return config.augment_fn(jax.random.fold_in(key, view) if view else key, x)
+
+  return over_members(one)(state.rngs["augment"], state.step, images)
+
+
+def multi_view(state: TrainState, images: jax.Array, labels: jax.Array,
+               groups: jax.Array | None, extras: dict[str, jax.Array], config: StepConfig):
+  """`config.views` augmented views of each member's batch, concatenated view-major along
+  the batch axis, with labels, groups and extras tiled to match."""
+  if config.views == 1:
+    return augment_members(state, images, config), labels, groups, extras
+  tile = lambda x: jnp.concatenate([x] * config.views, axis=1)  # noqa: E731
+  images = jnp.concatenate([augment_members(state, images, config, v)
+                            for v in range(config.views)], axis=1)
+  return (images, tile(labels), None if groups is None else tile(groups),
+          {k: tile(v) for k, v in extras.items()})
 
 
 def train_step(state: TrainState, data: DeviceData, config: StepConfig,
@@ -216,7 +244,7 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
   extras = dict(extras or {})
   if mesh is not None:
     images = jax.lax.with_sharding_constraint(images, mesh_lib.batch_sharded(mesh))
-  images = augment_members(state, images, config)
+  images, labels, groups, extras = multi_view(state, images, labels, groups, extras, config)
   dropout_keys = over_members(lambda k, s: jax.random.fold_in(seeds_lib.wrap(k), s))(
       state.rngs["dropout"], state.step)
   has_stats = bool(jax.tree.leaves(state.batch_stats))
