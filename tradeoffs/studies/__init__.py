@@ -28,6 +28,7 @@ STUDIES = {
     "dp_tradeoff": "tradeoffs.studies.dp_tradeoff",
     "exposure_notification": "tradeoffs.studies.exposure_notification",
     "frontier": "tradeoffs.studies.frontier",
+    "low_resource_mt": "tradeoffs.studies.low_resource_mt",
     "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
 }
