@@ -60,8 +60,10 @@ def main(_):
   split = types.SimpleNamespace(images=src, labels=tgt, groups=np.zeros((512, 0), np.int32))
   data = pop_lib.to_device(split, mesh, {"decoder_inputs": dec_in})
 
-  def project():
-    state = pop_lib.create_population(net, tx, (length,), 1, seeds_lib.Seeds(), mesh)
+  initial = pop_lib.create_population(net, tx, (length,), 1, seeds_lib.Seeds(), mesh)
+
+  def project():  # fit donates its state: train a copy
+    state = jax.tree.map(jnp.copy, initial)
     state, _ = pop_lib.fit(state, data, steps=steps, batch_size=batch, mesh=mesh,
                            steps_per_dispatch=steps, plan="scan_vmap",
                            loss_fn="token_cross_entropy", model_inputs=("decoder_inputs",))
