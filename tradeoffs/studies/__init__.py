@@ -31,6 +31,7 @@ STUDIES = {
     "frontier": "tradeoffs.studies.frontier",
     "input_simplification": "tradeoffs.studies.input_simplification",
     "loss_prioritization": "tradeoffs.studies.loss_prioritization",
+    "low_resource_mt": "tradeoffs.studies.low_resource_mt",
     "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
     "targeted_augmentation": "tradeoffs.studies.targeted_augmentation",

@@ -1,0 +1,78 @@
+"""The low-resource double bind study: plan and bad input, metrics against sacrebleu and
+by hand, frequency buckets, vocabulary mismatch (the end-to-end smoke runs in
+tests/studies/test_all_studies.py -k low_resource_mt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sacrebleu
+
+from experiments.configs import low_resource_mt as config_lib
+from tradeoffs import errors
+from tradeoffs.data import subwords
+from tradeoffs.studies import low_resource_mt as study
+
+
+def test_plan_names_sources_and_knobs():
+  variants = study.plan(config_lib.get_config())
+  names = [v.name for v in variants]
+  assert len(names) == 2 * (1 + 3 * 2)
+  assert names[:3] == ["dense_low", "gradual_s50_low", "oneshot_s50_low"]
+  assert {v.source for v in variants if v.name.endswith("_high")} == {None, "dense_high"}
+  assert variants[5].knobs == {"resource": "low", "sparsity": 0.9, "schedule": "gradual"}
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("num_buckets", 0, r"--config.study.num_buckets=0: expected an integer in \[1, 100\]"),
+    ("sparsities", (0.0, 1.0), r"--config.study.sparsities=1.0"),
+    ("resources", ("low", "mid"), r"--config.study.resources=\('low', 'mid'\)"),
+    ("schedules", ("cubic",), r"--config.study.schedules"),
+    ("members", 1, r"--config.study.members=1"),
+    ("max_length", 2, r"--config.study.max_length=2"),
+])
+def test_bad_config_values(field, value, match):
+  config = config_lib.get_config("smoke")
+  config.study[field] = value
+  with pytest.raises(ValueError, match=match):
+    study.plan(config)
+
+
+def test_model_max_length_is_the_study_field():
+  config = config_lib.get_config("smoke")
+  config.study.model.max_length = 8
+  with pytest.raises(ValueError, match="max_length is --config.study.max_length"):
+    study.plan(config)
+
+
+def test_chrf_and_bleu_equal_sacrebleu_and_hand_values():
+  hyp = ["the cat sat on the mat", "a dog barked loudly"]
+  ref = ["the cat is on the mat", "the dog barked"]
+  assert study.chrf(hyp, ref) == pytest.approx(sacrebleu.CHRF().corpus_score(hyp, [ref]).score)
+  assert study.bleu(hyp, ref) == pytest.approx(sacrebleu.BLEU().corpus_score(hyp, [ref]).score)
+  assert study.chrf(ref, ref) == pytest.approx(100.0)
+  assert study.bleu(ref, ref) == pytest.approx(100.0)
+  assert study.chrf(["xyz"], ["abc"]) == 0.0
+  # BLEU by hand for one sentence: hyp 'a b c d', ref 'a b c e': p1..p4 = 3/4, 2/3, 1/2, 0/1
+  # -> smoothed (sacrebleu's default 'exp' smoothing) p4 = 1/(2^1 * 1) = 1/2; BP = 1.
+  want = 100 * np.exp(np.mean(np.log([3 / 4, 2 / 3, 1 / 2, 1 / 2])))
+  assert study.bleu(["a b c d"], ["a b c e"]) == pytest.approx(want, rel=1e-6)
+
+
+def test_score_per_member_and_buckets_partition():
+  refs = ["uno dos", "tres cuatro", "cinco", "seis siete"]
+  hyps = [refs, ["uno", "tres", "x", "seis siete"]]
+  buckets = np.array([0, 1, 0, 1])
+  out = study.score(hyps, hyps, refs, buckets, 2)
+  assert out["chrf"][0] == pytest.approx(100.0)
+  assert out["bucket_chrf"][1][1] == pytest.approx(study.chrf(["tres", "seis siete"],
+                                                              [refs[1], refs[3]]))
+  assert len(out["bucket_chrf"][1]) == 2
+
+
+def test_vocabulary_mismatch_is_refused():
+  vocab = subwords.train_bpe(["a b c", "a b"], 2)
+  study.check_vocabulary(vocab.digest, vocab)
+  study.check_vocabulary(None, vocab)  # nothing recorded yet
+  with pytest.raises(errors.ConfigError, match="vocabulary mismatch"):
+    study.check_vocabulary("0" * 16, vocab)
