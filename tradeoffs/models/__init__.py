@@ -17,6 +17,7 @@ from tradeoffs.models.registry import accepted_kwargs, get, names, register
 # Importing the model modules registers them.
 from tradeoffs.models.resnet import CifarResNet, ImageNetResNet
 from tradeoffs.models.simple import CNN, MLP
+from tradeoffs.models.transformer import EncoderStack, Seq2SeqTransformer, TransformerEncoder
 from tradeoffs.models.utils import abstract_init, describe, init, param_count
 from tradeoffs.models.wide_resnet import WideResNet
 from tradeoffs.models.widths import (FAMILIES, WIDTH_FIELDS, Family, base_width, count_params,
@@ -28,6 +29,6 @@ __all__ = [
     "accepted_kwargs", "activation_names", "describe", "get", "init", "names", "param_count",
     "register", "register_activation", "scale_width", "WIDTH_FIELDS", "base_width",
     "width_keyword", "FAMILIES", "Family", "count_params", "division_info", "division_names",
-    "family", "model_facts",
+    "family", "model_facts", "EncoderStack", "Seq2SeqTransformer", "TransformerEncoder",
 ]
 
