@@ -341,7 +341,7 @@ def test_family_by_model_class():
   assert {models.family(n) for n in ("resnet18", "resnext50_32x4d", "wide_resnet50_2")} == {
       "imagenet_resnet"}
   assert models.family("wrn28_10") == models.family("wrn") == "wrn"
-  sequence_models = {"transformer_encoder", "transformer_seq2seq"}  # no width-division rule
+  sequence_models = {"transformer_encoder", "transformer_seq2seq", "speech_ctc"}  # no width-division rule
   assert set(models.division_names()) == set(models.names()) - sequence_models
   assert set(models.FAMILIES) == {"mlp", "cnn", "cifar_resnet", "imagenet_resnet", "wrn"}
 

@@ -16,6 +16,7 @@ from tradeoffs.data import long_tail  # Registers digits_long_tail, digits_heldo
 from tradeoffs.data.long_tail import exponential_counts
 from tradeoffs.data.long_tail import load_validation
 from tradeoffs.data.long_tail import subsample
+from tradeoffs.data import spoken_digits  # Registers spoken_digits.
 from tradeoffs.data.sources import ArraySplit
 from tradeoffs.data.sources import DATASETS
 from tradeoffs.data.sources import Dataset

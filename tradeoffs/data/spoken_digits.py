@@ -35,6 +35,11 @@ NAME = "spoken_digits"
 VENDORED_DIR = os.fspath(importlib.resources.files("tradeoffs.data") / "vendored" / NAME)
 SAMPLE_RATE = 8000
 MAX_DIGITS = 4
+NUM_CLASSES = 11  # digits 0-9 and the CTC blank (10)
+BLANK = 10
+# 15,440 samples (1.93 s) hold the longest utterance (15,103) and give the extractor 48
+# frames, a multiple of every squeeze factor up to 16 (`tradeoffs.models.speech`).
+NUM_SAMPLES = 15440
 SPLITS = ("train", "test", "heldout_voice")
 SPLIT_SIZES = {"train": 900, "test": 150, "heldout_voice": 150}
 FAMILIES = ("male", "female", "klatt")
@@ -129,6 +134,19 @@ class SpeechSplit:
   def __len__(self) -> int:
     return len(self.ids)
 
+  # The names the trainer reads (`tradeoffs.train.population.to_device`, `predict`).
+  @property
+  def images(self) -> np.ndarray:
+    return self.waveforms
+
+  @property
+  def labels(self) -> np.ndarray:
+    return self.targets
+
+  @property
+  def num_classes(self) -> int:
+    return NUM_CLASSES
+
   @property
   def target_lengths(self) -> np.ndarray:
     return (self.targets >= 0).sum(axis=1).astype(np.int32)
@@ -142,9 +160,23 @@ class SpeechSplit:
 
 @dataclasses.dataclass(frozen=True)
 class SpeechDataset:
+  """The three splits; `num_classes` counts the CTC blank (digits 0-9, blank 10)."""
   train: SpeechSplit
   test: SpeechSplit
   heldout_voice: SpeechSplit
+  name: str = NAME
+
+  @property
+  def num_classes(self) -> int:
+    return NUM_CLASSES
+
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    return tuple(self.train.waveforms.shape[1:])
+
+  @property
+  def group_names(self) -> tuple[str, ...]:
+    return GROUP_NAMES
 
 
 def _decode_text(value) -> str:
@@ -172,8 +204,11 @@ def to_split(examples, num_samples: int) -> SpeechSplit:
       group_names=GROUP_NAMES, voices=tuple(_decode_text(e["voice"]) for e in examples))
 
 
-def load(*, num_samples: int = 16000, data_dir: str | None = None) -> SpeechDataset:
-  """All three splits, every waveform zero-padded to `num_samples` (default 2 s)."""
+def load(*, num_samples: int = NUM_SAMPLES, data_dir: str | None = None,
+         max_train_examples: int | None = None,
+         max_test_examples: int | None = None) -> SpeechDataset:
+  """All three splits, every waveform zero-padded to `num_samples`; the first
+  `max_train_examples` / `max_test_examples` (by id) of train / each test split when given."""
   data_dir = data_dir or sources.default_data_dir()
   builders.prepare_embedded(NAME, data_dir)
   splits = {}
@@ -183,5 +218,12 @@ def load(*, num_samples: int = 16000, data_dir: str | None = None) -> SpeechData
       examples = [source[i] for i in range(len(source))]
     except Exception as error:  # Truncated shards, undecodable records.
       raise builders.corrupt_dataset_error(NAME, data_dir, error, embedded=True) from error
-    splits[split] = to_split(examples, int(num_samples))
+    limit = max_train_examples if split == "train" else max_test_examples
+    out = to_split(examples, int(num_samples))
+    splits[split] = out.take(slice(0, limit)) if limit else out
   return SpeechDataset(**splits)
+
+
+# `tradeoffs.data.load("spoken_digits")` (and so a training config's dataset.name) loads it.
+sources.register_dataset(NAME, sources.DatasetSpec(NAME, NUM_CLASSES, loader=load,
+                                                   group_keys=GROUP_NAMES))
