@@ -31,6 +31,7 @@ from tradeoffs.data import pipeline as pipeline_lib
 from tradeoffs.train import checkpoint as checkpoint_lib
 from tradeoffs.train import distributed
 from tradeoffs.train import extensions as extensions_lib
+from tradeoffs.train import losses as losses_lib
 from tradeoffs.train import mesh as mesh_lib
 from tradeoffs.train import optimizers
 from tradeoffs.train import plan as plan_lib
@@ -73,6 +74,9 @@ def validate(config: Any, device_count: int | None = None) -> None:
   if config.optimizer.name not in optimizers.OPTIMIZERS:
     raise ValueError(f"--config.optimizer.name={config.optimizer.name!r} is unknown; choose "
                      f"from {optimizers.OPTIMIZERS}")
+  if _opt(train, "loss") is not None and train.loss not in losses_lib.LOSSES:
+    raise ValueError(f"--config.train.loss={train.loss!r} is unknown; choose from "
+                     f"{sorted(losses_lib.LOSSES)}")
   optimizers.make_schedule(config.optimizer, int(config.train.steps))
   data_lib.make_augment(tuple(_opt(config.augment, "names", ())))
   seeds_lib.Seeds.from_config(config.seeds)
@@ -173,6 +177,10 @@ def build(config: Any, dataset: data_lib.Dataset | None = None,
                                     init_fn=init_fn)
   augment = config.augment
   overrides = dict(step_overrides or {})
+  for key, field in (("loss", "loss_fn"), ("model_inputs", "model_inputs")):  # by config
+    if _opt(config.train, key) is not None:
+      overrides.setdefault(field, tuple(config.train[key]) if key == "model_inputs"
+                           else config.train[key])
   extensions = list(overrides.pop("extensions", ()))
   for key, make in extensions_lib.LEGACY.items():  # coupling_fn=..., grad_metrics_fn=...
     if overrides.get(key) is not None:

@@ -28,6 +28,7 @@ from jax.sharding import Mesh
 
 from tradeoffs.data import batching
 from tradeoffs.train import extensions as extensions_lib
+from tradeoffs.train import losses as losses_lib
 from tradeoffs.train import mesh as mesh_lib
 from tradeoffs.train import plan as plan_lib
 from tradeoffs.train import seeds as seeds_lib
@@ -81,8 +82,7 @@ def to_device(split: Any, mesh: Mesh, extras: dict[str, Any] | None = None) -> D
                             for k, v in extras.items()})
 
 
-def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+softmax_cross_entropy = losses_lib.softmax_cross_entropy
 
 
 def over_members(fn: Callable[..., Any], in_axes: Any = 0) -> Callable[..., Any]:
@@ -146,14 +146,23 @@ def create_population(model: Any, tx: optax.GradientTransformation, input_shape:
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
   """Static settings of the training step; `extensions` plug in extra loss terms and
-  per-batch inputs (see `tradeoffs.train.extensions`)."""
+  per-batch inputs (see `tradeoffs.train.extensions`).
+
+  `loss_fn` is a per-example loss or its name in `tradeoffs.train.losses` (e.g.
+  'token_cross_entropy' for sequence logits [B, T, V] against labels [B, T]).
+  `model_inputs` names per-example arrays of `DeviceData.extras` passed to the model as
+  keyword arguments with every batch (e.g. 'decoder_inputs' for teacher forcing).
+  """
   batch_size: int
   augment_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None
-  loss_fn: LossFn = softmax_cross_entropy
+  loss_fn: LossFn | str = softmax_cross_entropy
   extensions: tuple[extensions_lib.StepExtension, ...] = ()
+  model_inputs: tuple[str, ...] = ()
 
   def __post_init__(self):
     extensions_lib.check(tuple(self.extensions))
+    object.__setattr__(self, "loss_fn", losses_lib.get(self.loss_fn))
+    object.__setattr__(self, "model_inputs", tuple(self.model_inputs))
 
 
 def member_batch(rngs: dict[str, jax.Array], step: jax.Array, data: DeviceData,
@@ -178,6 +187,10 @@ def train_step(state: TrainState, data: DeviceData, config: StepConfig,
                mesh: Mesh | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimisation step for every member on in-jit batches. Per-member metrics [M]."""
   extensions_lib.check(tuple(config.extensions), data.extras)
+  missing = [k for k in config.model_inputs if k not in data.extras]
+  if missing:
+    raise ValueError(f"the model reads per-example inputs {missing}, which the training data "
+                     f"lacks (has {sorted(data.extras)})")
   images, labels, groups, extras = over_members(member_batch, in_axes=(0, 0, None, None))(
       state.rngs, state.step, data, config)
   return update_step(state, images, labels, config, mesh, groups=groups, extras=extras)
@@ -206,13 +219,15 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
     raise ValueError("per-example gradients cannot be combined with population loss terms")
   step = state.step[0]
 
-  def forward(params, batch_stats, x, key):
+  model_kwargs = {k: extras[k] for k in config.model_inputs}
+
+  def forward(params, batch_stats, x, key, kwargs):
     variables = _variables(params, batch_stats)
     if has_stats:
       logits, updates = state.apply_fn(variables, x, train=True, rngs={"dropout": key},
-                                       mutable=["batch_stats"])
+                                       mutable=["batch_stats"], **kwargs)
       return logits, updates["batch_stats"]
-    return state.apply_fn(variables, x, train=True, rngs={"dropout": key}), batch_stats
+    return state.apply_fn(variables, x, train=True, rngs={"dropout": key}, **kwargs), batch_stats
 
   def member_objective(logits, member_labels, member_groups, member_extras, member_step):
     """A member's loss on its batch: the (weighted) data loss plus member terms."""
@@ -237,7 +252,7 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
 
   def population_loss(params):
     logits, batch_stats = over_members(forward)(params, state.batch_stats, images,
-                                                dropout_keys)
+                                                dropout_keys, model_kwargs)
     member_losses = over_members(member_objective)(logits, labels, member_groups, extras,
                                                    member_steps)
     total = jnp.sum(member_losses)
@@ -251,7 +266,7 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
   if per_example_grads:
     grads, (member_losses, logits, batch_stats, couplings) = _per_example_grads(
         state, images, labels, member_groups, extras, dropout_keys, forward,
-        member_objective)
+        member_objective, config.model_inputs)
   else:
     grads, (member_losses, logits, batch_stats, couplings) = jax.grad(
         population_loss, has_aux=True)(state.params)
@@ -261,7 +276,7 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
                 else grads)
   metrics = {
       "loss": member_losses,
-      "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1),
+      "accuracy": over_members(losses_lib.accuracy_for(config.loss_fn))(logits, labels),
       "grad_norm": over_members(optax.tree.norm)(mean_grads),
   }
   for name, value in couplings.items():
@@ -276,11 +291,12 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
 
 
 def _per_example_grads(state, images, labels, groups, extras, dropout_keys, forward,
-                       member_objective):
+                       member_objective, model_inputs=()):
   """Gradients [M, B, ...]: each example's gradient of its member's loss on that example
   alone (for DP-SGD's per-example clipping); population terms are not supported here."""
   def one_example(params, x, y, g, extra, key, step):
-    logits, _ = forward(params, {}, x[None], key)
+    logits, _ = forward(params, {}, x[None], key,
+                        {k: extra[k][None] for k in model_inputs})
     return member_objective(logits, y[None], g[None], {k: v[None] for k, v in extra.items()},
                             step), logits[0]
 
