@@ -119,3 +119,17 @@ def test_bad_hyperparameters_are_refused():
   with pytest.raises(ValueError, match="waveforms must be"):
     net = models.get("speech_ctc", num_classes=11)
     net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+
+
+def test_the_trainer_ctc_loss_and_its_exact_match_accuracy():
+  from tradeoffs.train import losses
+  blank = 10
+  frames = [[blank, 3, 3, blank, 3, 5, 5, blank], [7, 7, blank, 2, 2, 2, 2, 2],
+            [1, 2, 3, 4, 5, blank, blank, blank]]
+  logits = jax.nn.one_hot(jnp.array(frames), 11) * 5.0
+  labels = jnp.array([[3, 3, 5, -1], [7, 1, -1, -1], [1, 2, 3, 4]])
+  assert losses.get("ctc") is losses.ctc
+  # Right, wrong digit, one digit too many (1 2 3 4 5 against 1 2 3 4).
+  assert float(losses.accuracy_for(losses.ctc)(logits, labels)) == pytest.approx(1 / 3)
+  np.testing.assert_allclose(losses.ctc(logits, labels),
+                             speech.ctc_loss(logits, labels, blank=10))

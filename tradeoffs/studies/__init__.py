@@ -30,6 +30,7 @@ STUDIES = {
     "frontier": "tradeoffs.studies.frontier",
     "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
+    "squeezed_speech": "tradeoffs.studies.squeezed_speech",
 }
 
 
