@@ -169,7 +169,9 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
   fields = {"feature_frames": speech.feature_length(dataset.input_shape[0]),
             "transformer_frames": speech.feature_length(dataset.input_shape[0])
             // int(variant.knobs["squeeze"]),
-            "train_seconds": trained.seconds}
+            "train_seconds": trained.seconds, "train_utterances": len(dataset.train),
+            "test_utterances": len(dataset.test),
+            "heldout_voice_utterances": len(dataset.heldout_voice)}
   return base.Outcome(members=len(test["der"]), efficiency=efficiency, logits=None,
                       accuracy=accuracy, hidden_costs=hidden, study_fields=fields)
 
@@ -284,14 +286,17 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
   any_record = records[0] if records else {}
   tc = any_record.get("config") or {}
   train = tc.get("train") or {}
+  n = lambda key: (any_record.get("study_fields") or {}).get(key, "?")  # noqa: E731
   blocks: list[tuple[Any, ...]] = [("h2", "Setting"), ("p", (
       f"Every variant is a population of {any_record.get('members', '?')} members sharing "
       f"seeds by member index, trained from scratch with CTC for {train.get('steps', '?')} "
-      f"steps at batch {train.get('batch_size', '?')} on the 900 training utterances of "
-      "`spoken_digits` (16 espeak-ng voices in 3 families, 6 English accents; 8 kHz, "
+      f"steps at batch {train.get('batch_size', '?')} on {n('train_utterances')} training "
+      "utterances of `spoken_digits` (16 espeak-ng voices in 3 families, 6 English accents; "
+      "8 kHz, "
       "padded to 48 extractor frames of 40 ms). No wav2vec 2.0 pre-training: SEW's results "
       "are for pre-trained encoders fine-tuned on LibriSpeech, these are not. Scored: DER "
-      "of greedy CTC decoding on 150 seen-voice and 150 held-out-voice utterances (voices "
+      f"of greedy CTC decoding on {n('test_utterances')} seen-voice and "
+      f"{n('heldout_voice_utterances')} held-out-voice utterances (voices "
       "m8, f5, klatt6); intervals are 95% t intervals over members; latency per utterance "
       "is member 0's median batch-1 forward pass on this machine's CPU, measured once per "
       "variant (its 10-90% spread in the table), not over seeds."))]
