@@ -10,8 +10,13 @@ s in {1, 2, 4}, and a pre-LN Transformer encoder of 1 layer × d 32 or 2 layers 
 4d, 4 heads), a CTC head over 10 digits + blank. Trained from scratch with CTC (no wav2vec
 2.0 pre-training: out of reach on 2 CPU cores): Adam 2e-3, batch 16, 600 steps, dropout
 0.1, 3 members sharing seeds by index.
-Measured: see the report for the measured run time of the default; `:smoke` (compact at s = 1, 2;
-2 members, 4 steps on 64 utterances; used by the tests) — see the test timings.
+Measured (all under heavy load: 2 CPU cores shared by ~8 jobs, load average 12-25): the
+default did NOT complete in this session. Its first variant (original_s1_1x32, 3 members,
+600 steps) took 1,160 s wall at 0.4-0.6 steps/s; at that rate the 12 variants need ~3.5 h.
+On idle cores a rough estimate is 25-30 min (1 member of compact_s2_1x32 trained 600 steps
+in ~130 s wall at load ~12), i.e. over the ~10 min target; not measured. `:smoke` (compact,
+s = 2, encoder 1x16, 2 members, 4 steps on 64 utterances; used by the tests) took 201 s wall
+and 46 s CPU (user) at load ~22, mostly compilation and start-up.
 Expected (not tuned): squeezing cuts the Transformer's share of the FLOPs and latency by
 about s; the compact extractor cuts the extractor's FLOPs several-fold; what either costs
 in digit error rate, and for which voices, is what the study measures.
@@ -56,7 +61,7 @@ def get_config(arg=None):
     c.dataset.max_test_examples = 16
     c.train.update(dict(steps=4, steps_per_dispatch=4, log_every=4, checkpoint_every=4,
                         eval_every=4, batch_size=8))
-    c.study.update(dict(extractors=("compact",), squeezes=(1, 2),
+    c.study.update(dict(extractors=("compact",), squeezes=(2,),
                         encoders=("1x16",), original_channels=8, compact_channels=2))
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
   return c
