@@ -343,7 +343,7 @@ def test_family_by_model_class():
   assert models.family("wrn28_10") == models.family("wrn") == "wrn"
   # No width-division rule: encoder_net (an encoder with two heads, for contrastive studies)
   # and the sequence models.
-  no_rule = {"encoder_net", "transformer_encoder", "transformer_seq2seq"}
+  no_rule = {"encoder_net", "transformer_encoder", "transformer_seq2seq", "speech_ctc"}
   assert set(models.division_names()) == set(models.names()) - no_rule
   assert set(models.FAMILIES) == {"mlp", "cnn", "cifar_resnet", "imagenet_resnet", "wrn"}
 

@@ -20,6 +20,7 @@ from tradeoffs.data import noise
 from tradeoffs.data.noise import atypical_set
 from tradeoffs.data.noise import corrupt_inputs
 from tradeoffs.data.noise import label_noise
+from tradeoffs.data import spoken_digits  # Registers spoken_digits.
 from tradeoffs.data.sources import ArraySplit
 from tradeoffs.data.sources import DATASETS
 from tradeoffs.data.sources import Dataset

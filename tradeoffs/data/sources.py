@@ -53,6 +53,8 @@ class DatasetSpec:
   # celeb_a: the label is one boolean attribute, groups are others.
   label_attribute: str | None = None
   group_attributes: tuple[str, ...] = ()
+  # A dataset that is not images (e.g. `spoken_digits`): `load` returns loader(**options).
+  loader: Callable[..., Any] | None = None
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -241,6 +243,9 @@ def load(name: str, *, data_dir: str | None = None, max_train_examples: int | No
     transform: optional function on the float image array (e.g. resizing for celeb_a).
   """
   spec = spec_for(name, label_attribute=label_attribute, group_attributes=group_attributes)
+  if spec.loader is not None:
+    return spec.loader(data_dir=data_dir, max_train_examples=max_train_examples,
+                       max_test_examples=max_test_examples)
   train = load_split(name, spec.train_split, data_dir=data_dir,
                      max_examples=max_train_examples, spec=spec, transform=transform)
   test = load_split(name, spec.test_split, data_dir=data_dir, max_examples=max_test_examples,

@@ -18,6 +18,7 @@ from tradeoffs.models.registry import accepted_kwargs, get, names, register
 from tradeoffs.models.contrastive import EncoderNet
 from tradeoffs.models.resnet import CifarResNet, ImageNetResNet
 from tradeoffs.models.simple import CNN, MLP
+from tradeoffs.models.speech import SpeechCTC
 from tradeoffs.models.transformer import EncoderStack, Seq2SeqTransformer, TransformerEncoder
 from tradeoffs.models.utils import abstract_init, describe, init, param_count
 from tradeoffs.models.wide_resnet import WideResNet

@@ -34,6 +34,7 @@ STUDIES = {
     "low_resource_mt": "tradeoffs.studies.low_resource_mt",
     "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
+    "squeezed_speech": "tradeoffs.studies.squeezed_speech",
     "targeted_augmentation": "tradeoffs.studies.targeted_augmentation",
 }
 

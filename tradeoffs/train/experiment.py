@@ -204,9 +204,18 @@ def load_dataset(config: Any) -> data_lib.Dataset:
                        group_attributes=_opt(d, "group_attributes") or None)
 
 
-def evaluate(state, split, mesh, batch_size) -> tuple[np.ndarray, dict[str, float]]:
+def evaluate(state, split, mesh, batch_size, accuracy_fn=None
+             ) -> tuple[np.ndarray, dict[str, float]]:
+  """Population logits on a split and the test accuracy of each member: classification
+  accuracy, or `accuracy_fn(logits, labels)` of the training loss (`losses.accuracy_for`)
+  on sequence logits [N, T, K] (predict returns them flattened to [N, T·K])."""
   logits = pop_lib.predict(state, split.images, batch_size=batch_size, mesh=mesh)
-  accuracy = np.mean(np.argmax(logits, -1) == split.labels[None], axis=-1)
+  if accuracy_fn is None or accuracy_fn is losses_lib.classification_accuracy:
+    accuracy = np.mean(np.argmax(logits, -1) == split.labels[None], axis=-1)
+  else:
+    frames = logits.reshape(*logits.shape[:2], -1, split.num_classes)
+    accuracy = np.array([float(accuracy_fn(jnp.asarray(m), jnp.asarray(split.labels)))
+                         for m in frames])
   return logits, {"test_accuracy": float(accuracy.mean()),
                   "test_accuracy_min": float(accuracy.min()),
                   "test_accuracy_max": float(accuracy.max())}
@@ -360,7 +369,8 @@ def train_population(config: Any, workdir: str, *, state, mesh, dataset, step_co
         # Time per step since the previous log line (excludes evaluation below).
         last["seconds_per_step"] = (now - last_log[1]) / max(step - last_log[0], 1)
         if step % int(train.eval_every) == 0 or step == total:
-          _, test_metrics = evaluate(state, dataset.test, mesh, eval_batch)
+          _, test_metrics = evaluate(state, dataset.test, mesh, eval_batch,
+                                     losses_lib.accuracy_for(step_config.loss_fn))
           last.update(test_metrics)
         last_log = (step, time.time())
         if writer is not None:

@@ -7,6 +7,10 @@ unchanged. Each loss has a matching accuracy (logits, labels) -> scalar for the 
 `accuracy` metric.
 
   * `softmax_cross_entropy`: logits [B, C], labels [B] (classification);
+  * `ctc`: frame logits [B, T, K] (class K-1 the blank), label strings [B, L] with -1 after
+    each ends: the CTC negative log-likelihood over all frames (`optax.ctc_loss`); its
+    accuracy is the share of utterances whose greedy CTC decoding is exactly right
+    (`tradeoffs.models.speech`);
   * `token_cross_entropy`: logits [B, T, V], labels [B, T] with 0 = padding: the mean
     cross-entropy over each sequence's real tokens (a sentence's loss, so the batch mean
     weights sentences equally, not tokens); its accuracy is over real tokens.
@@ -19,6 +23,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import optax
+
+from tradeoffs.models import speech
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 PAD = 0  # the padding id of `tradeoffs.models.transformer` and `tradeoffs.data.subwords`
@@ -46,7 +52,24 @@ def token_accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.sum(hits) / jnp.maximum(jnp.sum(real), 1)
 
 
+def ctc(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  return speech.ctc_loss(logits, labels, blank=logits.shape[-1] - 1)
+
+
+def ctc_exact_match(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  decoded, _ = speech.greedy_ctc_decode(logits, blank=logits.shape[-1] - 1)
+  width = labels.shape[1]
+  if decoded.shape[1] < width:
+    return jnp.zeros(())
+  # A string longer than the label width is wrong: its extra label is then != -1.
+  tail_ok = (jnp.all(decoded[:, width:] < 0, axis=1) if decoded.shape[1] > width
+             else jnp.ones(labels.shape[0], bool))
+  hits = jnp.all(decoded[:, :width] == jnp.where(labels < 0, -1, labels), axis=1) & tail_ok
+  return jnp.mean(hits)
+
+
 LOSSES: dict[str, tuple[LossFn, LossFn]] = {
+    "ctc": (ctc, ctc_exact_match),
     "softmax_cross_entropy": (softmax_cross_entropy, classification_accuracy),
     "token_cross_entropy": (token_cross_entropy, token_accuracy),
 }
