@@ -17,6 +17,7 @@ from tradeoffs.models.registry import accepted_kwargs, get, names, register
 # Importing the model modules registers them.
 from tradeoffs.models.resnet import CifarResNet, ImageNetResNet
 from tradeoffs.models.simple import CNN, MLP
+from tradeoffs.models.multitask import MultiTaskMLP
 from tradeoffs.models.utils import abstract_init, describe, init, param_count
 from tradeoffs.models.wide_resnet import WideResNet
 from tradeoffs.models.widths import (FAMILIES, WIDTH_FIELDS, Family, base_width, count_params,
@@ -24,7 +25,7 @@ from tradeoffs.models.widths import (FAMILIES, WIDTH_FIELDS, Family, base_width,
                                      width_keyword)
 
 __all__ = [
-    "CNN", "CifarResNet", "ImageNetResNet", "MLP", "WideResNet", "abstract_init",
+    "CNN", "CifarResNet", "MultiTaskMLP", "ImageNetResNet", "MLP", "WideResNet", "abstract_init",
     "accepted_kwargs", "activation_names", "describe", "get", "init", "names", "param_count",
     "register", "register_activation", "scale_width", "WIDTH_FIELDS", "base_width",
     "width_keyword", "FAMILIES", "Family", "count_params", "division_info", "division_names",
