@@ -28,6 +28,7 @@ STUDIES = {
     "dp_tradeoff": "tradeoffs.studies.dp_tradeoff",
     "exposure_notification": "tradeoffs.studies.exposure_notification",
     "frontier": "tradeoffs.studies.frontier",
+    "multitask_fairness": "tradeoffs.studies.multitask_fairness",
     "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
 }
