@@ -132,6 +132,15 @@ def test_arfg_are_and_pareto_by_hand():
   np.testing.assert_allclose(mt.are([[0.3, 0.1]], [0.2, 0.2]), [1.0])
   with pytest.raises(ValueError, match="> 0"):
     mt.arfg([[0.1, 0.1]], [0.0, 0.1])
+  # A baseline gap of 0 is floored at the resolution: (0.1/0.05 + 0.1/0.1) / 2.
+  np.testing.assert_allclose(mt.arfg([[0.1, 0.1]], [0.0, 0.1], [0.05, 0.05]), [1.5])
+  labels = np.array([[0, 1], [0, 0], [0, 0], [1, 0], [0, 1]])
+  groups = np.array([1, 0, 0, 1, 0])
+  # Task 0 negatives: group 1 has 1, group 0 has 3 -> 1/1; task 1: group 1 has 1 -> 1.
+  np.testing.assert_allclose(mt.gap_resolution(labels, groups), [1.0, 1.0])
+  np.testing.assert_allclose(mt.gap_resolution(labels, 1 - groups), [1 / 1, 1 / 1])
+  np.testing.assert_allclose(mt.gap_resolution(np.zeros((4, 1)), np.array([0, 0, 1, 1])),
+                             [0.5])
   assert mt.pareto_front([(1.0, 1.0), (0.9, 1.2), (1.1, 0.5), (1.2, 0.6), (1.0, 1.1)]) == [
       1, 0, 2]
 

@@ -356,25 +356,43 @@ def task_metrics(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray,
   return {"error": error, "fpr_gap": gap, "abs_fpr_gap": np.abs(gap)}
 
 
-def relative_average(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
-  """(1/T) Σ_t values[..., t] / reference[t]: ARFG with |FPR gaps|, ARE with errors
-  (PAPERS.md section 4), per member; `reference` [T] is the baseline's (mean) value."""
+def relative_average(values: np.ndarray, reference: np.ndarray, floor: Any = 0.0
+                     ) -> np.ndarray:
+  """(1/T) Σ_t values[..., t] / max(reference[t], floor[t]): ARFG with |FPR gaps|, ARE with
+  errors (PAPERS.md section 4), per member; `reference` [T] is the baseline's (mean)
+  value. `floor` (a number or [T]) is the measurement resolution (e.g. one example's share),
+  so that a baseline that measures exactly 0 does not divide by zero."""
   values, reference = np.asarray(values, np.float64), np.asarray(reference, np.float64)
   if values.shape[-1] != reference.shape[-1]:
     raise ValueError(f"values have {values.shape[-1]} tasks, the reference {reference.shape}")
-  if np.any(reference <= 0):
-    raise ValueError(f"reference values {reference.tolist()} must be > 0 to divide by")
-  return np.mean(values / reference, axis=-1)
+  denominator = np.maximum(reference, np.broadcast_to(np.asarray(floor, np.float64),
+                                                      reference.shape))
+  if np.any(denominator <= 0):
+    raise ValueError(f"reference values {reference.tolist()} must be > 0 to divide by (or "
+                     "give a floor > 0)")
+  return np.mean(values / denominator, axis=-1)
 
 
-def arfg(abs_gaps: np.ndarray, baseline_abs_gaps: np.ndarray) -> np.ndarray:
+def arfg(abs_gaps: np.ndarray, baseline_abs_gaps: np.ndarray, floor: Any = 0.0
+         ) -> np.ndarray:
   """Average relative fairness gap: (1/T) Σ_t FG_t / FG_t^base (FG = |FPR gap|)."""
-  return relative_average(abs_gaps, baseline_abs_gaps)
+  return relative_average(abs_gaps, baseline_abs_gaps, floor)
 
 
-def are(errors: np.ndarray, baseline_errors: np.ndarray) -> np.ndarray:
+def are(errors: np.ndarray, baseline_errors: np.ndarray, floor: Any = 0.0) -> np.ndarray:
   """Average relative error: (1/T) Σ_t Err_t / Err_t^base."""
-  return relative_average(errors, baseline_errors)
+  return relative_average(errors, baseline_errors, floor)
+
+
+def gap_resolution(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+  """Per task [T], the smallest non-zero |FPR gap| a split can show: one false positive
+  in the group with fewer negatives, 1 / min_g #negatives(g) (inf without negatives)."""
+  labels, groups = np.asarray(labels), np.asarray(groups)
+  out = []
+  for t in range(labels.shape[1]):
+    counts = [int(np.sum((labels[:, t] == 0) & (groups == g))) for g in (0, 1)]
+    out.append(1.0 / min(counts) if min(counts) > 0 else np.inf)
+  return np.asarray(out)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:

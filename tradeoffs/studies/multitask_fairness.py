@@ -16,7 +16,8 @@ Scored on the test split, per task: error and FPR gap (group 1 − group 0) at t
 that predicts the training positive rate (the reference's rule), and the fairness losses'
 values on the test negatives; ARFG = (1/T) Σ_t |FPR gap_t| / |FPR gap_t^vanilla| and
 ARE = (1/T) Σ_t error_t / error_t^vanilla (the vanilla population's mean in the
-denominator), per member, so each has an interval over seeds. Verdicts: every variant
+denominator, floored at the test split's resolution: one false positive in the group with
+fewer negatives, one example), per member, so each has an interval over seeds. Verdicts: every variant
 against vanilla on ARFG and ARE, and MTA-F against baseline routing at the same loss and
 λ, paired t over seeds, Holm within each family.
 """
@@ -195,8 +196,13 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
     ref = ctx.records[REFERENCE]["accuracy"]
     ref_error = np.mean(ref["per_member_error"], axis=0)
     ref_gap = np.abs(np.asarray(ref["per_member_fpr_gap"])).mean(0)
-  accuracy["per_member_arfg"] = mtaf.arfg(metrics["abs_fpr_gap"], ref_gap).tolist()
-  accuracy["per_member_are"] = mtaf.are(metrics["error"], ref_error).tolist()
+  # Denominators floored at the measurement resolution: a vanilla gap (or error) of
+  # exactly 0 on this test split means "below one example", not "infinitely fair".
+  gap_floor = mtaf.gap_resolution(data.test.labels, data.test.groups)
+  error_floor = 1.0 / len(data.test)
+  accuracy["per_member_arfg"] = mtaf.arfg(metrics["abs_fpr_gap"], ref_gap,
+                                          gap_floor).tolist()
+  accuracy["per_member_are"] = mtaf.are(metrics["error"], ref_error, error_floor).tolist()
   accuracy["arfg"] = float(np.mean(accuracy["per_member_arfg"]))
   accuracy["are"] = float(np.mean(accuracy["per_member_are"]))
   params = jax.tree.map(lambda x: x[0], population.params)
@@ -206,6 +212,9 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
             "train_examples": len(data.train), "test_examples": len(data.test),
             "test_group_counts": np.bincount(data.test.groups, minlength=2).tolist(),
             "positive_rates": data.positive_rates().tolist(),
+            "vanilla_abs_fpr_gap": np.asarray(ref_gap).tolist(),
+            "vanilla_error": np.asarray(ref_error).tolist(),
+            "gap_floor": gap_floor.tolist(), "error_floor": error_floor,
             "final_train_cross_entropy": ce[:, -max(1, ce.shape[1] // 10):].mean(
                 axis=(0, 1)).tolist(),
             "train_seconds": seconds,
@@ -372,8 +381,13 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
             "threshold that predicts the task's training positive rate "
             f"({', '.join(f'{p:.3f}' for p in fields.get('positive_rates', []))}); means "
             "with 95% t intervals over seeds. ARE and ARFG divide by the vanilla "
-            "population's mean per task, so vanilla sits at 1 (its interval is its seed "
-            "noise).")]
+            "population's mean per task, so vanilla sits near 1 (its interval is its seed "
+            "noise); each denominator is floored at the test split's resolution (|FPR gap|: "
+            "one false positive in the group with fewer negatives, "
+            f"{', '.join(f'{v:.3f}' for v in fields.get('gap_floor', []))}; error: one "
+            f"example, {fmt.number(fields.get('error_floor'))}). Vanilla's |FPR gap| per "
+            f"task: {', '.join(f'{v:.3f}' for v in fields.get('vanilla_abs_fpr_gap', []))}; "
+            f"its error: {', '.join(f'{v:.3f}' for v in fields.get('vanilla_error', []))}.")]
   if tasks:
     blocks.append(results_table(records, tasks))
   figure = plot_pareto(records)
