@@ -18,8 +18,20 @@ reference's), German 140 at batch 128 (~22 epochs).
 λ is relative to the batch-mean cross-entropy (the reference sums its cross-entropy over
 the batch, so its λ = 1 is not this λ = 1).
 
-Measured runtime: see the study's report and the final note of the issue (filled in below
-once measured).
+Measured runtime (2 cores shared with ~8 other jobs, load average 15-28): default digits
+run 134.8 s CPU (user), 15.5 min wall (19 variants; ~2.5 min expected on idle cores);
+`:smoke` (vanilla and MMD with MTA-F routing, 2 seeds, 20 steps; compilation dominates)
+14.8 s CPU, 256 s wall at load ~25.
+
+Result of the default digits run (8 seeds; means [95% t interval]; not tuned): vanilla
+test error 3.6 [3.6, 3.6] % (odd) and 3.7 [3.3, 4.1] % (> 4), |FPR gap| 0.0 [0.0, 0.0]
+and 1.7 [0.6, 2.8] pt, both below the split's resolution (one false positive among the
+rotated group's 24 / 17 test negatives: 4.2 / 5.9 pt), so there is no measurable gap to
+close here: no fairness variant lowers ARFG below vanilla's (0 of 18; Holm), 12 of 18
+raise ARE. MTA-F routing is worse than baseline routing at every loss and λ (ARE higher
+in 9 of 9 pairs, ARFG higher in 6 of 9, none lower; e.g. MMD λ = 0.3: ARE 2.14 [1.88,
+2.40] vs 1.03 [0.97, 1.09]). The paper's finding (MTA-F improves the Pareto front) does
+not show on this set at this scale.
 """
 
 from __future__ import annotations

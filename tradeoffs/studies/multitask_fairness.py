@@ -207,6 +207,9 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
   accuracy["are"] = float(np.mean(accuracy["per_member_are"]))
   params = jax.tree.map(lambda x: x[0], population.params)
   ce = np.asarray(population.metrics["cross_entropy"])
+  tail = max(1, ce.shape[1] // 10)  # The last 10% of steps, averaged over members.
+  final = {key: np.asarray(population.metrics[key])[:, -tail:].mean(axis=(0, 1)).tolist()
+           for key in ("full", "exclusive")}
   fields = {"dataset": data.name, "tasks": list(data.task_names),
             "sensitive": data.group_name, "num_features": int(data.train.inputs.shape[1]),
             "train_examples": len(data.train), "test_examples": len(data.test),
@@ -215,8 +218,10 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
             "vanilla_abs_fpr_gap": np.asarray(ref_gap).tolist(),
             "vanilla_error": np.asarray(ref_error).tolist(),
             "gap_floor": gap_floor.tolist(), "error_floor": error_floor,
-            "final_train_cross_entropy": ce[:, -max(1, ce.shape[1] // 10):].mean(
-                axis=(0, 1)).tolist(),
+            "final_train_cross_entropy": ce[:, -tail:].mean(axis=(0, 1)).tolist(),
+            # Training batches' Full_t and Excl_t (= λ_head · F on exclusive negatives):
+            # under MTA-F the trunk minimises Full_t − Excl_t, which rewards a larger Excl_t.
+            "final_train_full": final["full"], "final_train_exclusive": final["exclusive"],
             "train_seconds": seconds,
             "seeds": {src: v.tolist() for src, v in
                       seeds.member_seeds(int(k["members"])).items()}}
@@ -277,6 +282,18 @@ def fairness_loss_table(records: Sequence[Mapping[str, Any]], tasks: Sequence[st
       v = np.asarray(values.get(n, []), np.float64)
       row += [_cell(v[:, t]) if v.ndim == 2 else fmt.DASH for t in range(len(tasks))]
     rows.append(row)
+  return ("table", headers, rows)
+
+
+def training_terms_table(records: Sequence[Mapping[str, Any]], tasks: Sequence[str]):
+  headers = (["Variant"] + [f"{t}: Full" for t in tasks] + [f"{t}: Excl" for t in tasks])
+  rows = []
+  for r in records:
+    f = r.get("study_fields") or {}
+    full, excl = f.get("final_train_full"), f.get("final_train_exclusive")
+    rows.append([r["variant"]]
+                + [fmt.number(v) for v in (full or [None] * len(tasks))]
+                + [fmt.number(v) for v in (excl or [None] * len(tasks))])
   return ("table", headers, rows)
 
 
@@ -417,6 +434,14 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
     blocks += [("p", verdict_lib.sentence(c, unit="")) for c in rclaims
                if c.verdict != stats.NO_DIFFERENCE]
   if tasks:
+    blocks += [("h2", "Training fairness terms: all negatives vs head-exclusive ones"),
+               ("p", "Full_t (the loss on all t-negatives of a batch) and Excl_t (λ_head × "
+                     "the loss on the t-negatives that are positive for the other task), "
+                     "over the last 10% of training steps, mean over seeds. Under MTA-F the "
+                     "trunk minimises Σ_t λ_t w_t (Full_t − Excl_t) (the reference's "
+                     "formula), a difference of two fairness losses, which a trunk can also "
+                     "lower by making the head-exclusive negatives less fair."),
+               training_terms_table(records, tasks)]
     blocks += [("h2", "Fairness losses on the test negatives"),
                ("p", "Each fairness loss evaluated on each task's test negatives (label 0) "
                      "between the two groups, mean over seeds with 95% t intervals: what the "
