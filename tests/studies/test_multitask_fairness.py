@@ -88,3 +88,22 @@ def test_claims_against_vanilla_are_one_holm_family_and_the_front():
   text = study.summary(RECORDS, claims, study.routing_claims(RECORDS))
   assert "The Pareto front holds 2 MTA-F and 0 baseline-routing variants" in text
   assert "ARFG lower in 1, higher in 0" in text
+
+
+def test_sections_render_every_table_from_records():
+  fields = {"tasks": ["a", "b"], "final_train_full": [0.2, 0.1],
+            "final_train_exclusive": [0.05, 0.02], "gap_floor": [0.04, 0.06]}
+  records = []
+  for r in RECORDS:
+    r = dict(r, study_fields=fields, accuracy=dict(r["accuracy"]))
+    r["accuracy"]["per_member_error"] = [[0.1, 0.2]] * 3 + [[0.12, 0.2]]
+    r["accuracy"]["per_member_fpr_gap"] = [[0.01, -0.02]] * 4
+    records.append(r)
+  blocks = study.sections(records, None)
+  headings = [b[1] for b in blocks if b[0] == "h2"]
+  assert headings == ["Per-task error and FPR gap", "Fairness losses against vanilla",
+                      "MTA-F routing against baseline routing",
+                      "Training fairness terms: all negatives vs head-exclusive ones",
+                      "Fairness losses on the test negatives", "Against the paper"]
+  terms = next(b for b in blocks if b[0] == "table" and b[1][1] == "a: Full")
+  assert terms[2][0] == ["vanilla", "0.2", "0.1", "0.05", "0.02"]
