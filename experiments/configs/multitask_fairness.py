@@ -32,6 +32,14 @@ raise ARE. MTA-F routing is worse than baseline routing at every loss and λ (AR
 in 9 of 9 pairs, ARFG higher in 6 of 9, none lower; e.g. MMD λ = 0.3: ARE 2.14 [1.88,
 2.40] vs 1.03 [0.97, 1.09]). The paper's finding (MTA-F improves the Pareto front) does
 not show on this set at this scale.
+
+A reduced Adult check (`:dataset=uci_adult,members=4` with losses=('mmd',), lambdas=(1.0,),
+steps=400, batch_size=256; 38.7 s CPU, 241 s wall at load ~22; sensitive = sex): vanilla
+error 16.6 / 12.9 %, |FPR gap| 12.0 [10.9, 13.0] / 7.9 [7.0, 8.8] pt; MMD λ = 1 lowers
+ARFG to 0.58 [0.42, 0.74] (baseline routing, ARE 1.017 [0.999, 1.036]) and 0.45 [0.35,
+0.55] (MTA-F, ARE 1.18 [1.14, 1.22]); MTA-F vs baseline: ARFG −0.13 [−0.33, 0.07] (no
+detectable difference), ARE +0.16 [0.13, 0.19] (higher; Holm p = 8e-4). The full Adult
+default (19 variants, 1,300 steps at batch 1,024) was not run (it did not fit the session).
 """
 
 from __future__ import annotations

@@ -106,4 +106,5 @@ def test_sections_render_every_table_from_records():
                       "Training fairness terms: all negatives vs head-exclusive ones",
                       "Fairness losses on the test negatives", "Against the paper"]
   terms = next(b for b in blocks if b[0] == "table" and b[1][1] == "a: Full")
-  assert terms[2][0] == ["vanilla", "0.2", "0.1", "0.05", "0.02"]
+  assert terms[2][0] == ["vanilla", "–", "–", "–", "–"]  # no fairness loss, none computed
+  assert terms[2][1] == ["mmd_baseline_lam1", "0.2", "0.1", "0.05", "0.02"]

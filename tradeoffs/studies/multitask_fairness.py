@@ -301,6 +301,8 @@ def training_terms_table(records: Sequence[Mapping[str, Any]], tasks: Sequence[s
   for r in records:
     f = r.get("study_fields") or {}
     full, excl = f.get("final_train_full"), f.get("final_train_exclusive")
+    if (r.get("knobs") or {}).get("loss", "none") == "none":
+      full = excl = None  # Vanilla trains without a fairness loss: nothing was computed.
     rows.append([r["variant"]]
                 + [fmt.number(v) for v in (full or [None] * len(tasks))]
                 + [fmt.number(v) for v in (excl or [None] * len(tasks))])
