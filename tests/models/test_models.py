@@ -341,9 +341,10 @@ def test_family_by_model_class():
   assert {models.family(n) for n in ("resnet18", "resnext50_32x4d", "wide_resnet50_2")} == {
       "imagenet_resnet"}
   assert models.family("wrn28_10") == models.family("wrn") == "wrn"
-  # No width-division rule: encoder_net (an encoder with two heads, for contrastive studies)
-  # and the sequence models.
-  no_rule = {"encoder_net", "transformer_encoder", "transformer_seq2seq", "speech_ctc"}
+  # No width-division rule: encoder_net (an encoder with two heads, for contrastive studies),
+  # the multi-task MLP and the sequence models.
+  no_rule = {"encoder_net", "multitask_mlp", "transformer_encoder", "transformer_seq2seq",
+             "speech_ctc"}
   assert set(models.division_names()) == set(models.names()) - no_rule
   assert set(models.FAMILIES) == {"mlp", "cnn", "cifar_resnet", "imagenet_resnet", "wrn"}
 

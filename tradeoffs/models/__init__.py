@@ -20,6 +20,7 @@ from tradeoffs.models.resnet import CifarResNet, ImageNetResNet
 from tradeoffs.models.simple import CNN, MLP
 from tradeoffs.models.speech import SpeechCTC
 from tradeoffs.models.transformer import EncoderStack, Seq2SeqTransformer, TransformerEncoder
+from tradeoffs.models.multitask import MultiTaskMLP
 from tradeoffs.models.utils import abstract_init, describe, init, param_count
 from tradeoffs.models.wide_resnet import WideResNet
 from tradeoffs.models.widths import (FAMILIES, WIDTH_FIELDS, Family, base_width, count_params,
@@ -27,7 +28,8 @@ from tradeoffs.models.widths import (FAMILIES, WIDTH_FIELDS, Family, base_width,
                                      width_keyword)
 
 __all__ = [
-    "CNN", "CifarResNet", "EncoderNet", "ImageNetResNet", "MLP", "WideResNet", "abstract_init",
+    "CNN", "CifarResNet", "EncoderNet", "ImageNetResNet", "MLP", "MultiTaskMLP", "WideResNet",
+    "abstract_init",
     "accepted_kwargs", "activation_names", "describe", "get", "init", "names", "param_count",
     "register", "register_activation", "scale_width", "WIDTH_FIELDS", "base_width",
     "width_keyword", "FAMILIES", "Family", "count_params", "division_info", "division_names",

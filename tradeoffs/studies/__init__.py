@@ -32,6 +32,7 @@ STUDIES = {
     "input_simplification": "tradeoffs.studies.input_simplification",
     "loss_prioritization": "tradeoffs.studies.loss_prioritization",
     "low_resource_mt": "tradeoffs.studies.low_resource_mt",
+    "multitask_fairness": "tradeoffs.studies.multitask_fairness",
     "robust_distillation": "tradeoffs.studies.robust_distillation",
     "sparse_vs_dense": "tradeoffs.studies.sparse_vs_dense",
     "squeezed_speech": "tradeoffs.studies.squeezed_speech",
