@@ -23,6 +23,7 @@ STUDIES = {
     "cascade": "tradeoffs.studies.cascade",
     "coded_optimization": "tradeoffs.studies.coded_optimization",
     "compression_bias": "tradeoffs.studies.compression_bias",
+    "detector_frontier": "tradeoffs.studies.detector_frontier",
     "determinism": "tradeoffs.studies.determinism",
     "divide_cotrain": "tradeoffs.studies.divide_cotrain",
     "dp_tradeoff": "tradeoffs.studies.dp_tradeoff",
