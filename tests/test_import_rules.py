@@ -18,7 +18,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ("sparsity", "quantization", "ensembles", "coded", "exemplars", "fairness",
-            "privacy", "cascades", "distill",
+            "privacy", "cascades", "distill", "detection",
             "determinism", "efficiency")
 FORBIDDEN = ("flax", "tradeoffs.models", "tradeoffs.train", "tradeoffs.report",
              "tradeoffs.studies", "tradeoffs.workdir")

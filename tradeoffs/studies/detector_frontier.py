@@ -24,8 +24,8 @@ Formulations chosen (the paper's settings are [mem]; what is run here is small):
     its own detector (init and batch order from the seed), all on the same scenes.
   * verdicts: halving the resolution (Welch over seeds: retrained detectors), fewer
     detections (paired: the same detectors decoded twice), small against large objects and
-    the hardest background kind against all images (paired: the same detectors on two
-    subsets of one test set), each section one Holm family.
+    the hardest background kind against the other kinds' mean (paired: the same detectors
+    on subsets of one test set), each section one Holm family.
 """
 
 from __future__ import annotations
@@ -227,11 +227,19 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
   accuracy.update({f"per_seed_{key}": v for key, v in per_seed.items()})
   groups = {name: accuracy[f"map_{name}"] for name in test.background_names
             if f"map_{name}" in accuracy}
-  hardest = min(groups, key=groups.get) if groups else None
-  hidden = {"small_object_gap": accuracy["map"] - accuracy["map_small"]
-            if math.isfinite(accuracy.get("map_small", math.nan)) else None,
+  hardest = min(groups, key=groups.get) if len(groups) > 1 else None
+  # The other kinds' mean per seed: a subset's mAP is not comparable with the whole test
+  # set's (fewer images rank differently), but subsets of one size are with each other.
+  if hardest:
+    others = [per_seed[f"map_{g}"] for g in groups if g != hardest]
+    accuracy["per_seed_map_other_backgrounds"] = [float(v) for v in np.mean(others, axis=0)]
+    accuracy["map_other_backgrounds"] = float(np.mean(others))
+  hidden = {"small_object_gap": accuracy["map_large"] - accuracy["map_small"]
+            if math.isfinite(accuracy.get("map_small", math.nan))
+            and math.isfinite(accuracy.get("map_large", math.nan)) else None,
             "hardest_background": hardest,
-            "hardest_background_gap": accuracy["map"] - groups[hardest] if hardest else None}
+            "hardest_background_gap": accuracy["map_other_backgrounds"] - groups[hardest]
+            if hardest else None}
   opts = ctx.efficiency
   eff = efficiency_lib.measure(inference, trained["params"][0],
                                test.images[:max(1, min(opts["measure_batch"], len(test)))],
@@ -376,7 +384,7 @@ def detection_claims(records: Sequence[Mapping[str, Any]]) -> list[stats.Compari
 
 def hidden_cost_claims(records: Sequence[Mapping[str, Any]]) -> list[stats.Comparison]:
   """Per variant at its most detections: mAP on small against large objects, and on the
-  hardest background kind against all images (paired over seeds)."""
+  hardest background kind against the mean of the other kinds (paired over seeds)."""
   claims = []
   for rs in _group(records, "detections").values():
     r = max(rs, key=lambda r: _k(r, "detections"))
@@ -385,10 +393,10 @@ def hidden_cost_claims(records: Sequence[Mapping[str, Any]]) -> list[stats.Compa
       claims.append(stats.compare(small, large, paired=True,
                                   claim=f"{r['variant']}: mAP small − large objects"))
     hard = (r.get("hidden_costs") or {}).get("hardest_background")
-    worst, overall = _seeds(r, f"map_{hard}"), _seeds(r, "map")
-    if hard and worst is not None and overall is not None:
-      claims.append(stats.compare(worst, overall, paired=True,
-                                  claim=f"{r['variant']}: mAP on {hard} − all images"))
+    worst, others = _seeds(r, f"map_{hard}"), _seeds(r, "map_other_backgrounds")
+    if hard and worst is not None and others is not None:
+      claims.append(stats.compare(worst, others, paired=True,
+                                  claim=f"{r['variant']}: mAP on {hard} − other backgrounds"))
   return stats.family(claims)
 
 
@@ -467,9 +475,11 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
        "fewest against most detections per image; paired t over seeds (the same "
        "detectors)"),
       ("Hidden costs: small objects and the hardest background", hidden_cost_claims(records),
-       "small against large objects and the hardest background kind (lowest mean mAP) "
-       "against all test images, at the most detections; paired t over seeds; the hardest "
-       "kind is picked from the same data, so its gap is optimistic for the worst group")):
+       "small against large objects, and the hardest background kind (lowest mean mAP) "
+       "against the mean of the other kinds (subsets of similar size: a subset's mAP is "
+       "not comparable with the whole set's), at the most detections; paired t over "
+       "seeds; the hardest kind is picked on the same data, so its gap is biased away "
+       "from zero — read it as an upper bound")):
     if claims:
       blocks += [("h2", title),
                  ("p", f"{len(claims)} claims in one family, Holm-corrected; {text}; "
