@@ -49,7 +49,7 @@ def get_config(arg=None):
   if args.variant == "smoke":
     c.study.widths = (0.5,)
     c.study.resolutions = (32,)
-    c.study.detections = (5, 20)
+    c.study.detections = (20,)
     c.study.seeds = tuple(range(args.seeds or 2))
     c.study.steps = 20
     c.study.train_images = 64

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from tradeoffs.detection import boxes as boxes_lib
@@ -30,16 +31,17 @@ NEGATIVE_IOU = 0.4
 
 
 def anchors(grid: int, stride: float, sizes: Sequence[float],
-            ratios: Sequence[float] = (1.0,)) -> jax.Array:
-  """Anchors [grid * grid * A, 4] (x0, y0, x1, y1), cell-major: for each cell (row-major),
-  each size, each aspect ratio w/h (the area stays size^2)."""
-  shapes = jnp.asarray([(s * r ** 0.5, s / r ** 0.5) for s in sizes for r in ratios],
-                       jnp.float32)
-  yy, xx = jnp.mgrid[0:grid, 0:grid]
-  centres = (jnp.stack([xx.reshape(-1), yy.reshape(-1)], -1).astype(jnp.float32) + 0.5) * stride
-  c = jnp.repeat(centres, shapes.shape[0], axis=0)
-  wh = jnp.tile(shapes, (grid * grid, 1))
-  return jnp.concatenate([c - wh / 2, c + wh / 2], axis=-1)
+            ratios: Sequence[float] = (1.0,)) -> np.ndarray:
+  """Anchors [grid * grid * A, 4] float32 (x0, y0, x1, y1), cell-major: for each cell
+  (row-major), each size, each aspect ratio w/h (the area stays size^2). numpy: a
+  constant, built once per detector outside any trace."""
+  shapes = np.asarray([(s * r ** 0.5, s / r ** 0.5) for s in sizes for r in ratios],
+                      np.float64)
+  yy, xx = np.mgrid[0:grid, 0:grid]
+  centres = (np.stack([xx.reshape(-1), yy.reshape(-1)], -1) + 0.5) * stride
+  c = np.repeat(centres, shapes.shape[0], axis=0)
+  wh = np.tile(shapes, (grid * grid, 1))
+  return np.concatenate([c - wh / 2, c + wh / 2], axis=-1).astype(np.float32)
 
 
 def assign(boxes: Any, classes: Any, valid: Any, anchor_boxes: Any
@@ -86,6 +88,7 @@ def loss(outputs: dict[str, Any], boxes: Any, classes: Any, valid: Any, *,
 def decode(outputs: dict[str, Any], *, anchor_boxes: Any, max_detections: int,
            pre_nms: int = 300, iou_threshold: float = 0.5) -> dict[str, jax.Array]:
   """Detections of one image: boxes [K, 4] (pixels), scores [K], classes [K]."""
+  anchor_boxes = jnp.asarray(anchor_boxes)
   scores = jax.nn.sigmoid(outputs["class_logits"])
   num_classes = scores.shape[-1]
   k = min(int(pre_nms), scores.size)

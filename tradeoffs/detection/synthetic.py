@@ -29,7 +29,6 @@ import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
@@ -214,6 +213,11 @@ def generate(seed: int, count: int, config: SceneConfig = SceneConfig(),
   return DetectionSet(images, boxes, classes, valid, background)
 
 
+@functools.partial(jax.jit, static_argnums=1)
+def _resize_images(images: Any, shape: tuple[int, ...]) -> jax.Array:
+  return jax.image.resize(images, shape, method="linear", antialias=True)
+
+
 def resize(data: DetectionSet, size: int) -> DetectionSet:
   """The same scenes at `size` x `size` (antialiased linear resampling), boxes scaled."""
   if isinstance(size, bool) or int(size) != size or size < 8:
@@ -221,8 +225,7 @@ def resize(data: DetectionSet, size: int) -> DetectionSet:
   if size == data.image_size:
     return data
   n = len(data)
-  images = np.asarray(jax.image.resize(jnp.asarray(data.images), (n, size, size, 1),
-                                       method="linear", antialias=True))
+  images = np.asarray(_resize_images(data.images, (n, size, size, 1)))
   scale = size / data.image_size
   return dataclasses.replace(data, images=np.clip(images, 0, 1).astype(np.float32),
                              boxes=(data.boxes * scale).astype(np.float32))
