@@ -28,7 +28,6 @@ Result of the default (mAP@[.5:.95] x100, mean [95% t interval] over 3 seeds):
   Latencies at batch 1 are 0.2-4 ms and dominated by call overhead and load spikes on
   this CPU, so the Pareto front of mAP against latency is noisy; FLOPs are exact.
 """
-"""
 from __future__ import annotations
 
 import ml_collections
