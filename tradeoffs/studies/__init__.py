@@ -24,6 +24,7 @@ STUDIES = {
     "coded_optimization": "tradeoffs.studies.coded_optimization",
     "compression_bias": "tradeoffs.studies.compression_bias",
     "contrastive_pruning": "tradeoffs.studies.contrastive_pruning",
+    "detector_frontier": "tradeoffs.studies.detector_frontier",
     "determinism": "tradeoffs.studies.determinism",
     "divide_cotrain": "tradeoffs.studies.divide_cotrain",
     "dp_tradeoff": "tradeoffs.studies.dp_tradeoff",
