@@ -43,7 +43,7 @@ from experiments.configs import common
 
 def get_config(arg=None):
   # members=0: the variant's default population size.
-  args = common.parse_arg(arg, variants=("smoke", "cifar10"), members=0)
+  args = common.parse_arg(arg, variants=("smoke", "full", "cifar10"), members=0)
   c = common.base_config()
   c.dataset.name = "digits_groups"
   c.model.name = "mlp"
@@ -105,6 +105,14 @@ def get_config(arg=None):
                         nm=((2, 4),), finetune_steps_axis=(), distilled=("robust",),
                         cascade_rates=(0.5,), dp_noise_multipliers=(1.0,)))
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
+  elif args.variant == "full":
+    # The expensive extras: 16 members per population, the fine-tune axis to 1,600
+    # steps, a wider dense sweep and both pruning schedules' knobs at more sparsities.
+    c.population.members = args.members or 16
+    c.study.update(dict(width_multipliers=(0.0625, 0.125, 0.25, 0.5, 1.0),
+                        sparsities=(0.5, 0.8, 0.9, 0.95), finetune_steps_axis=(400, 1600),
+                        bits=(8, 4, 2), cascade_rates=(0.1, 0.2, 0.5),
+                        dp_noise_multipliers=(0.7, 1.0, 3.0)))
   elif args.variant == "cifar10":
     # The standard ResNet-20 CIFAR-10 training, for half as many steps.
     recipe = cifar10_resnet20.get_config()

@@ -282,5 +282,10 @@ def test_plans_of_default_and_cifar10_configs():
   # Fine-tune length is a recorded axis of the most pruned variant.
   assert variants["pruned_s90_ft400"].train_config.train.steps == 400
   assert variants["pruned_s90_ft400"].knobs["finetune_steps"] == 400
+  full = {v.name: v for v in frontier.plan(config_lib.get_config("full"))}
+  # A superset, but for the fine-tune axis, which moves to the most pruned (95%) model.
+  assert set(variants) - set(full) == {"pruned_s90_ft400"} and "dense_w16" in full
+  assert full["pruned_s95_ft1600"].train_config.train.steps == 1600
+  assert full["dense_w256"].train_config.population.members == 16
   cifar = [v.name for v in frontier.plan(config_lib.get_config("cifar10"))]
   assert cifar[:3] == ["dense_w32", "dense_w16", "dense_w8"]
