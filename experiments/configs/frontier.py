@@ -15,18 +15,24 @@ Variants, each a population of 8 (so variance, churn and CIE are measured):
     (symmetric, per channel), no retraining;
   * divided: the widest model divided into S = 2 and S = 4 members (widths w / sqrt(S),
     Zhao et al.), trained with co-training (JS divergence, weight 0.5 ramped over the
-    first quarter), 8 ensembles per S, combined by mean logits.
-Measured runtime (`time python -m experiments.frontier`, fresh process, compilation
-included): 2 min 28 s wall, 85 s of CPU, on 2 CPU cores shared with other jobs (load
-average ~8); 4 min 10 s under a load average of ~11. The report's "Seconds" column gives
-each variant's time.
-Expected: dense top-1 ~0.94 (w=32) to ~0.97 (w=256); pruned 50-80% within ~1 pp of the
-source, 90% a little lower with the rotated subgroup (worst group) hit hardest and CIEs
-concentrated there; int8 indistinguishable from dense (CIE ~0), int4 a few CIEs; divided
-ensembles near the widest dense model at the same parameter count.
-
-Variants: `:smoke` (2 members, 2 widths, one sparsity, int8, S=2; tens of seconds,
-used by tests), `:cifar10` (ResNet-20 width sweep on CIFAR-10 for accelerators; prepare
+    first quarter), 8 ensembles per S, combined by mean logits;
+  * distilled: the smallest width (w = 32) taught by the source's member 0 at T = 3
+    (CE + T²·KL), standard and worst-class robust (one round: class-balanced weights;
+    digits_groups has no validation split for the EG rounds);
+  * cascades: w = 32 always, the source on the 20% / 50% least confident inputs;
+    expected latency from the two measured latencies (not timed);
+  * DP-SGD: w = 32 from scratch, clip 1, noise multiplier 1 and 3 (ε ≈ 14 and ≈ 2.8 at
+    δ = 1e-5, RDP accountant), 400 steps at batch 128.
+Measured runtime (`/usr/bin/time python -m experiments.frontier`, fresh process,
+compilation included): 8 min 11 s wall, 122 s of CPU (user + sys), on 2 CPU cores shared
+with other jobs (load average 17-27); not yet timed on idle cores (the 14-variant job before
+took 140 s of CPU, 1 min 45 s wall idle). `:smoke`: 49 s of CPU under a load of ~9-20.
+The report's "Seconds" column gives each variant's time. Populations (8 members) and steps
+are unchanged from the 14-variant job.
+Variants: `:smoke` (2 members, 2 widths, one variant of every technique: one sparsity,
+channels, 2:4, int8, S=2, the robust student, a cascade at 50%, DP-SGD at σ = 1; used by
+tests), `:full` (the expensive extras: 16 members, a wider sweep, the fine-tune axis to
+1,600 steps, more bits, rates and noise multipliers; not measured), `:cifar10` (ResNet-20 width sweep on CIFAR-10 for accelerators; prepare
 the data once with `python -m tradeoffs.data.prepare --datasets=cifar10`; not measured
 here, expect roughly 1-2 GPU-hours for 4 members), `:members=16`.
 Rebuild the report only: `python -m experiments.frontier --report_only`; merge several
@@ -43,7 +49,7 @@ from experiments.configs import common
 
 def get_config(arg=None):
   # members=0: the variant's default population size.
-  args = common.parse_arg(arg, variants=("smoke", "cifar10"), members=0)
+  args = common.parse_arg(arg, variants=("smoke", "full", "cifar10"), members=0)
   c = common.base_config()
   c.dataset.name = "digits_groups"
   c.model.name = "mlp"
@@ -71,7 +77,17 @@ def get_config(arg=None):
       bits=(8, 4), quant_granularity="per_channel",
       # Divided ensembles of the source (S members of width w / sqrt(S)), co-trained.
       divided=(2, 4), width_rule="sqrt", cotraining_loss="js_divergence",
-      cotraining_weight=0.5, cotraining_warmup_fraction=0.25, combine="mean_logits"))
+      cotraining_weight=0.5, cotraining_warmup_fraction=0.25, combine="mean_logits",
+      # Distilled students at the smallest width, taught by the source (CE + w·T²·KL), per
+      # objective: 'standard' or 'robust' (worst-class weights; digits_groups has no
+      # validation split for EG rounds, so one round: class-balanced weights).
+      distilled=("standard", "robust"), distill_temperature=3.0, distill_weight=1.0,
+      # Fast/slow cascades: the smallest dense model, the source on the given fraction of
+      # least confident inputs; expected cost from the two measured latencies.
+      cascade_rates=(0.2, 0.5),
+      # DP-SGD from scratch at the smallest width, per noise multiplier (ε at dp_delta
+      # from the RDP accountant).
+      dp_noise_multipliers=(1.0, 3.0), dp_clip_norm=1.0, dp_delta=1e-5))
   # Efficiency of one member (or one ensemble): latency and FLOPs at batch 1 and at
   # measure_batch (1: batch 1 only); latency is the median of latency_repeats calls.
   c.efficiency = ml_collections.ConfigDict(dict(latency_repeats=20, time_latency=True,
@@ -81,8 +97,9 @@ def get_config(arg=None):
       # x axes of the frontier plots (weight bytes is where quantization saves); empty
       # metrics: the report's defaults (top-1, worst class, worst group, CIE count, churn).
       # Reference '' = the widest dense variant.
-      axes=("efficiency.params", "efficiency.nonzero_params", "efficiency.weight_bytes",
-            "efficiency.flops", "efficiency.latency_ms"),
+      # Non-zero params are the headline figure's axis, and FLOPs track params for these
+      # MLPs, so they get no frontier figure of their own (figures cost ~2 s each here).
+      axes=("efficiency.params", "efficiency.weight_bytes", "efficiency.latency_ms"),
       metrics=(), reference=""))
   if args.variant == "smoke":
     c.population.members = args.members or 2
@@ -91,8 +108,17 @@ def get_config(arg=None):
     c.model.kwargs.hidden = (64, 64)
     c.study.update(dict(width_multipliers=(0.5, 1.0), sparsities=(0.8,), bits=(8,),
                         divided=(2,), finetune_steps=10, channel_sparsities=(0.5,),
-                        nm=((2, 4),), finetune_steps_axis=()))
+                        nm=((2, 4),), finetune_steps_axis=(), distilled=("robust",),
+                        cascade_rates=(0.5,), dp_noise_multipliers=(1.0,)))
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
+  elif args.variant == "full":
+    # The expensive extras: 16 members per population, the fine-tune axis to 1,600
+    # steps, a wider dense sweep and both pruning schedules' knobs at more sparsities.
+    c.population.members = args.members or 16
+    c.study.update(dict(width_multipliers=(0.0625, 0.125, 0.25, 0.5, 1.0),
+                        sparsities=(0.5, 0.8, 0.9, 0.95), finetune_steps_axis=(400, 1600),
+                        bits=(8, 4, 2), cascade_rates=(0.1, 0.2, 0.5),
+                        dp_noise_multipliers=(0.7, 1.0, 3.0)))
   elif args.variant == "cifar10":
     # The standard ResNet-20 CIFAR-10 training, for half as many steps.
     recipe = cifar10_resnet20.get_config()
@@ -104,5 +130,6 @@ def get_config(arg=None):
                            prune_schedule="gradual", finetune_steps=8000,
                            finetune_learning_rate=0.01, width_rule="paper", divided=(2, 4),
                            channel_sparsities=(),  # unit pruning knows mlp/cnn only
-                           finetune_steps_axis=(32000,)))
+                           finetune_steps_axis=(32000,), distilled=(),
+                           dp_noise_multipliers=()))
   return c

@@ -3,20 +3,26 @@ references (the shared all-studies test covers running, schema, reports and bad 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from experiments.configs import frontier as config_lib
 from tradeoffs import errors
+from tradeoffs.report import hardware
 from tradeoffs.report import records as records_lib
 from tradeoffs.studies import frontier
 from tradeoffs.studies import runner
 from tradeoffs.train import predictions as predictions_lib
 
 SMOKE_VARIANTS = ["dense_w64", "dense_w32", "pruned_s80", "channels_s50", "nm_2of4", "int8",
-                  "divided_s2"]
+                  "divided_s2", "distilled_robust", "cascade_r50", "dp_sigma1"]
+TECHNIQUES = {"dense", "pruned_one_shot", "pruned_channels", "pruned_nm", "quantized",
+              "divided", "distilled", "cascade", "dp_sgd"}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,9 @@ def test_smoke_records_hold_what_each_technique_saves(smoke_run):
   assert source["source"] is None and source["hidden_costs"]["cie_count"] == 0
   for r in records:
     assert r["members"] == 2 and r["seconds"] > 0 and r["environment"]["versions"]
-    for key in ("params", "nonzero_params", "flops", "latency_ms", "latency_p10_ms"):
+    timed = r["technique"] != "cascade"  # A cascade's latency is computed, no spread.
+    for key in ("params", "nonzero_params", "flops", "latency_ms") + (
+        ("latency_p10_ms",) if timed else ()):
       assert r["efficiency"][key] is not None, (r["variant"], key)
     assert len(r["accuracy"]["per_class"]) == 10 and "worst_group" in r["accuracy"]
   assert by["dense_w32"]["efficiency"]["params"] < source["efficiency"]["params"]
@@ -90,10 +98,117 @@ def test_report_sections_and_verdicts(smoke_run):
     assert heading in report
   for name in ("frontier_headline.png", "frontier_groups.png", "frontier_params.png"):
     assert os.path.getsize(os.path.join(smoke_run, name)) > 1000
-  # 6 variants × 3 metrics, one family: paired for the 4 derived from the source's own
-  # members (pruned, channel-pruned, N:M, int8), Welch for the 2 retrained ones.
-  assert report.count("| paired t |") == 12 and report.count("| Welch t |") == 6
+  # 9 variants × 3 metrics, one family: paired for the 5 derived from the source's own
+  # members (pruned, channel-pruned, N:M, int8, the cascade), Welch for the 4 retrained
+  # ones (the narrower dense model, divided, distilled, DP-SGD).
+  assert report.count("| paired t |") == 15 and report.count("| Welch t |") == 12
+  for heading in ("## The hardware lottery", "## Accountability ledger"):
+    assert heading in report
   assert "rotated digits (subgroup=1)" not in report or "Who pays" in report
+
+
+def test_smoke_has_every_technique_and_a_ledger_per_record(smoke_run):
+  records = records_lib.read_records(smoke_run)  # Validates every line (ledger included).
+  assert {r["technique"] for r in records} == TECHNIQUES
+  by = {r["variant"]: r for r in records}
+  source = by["dense_w64"]
+  assert source["ledger"]["reference"] is None and not source["ledger"]["payers"]
+  for r in records[1:]:
+    entry = r["ledger"]
+    assert entry["reference"] == "dense_w64"
+    assert entry["knobs"][0] == {"knob": "technique", "value": r["technique"]}
+    assert {k["knob"] for k in entry["knobs"][1:]} == {
+        k for k, v in r["knobs"].items() if not isinstance(v, (dict, list))}
+    # Who pays, against an independent scipy test over the same members.
+    for key, path in (("top1", "per_member_top1"), ("worst_class", "per_member_worst_class")):
+      a, b = np.asarray(r["accuracy"][path]), np.asarray(source["accuracy"][path])
+      payer = entry["payers"][key]
+      assert payer["delta"] == pytest.approx(a.mean() - b.mean(), abs=1e-9)
+      paired = r["hidden_costs"]["cie_kind"] == "derived"
+      assert payer["test"] == ("paired" if paired else "welch"), r["variant"]
+      if np.ptp(a - b if paired else np.r_[a, b]) > 0 and payer["p"] is not None:
+        ref = (scipy_stats.ttest_rel(a, b) if paired
+               else scipy_stats.ttest_ind(a, b, equal_var=False))
+        assert payer["p"] == pytest.approx(ref.pvalue, rel=1e-6), (r["variant"], key)
+    assert entry["payers"]["cie"]["count"] == r["hidden_costs"]["cie_count"]
+    assert entry["saved"]["params"] == pytest.approx(
+        source["efficiency"]["params"] / r["efficiency"]["params"])
+  dp = by["dp_sigma1"]
+  eps = dp["ledger"]["payers"]["epsilon"]
+  assert eps["value"] == pytest.approx(dp["study_fields"]["epsilon"]) and eps["value"] > 0
+  assert eps["delta"] == 1e-5 and dp["knobs"]["noise_multiplier"] == 1.0
+  # The cascade's expected latency: fast always + rate × slow, from the measured medians.
+  cascade = by["cascade_r50"]
+  rate = cascade["study_fields"]["rate"]
+  assert rate == pytest.approx(0.5, abs=1e-3)
+  assert cascade["efficiency"]["latency_ms"] == pytest.approx(
+      by["dense_w32"]["efficiency"]["latency_ms"] + rate * source["efficiency"]["latency_ms"])
+  assert cascade["efficiency"]["params"] == (by["dense_w32"]["efficiency"]["params"]
+                                             + source["efficiency"]["params"])
+  student = by["distilled_robust"]
+  assert student["efficiency"]["params"] == by["dense_w32"]["efficiency"]["params"]
+  assert student["study_fields"]["teacher"] == "dense_w64"
+
+
+def test_hardware_lottery_sets_counted_beside_measured(smoke_run):
+  records = records_lib.read_records(smoke_run)
+  by = {r["variant"]: r for r in records}
+  source = by["dense_w64"]
+  result = hardware.lottery(records)
+  assert result["backends"] == ["cpu"]
+  rows = {row["variant"]: row for row in result["rows"]}
+  assert "dense_w64" not in rows
+  for name in ("pruned_s80", "channels_s50", "int8"):
+    row, r = rows[name], by[name]
+    assert row["theoretical"]["non-zero params"] == pytest.approx(
+        source["efficiency"]["nonzero_params"] / r["efficiency"]["nonzero_params"])
+    measured = row["measured"]["cpu"]["b1"]
+    assert measured["ratio"] == pytest.approx(
+        source["efficiency"]["latency_ms"] / r["efficiency"]["latency_ms"])
+    spread_apart = r["efficiency"]["latency_p90_ms"] < source["efficiency"]["latency_p10_ms"]
+    assert (measured["verdict"] == hardware.REALISED) == spread_apart
+  assert rows["pruned_s80"]["theoretical"]["params"] == pytest.approx(1.0)
+  assert rows["int8"]["theoretical"]["weight bytes"] > 3
+  assert rows["cascade_r50"]["measured"]["cpu"]["b1"]["verdict"] == hardware.EXPECTED
+  report = open(os.path.join(smoke_run, "report.md")).read()
+  section = report[report.index("## The hardware lottery"):]
+  line = next(l for l in section.splitlines() if l.startswith("| pruned_s80 |"))
+  assert "4.7" in line.split("|")[3] and " ms " in line  # Counted and measured, one row.
+  assert "pruned_s80's savings exist only on paper" in section or "On cpu, pruned_s80" in section
+
+
+def test_merged_backends_add_columns_not_rows(smoke_run, tmp_path):
+  other = str(tmp_path / "gpu_run")
+  shutil.copytree(smoke_run, other, ignore=shutil.ignore_patterns("checkpoints"))
+  path = records_lib.records_path(other)
+  rewritten = []
+  for line in open(path).read().splitlines():
+    record = json.loads(line)
+    record["environment"]["backend"] = "gpu"
+    record["efficiency"]["backend"] = "gpu"
+    record["efficiency"]["latency_ms"] /= 4  # As if the other backend were faster.
+    rewritten.append(json.dumps(record))
+  open(path, "w").write("\n".join(rewritten) + "\n")
+  merged = str(tmp_path / "merged")
+  runner.report_only(frontier, config_lib.get_config("smoke"), merged, [smoke_run, other])
+  records = records_lib.load_records(smoke_run, other)
+  result = hardware.lottery(records)
+  assert result["backends"] == ["cpu", "gpu"]
+  assert [row["variant"] for row in result["rows"]] == SMOKE_VARIANTS[1:]
+  for row in result["rows"]:
+    assert set(row["measured"]) == {"cpu", "gpu"}
+  report = open(os.path.join(merged, "report.md")).read()
+  section = report[report.index("## The hardware lottery"):report.index("## Accountability")]
+  header = next(l for l in section.splitlines() if l.startswith("| Variant"))
+  assert "cpu: latency b=1" in header and "gpu: latency b=1" in header
+  table_rows = [l.split(" | ")[0] for l in section.splitlines()
+                if l.startswith("| ") and not l.startswith("| Variant")]
+  assert table_rows == [f"| {name}" for name in SMOKE_VARIANTS[1:]]  # One row each.
+  # Each backend against its own source: a uniform 4x speed-up changes no ratio.
+  cpu = {r["variant"]: r["measured"]["cpu"]["b1"] for r in result["rows"]}
+  gpu = {r["variant"]: r["measured"]["gpu"]["b1"] for r in result["rows"]}
+  assert gpu["pruned_s80"]["ratio"] == pytest.approx(cpu["pruned_s80"]["ratio"])
+  assert gpu["pruned_s80"]["median_ms"] == pytest.approx(cpu["pruned_s80"]["median_ms"] / 4)
 
 
 def test_resume_recomputes_only_the_missing_variant(smoke_run):
@@ -129,6 +244,10 @@ def test_report_only_merges_and_rejects_unknown_axis(smoke_run, tmp_path):
     ("prune_schedule", "cubic", r"prune_schedule='cubic' is unknown; choose from"),
     ("cotraining_loss", "mse", r"cotraining loss 'mse' is unknown; valid"),
     ("combine", "vote", r"combine mode 'vote' is unknown; valid"),
+    ("distilled", ("fancy",), r"--config.study.distilled=\('fancy',\): each student"),
+    ("cascade_rates", (1.5,), r"--config.study.cascade_rates=1.5: expected a number in"),
+    ("dp_noise_multipliers", (0.0,),
+     r"--config.study.dp_noise_multipliers=0.0: expected a number in \(0, inf\)"),
 ])
 def test_bad_config_raises_before_compiling(key, value, match):
   config = config_lib.get_config("smoke")
@@ -149,14 +268,24 @@ def test_plans_of_default_and_cifar10_configs():
   assert [v.name for v in default] == [
       "dense_w256", "dense_w128", "dense_w64", "dense_w32", "pruned_s50", "pruned_s80",
       "pruned_s90", "pruned_s90_ft400", "channels_s50", "nm_2of4", "int8", "int4",
-      "divided_s2", "divided_s4"]
+      "divided_s2", "divided_s4", "distilled_standard", "distilled_robust", "cascade_r20",
+      "cascade_r50", "dp_sigma1", "dp_sigma3"]
   variants = {v.name: v for v in default}
   assert variants["divided_s4"].train_config.model.kwargs.hidden == (128, 128)
   assert variants["divided_s4"].train_config.population.members == 32
+  assert variants["distilled_robust"].train_config.model.kwargs.width_multiplier == 0.125
+  assert variants["cascade_r20"].knobs == {"fast": "dense_w32", "slow": "dense_w256",
+                                           "rate": 0.2, "policy": "confidence",
+                                           "cost": "latency_ms"}
   assert all(v.source == "dense_w256" for v in default[1:])
   assert variants["pruned_s90"].train_config.train.steps == 100
   # Fine-tune length is a recorded axis of the most pruned variant.
   assert variants["pruned_s90_ft400"].train_config.train.steps == 400
   assert variants["pruned_s90_ft400"].knobs["finetune_steps"] == 400
+  full = {v.name: v for v in frontier.plan(config_lib.get_config("full"))}
+  # A superset, but for the fine-tune axis, which moves to the most pruned (95%) model.
+  assert set(variants) - set(full) == {"pruned_s90_ft400"} and "dense_w16" in full
+  assert full["pruned_s95_ft1600"].train_config.train.steps == 1600
+  assert full["dense_w256"].train_config.population.members == 16
   cifar = [v.name for v in frontier.plan(config_lib.get_config("cifar10"))]
   assert cifar[:3] == ["dense_w32", "dense_w16", "dense_w8"]

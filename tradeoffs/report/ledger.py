@@ -18,8 +18,10 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
+from tradeoffs import stats
 from tradeoffs import workdir as workdir_lib
 from tradeoffs.report import format as fmt
+from tradeoffs.report import verdict
 from tradeoffs.report.pareto import as_number
 from tradeoffs.report.pareto import get_path
 
@@ -208,3 +210,108 @@ def trade_entry(record: Mapping[str, Any], reference: Mapping[str, Any] | None
   if record.get("workdir"):
     entry["run"] = os.path.basename(os.path.normpath(str(record["workdir"])))
   return entry
+
+
+# ---------------------------------------------------------------------------------------
+# The machine-readable ledger (a record's `ledger` field) and its report table.
+
+# Who pays, from per-member values: label -> (dotted path, record key).
+PAYER_PATHS = (("top1", "accuracy.per_member_top1"),
+               ("worst_class", "accuracy.per_member_worst_class"),
+               ("worst_group", "accuracy.per_member_worst_group"))
+SAVING_PATHS = (("params", "efficiency.params"), ("nonzero_params", "efficiency.nonzero_params"),
+                ("flops", "efficiency.flops"), ("weight_bytes", "efficiency.weight_bytes"),
+                ("latency_ms", "efficiency.latency_ms"))
+
+
+def accountability(record: Mapping[str, Any], reference: Mapping[str, Any] | None
+                   ) -> dict[str, Any]:
+  """A record's ledger entry (PAPERS.md section 18), plain JSON values:
+
+  knobs: every knob that defines the variant ([{"knob", "value"}], technique first);
+  saved: {quantity: reference / variant} (>1 saves); payers: per accuracy metric the
+  difference against the reference in points of accuracy with its 95% t interval over
+  members and uncorrected p (paired t for a variant derived from the reference's own
+  members, else Welch: `tradeoffs.stats.compare`; the report's family Holm-corrects),
+  the CIE count with its null (95th percentile between random halves of the reference),
+  churn beside the reference's, and ε where the variant is differentially private.
+  """
+  knobs = record.get("knobs") or {}
+  entry: dict[str, Any] = {
+      "reference": (None if reference is None or reference is record
+                    else reference.get("variant")),
+      "knobs": [{"knob": "technique", "value": record.get("technique")}] + [
+          {"knob": k, "value": knobs[k]} for k in sorted(knobs)
+          if not isinstance(knobs[k], (Mapping, list))],
+      "saved": {}, "payers": {}}
+  if reference is None or reference is record:
+    return entry
+  for name, path in SAVING_PATHS:
+    ref, value = as_number(get_path(reference, path)), as_number(get_path(record, path))
+    if ref is not None and value:
+      entry["saved"][name] = ref / value
+  paired = verdict.is_paired(record, reference)
+  for name, path in PAYER_PATHS:
+    a, b = get_path(record, path), get_path(reference, path)
+    if not (isinstance(a, list) and isinstance(b, list) and a and b
+            and None not in a + b and (not paired or len(a) == len(b))):
+      continue
+    c = stats.compare(a, b, paired=paired)
+    entry["payers"][name] = {
+        "value": c.mean_a, "reference": c.mean_b, "delta": c.estimate, "low": c.low,
+        "high": c.high, "p": c.p, "test": c.test, "n": c.n_a,
+        "verdict_uncorrected": c.verdict}
+  hidden = record.get("hidden_costs") or {}
+  if hidden.get("cie_count") is not None:
+    null = hidden.get("cie_null") or {}
+    entry["payers"]["cie"] = {"count": hidden["cie_count"], "kind": hidden.get("cie_kind"),
+                              "null_p95": null.get("p95"),
+                              "above_null": (None if null.get("p95") is None
+                                             else hidden["cie_count"] > null["p95"])}
+  churn, ref_churn = (as_number(get_path(r, "hidden_costs.churn")) for r in (record, reference))
+  if churn is not None:
+    entry["payers"]["churn"] = {"value": churn, "reference": ref_churn}
+  fields = record.get("study_fields") or {}
+  if "epsilon" in hidden or "epsilon" in fields:
+    entry["payers"]["epsilon"] = {"value": as_number(hidden.get("epsilon", fields.get("epsilon"))),
+                                  "delta": as_number(fields.get("delta"))}
+  return entry
+
+
+def accountability_table(records: Sequence[Mapping[str, Any]],
+                         holm: Mapping[str, Any] | None = None) -> tuple[Any, ...]:
+  """A ("table", headers, rows) block of the records' `ledger` fields: knobs, what was
+  saved, who pays with the interval, and the Holm-corrected p of the report's family
+  (`holm`: claim 'variant: metric' -> p_holm) where given."""
+  labels = {"top1": "top-1", "worst_class": "worst class", "worst_group": "worst group"}
+  headers = ["Variant", "Knobs traded", "Saved (ref/variant)", "Top-1 Δ pt [95% CI]",
+             "Worst class Δ", "Worst group Δ", "CIE (null p95)", "Churn (ref)", "ε"]
+  rows = []
+  for record in records:
+    entry = record.get("ledger") or {}
+    if not entry.get("payers"):
+      continue
+    knobs = ", ".join(f"{k['knob']}={k['value']}" for k in entry["knobs"][1:]) or "–"
+    saved = ", ".join(f"{k} {v:.2f}×" for k, v in entry["saved"].items()
+                      if k in ("nonzero_params", "flops", "weight_bytes", "latency_ms")) or "–"
+    cells = [str(record.get("variant")), knobs, saved]
+    for key in ("top1", "worst_class", "worst_group"):
+      payer = entry["payers"].get(key)
+      if payer is None:
+        cells.append("–")
+        continue
+      q = (holm or {}).get(f"{record.get('variant')}: {labels[key]}")
+      evidence = f", Holm p={fmt.p(q)}" if q is not None else f", p={fmt.p(payer['p'])}"
+      cells.append(f"{fmt.signed(100 * payer['delta'])} "
+                   f"{fmt.interval(*(None if v is None else 100 * v for v in (payer['low'], payer['high'])))}"
+                   f"{evidence}")
+    cie = entry["payers"].get("cie") or {}
+    cells.append("–" if not cie else f"{cie['count']} ({fmt.number(cie.get('null_p95'))})")
+    churn = entry["payers"].get("churn") or {}
+    cells.append("–" if not churn else f"{fmt.number(churn['value'])} "
+                                       f"({fmt.number(churn.get('reference'))})")
+    eps = entry["payers"].get("epsilon")
+    cells.append("–" if eps is None else ("∞" if eps["value"] is None
+                                          else f"{eps['value']:.3g} (δ={eps['delta']:g})"))
+    rows.append(cells)
+  return ("table", headers, rows)

@@ -22,6 +22,7 @@ and again when it is read back:
 | seeds           | dict or null      | per-member seeds                                        |
 | seconds         | number or null    | wall-clock of producing the variant                     |
 | predictions     | dict or null      | {"file": relative path, "sha256": ...} of its test logits |
+| ledger          | dict or null      | accountability: knobs traded, savings, who pays with the evidence (`ledger.accountability`); optional, so older records still read |
 
 Reading adds `workdir` (where the record came from); it is never stored.
 """
@@ -48,7 +49,7 @@ _DICT_FIELDS = ("knobs", "efficiency", "accuracy", "hidden_costs", "comparisons"
 _OPTIONAL = {"knobs": dict, "source": (str, type(None)), "comparisons": dict,
              "study_fields": dict, "config": (dict, type(None)), "environment": dict,
              "seeds": (dict, list, type(None)), "seconds": (int, float, str, type(None)),
-             "predictions": (dict, type(None))}
+             "predictions": (dict, type(None)), "ledger": (dict, type(None))}
 FIELDS = REQUIRED_FIELDS + tuple(_OPTIONAL)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$")
 
@@ -65,7 +66,7 @@ def make_record(*, study: str, variant: str, efficiency: Mapping[str, Any],
                 study_fields: Mapping[str, Any] | None = None, config: Any = None,
                 environment: Mapping[str, Any] | None = None, seeds: Any = None,
                 seconds: float | None = None, predictions: Mapping[str, Any] | None = None,
-                **extra: Any) -> dict[str, Any]:
+                ledger: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
   """Builds and validates a record; `extra` keywords land in `study_fields`."""
   fields = dict(study_fields or {})
   fields.update(extra)
@@ -91,6 +92,8 @@ def make_record(*, study: str, variant: str, efficiency: Mapping[str, Any],
       "seconds": None if seconds is None else float(seconds),
       "predictions": dict(predictions) if predictions else None,
   }
+  if ledger is not None:
+    record["ledger"] = jsonable(dict(ledger))
   validate_record(record)
   return record
 
@@ -139,8 +142,9 @@ def validate_record(record: Mapping[str, Any], where: str = "") -> None:
   for name, kind in _OPTIONAL.items():
     if name in record and not isinstance(record[name], kind):
       raise RecordError(f"{at}{name}={record[name]!r} has type {type(record[name]).__name__}")
-  for name in ("efficiency", "accuracy", "hidden_costs"):
-    _check_numbers(record[name], f"{at}{name}")
+  for name in ("efficiency", "accuracy", "hidden_costs", "ledger"):
+    if record.get(name) is not None:
+      _check_numbers(record[name], f"{at}{name}")
 
 
 def _check_numbers(value: Any, where: str) -> None:

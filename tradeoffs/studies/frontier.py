@@ -23,9 +23,28 @@ Formulations chosen (documented because they are choices; the recipes are in
     source spec, co-trained (JS divergence by default), combined by mean logits; scored as
     R ensembles. Their parameter count against the source is recorded
     (`study_fields.params_ratio`): the width rule rounds, so it is not exactly 1.
+  * distilled students (`distilled` recipe): the smallest dense width trained from
+    labels and the source's member-0 train logits (CE + w·T²·KL), objective 'standard'
+    or 'robust' (worst-class weights, α = 1). digits_groups has no validation split for
+    the exponentiated-gradient rounds, so the robust student runs one round: uniform
+    class targets, i.e. class-balanced weights (digits' classes are nearly balanced, so
+    expect it close to the standard one).
+  * cascades (`cascade` recipe, no training): the smallest dense population always,
+    the source on the given fraction of its least confident test inputs (member i with
+    member i); expected latency and FLOPs fast + rate × slow from the two measured
+    records, params of both deployed.
+  * DP-SGD (`dp_sgd` recipe): the smallest dense width (per-example gradients cost
+    ~25x less there than at the source width) trained from scratch with per-example
+    clipping and Gaussian noise per noise multiplier, against the source like the rest
+    (dense_w32 beside it separates what privacy costs from what width costs); ε at `dp_delta` from
+    the RDP accountant (`tradeoffs.privacy.dp_sgd_epsilon`), recorded in hidden costs.
   * verdicts: each variant's top-1, worst-class and worst-group accuracy against the
     source, one Holm-corrected family; paired t for derived variants (the same members),
     Welch for retrained ones.
+  * the hardware lottery (`tradeoffs.report.hardware`): counted savings beside measured
+    ones, one column set per backend when runs from several backends are merged.
+  * the accountability ledger (`tradeoffs.report.ledger.accountability`, stored in each
+    record's `ledger` by the runner): knobs, savings and who pays, with the evidence.
 """
 
 from __future__ import annotations
@@ -44,6 +63,8 @@ from tradeoffs.ensembles.divide import WIDTH_RULE_NAMES
 from tradeoffs.models import layers
 from tradeoffs.report import figures
 from tradeoffs.report import format as fmt
+from tradeoffs.report import hardware as hardware_lib
+from tradeoffs.report import ledger as ledger_lib
 from tradeoffs.report import pareto as pareto_lib
 from tradeoffs.report import verdict as verdict_lib
 from tradeoffs.report import write as write_lib
@@ -189,6 +210,25 @@ def validate(config: Any) -> None:
                      f"from {list(WIDTH_RULE_NAMES)}")
   _number(s.cotraining_weight, "study.cotraining_weight", 0, math.inf, high_open=True)
   _number(s.cotraining_warmup_fraction, "study.cotraining_warmup_fraction", 0, 1)
+  objectives = _tuple(s.get("distilled", ()))
+  for objective in objectives:
+    if objective not in ("standard", "robust"):
+      raise ValueError(f"--config.study.distilled={objectives!r}: each student objective is "
+                       "'standard' or 'robust' (worst-class)")
+  if objectives:
+    _number(s.distill_temperature, "study.distill_temperature", 0, math.inf, low_open=True,
+            high_open=True)
+    _number(s.distill_weight, "study.distill_weight", 0, math.inf, high_open=True)
+  for rate in _tuple(s.get("cascade_rates", ())):
+    _number(rate, "study.cascade_rates", 0, 1)
+  if len(set(_tuple(s.get("cascade_rates", ())))) != len(_tuple(s.get("cascade_rates", ()))):
+    raise ValueError(f"--config.study.cascade_rates={s.cascade_rates!r} has duplicates")
+  sigmas = _tuple(s.get("dp_noise_multipliers", ()))
+  for sigma in sigmas:
+    _number(sigma, "study.dp_noise_multipliers", 0, math.inf, low_open=True, high_open=True)
+  if sigmas:
+    _number(s.dp_clip_norm, "study.dp_clip_norm", 0, math.inf, low_open=True, high_open=True)
+    _number(s.dp_delta, "study.dp_delta", 0, 1, low_open=True, high_open=True)
   e = config.efficiency
   _number(e.latency_repeats, "efficiency.latency_repeats", 1, math.inf, integer=True,
           high_open=True)
@@ -251,6 +291,30 @@ def plan(config: Any) -> list[base.Variant]:
          "cotraining_weight": float(s.cotraining_weight),
          "cotraining_warmup_fraction": float(s.cotraining_warmup_fraction),
          "combine": str(s.combine), "width_rule": str(s.width_rule)}, source, c))
+  smallest = dense_name(config, min(float(m) for m in _tuple(s.width_multipliers)))
+  student_config = dense_config(config, min(float(m) for m in _tuple(s.width_multipliers)))
+  for objective in _tuple(s.get("distilled", ())):  # The smallest width, taught by the source.
+    out.append(base.Variant(
+        f"distilled_{objective}", "distilled",
+        {"objective": str(objective), "alpha": 1.0, "eg_rounds": 1,
+         "temperature": float(s.distill_temperature),
+         "distill_weight": float(s.distill_weight), "teacher_member": 0,
+         "student_width_multiplier": min(float(m) for m in _tuple(s.width_multipliers))},
+        source, student_config))
+  for rate in _tuple(s.get("cascade_rates", ())):  # No training: saved predictions.
+    if smallest == source:
+      break
+    out.append(base.Variant(
+        f"cascade_r{round(100 * float(rate)):d}", "cascade",
+        {"fast": smallest, "slow": source, "rate": float(rate), "policy": "confidence",
+         "cost": "latency_ms"}, source))
+  for sigma in _tuple(s.get("dp_noise_multipliers", ())):
+    out.append(base.Variant(
+        f"dp_sigma{float(sigma):g}".replace(".", "p"), "dp_sgd",
+        {"noise_multiplier": float(sigma), "clip_norm": float(s.dp_clip_norm),
+         "delta": float(s.dp_delta), "noise_seed": 0,
+         "width_multiplier": min(float(m) for m in _tuple(s.width_multipliers))}, source,
+        student_config))
   return out
 
 
@@ -420,6 +484,7 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
                    "grows with the CIE count against the dense source."))
   headers, rows = headline_rows(records)
   blocks.append(("table", headers, rows))
+  claims = []
   if source is not None:
     claims = verdict_lib.against_reference(records, source)
     if claims:
@@ -430,6 +495,19 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
                  verdict_lib.table(claims)]
       blocks += [("p", verdict_lib.sentence(c)) for c in claims
                  if c.verdict != stats.NO_DIFFERENCE and "top-1" in c.claim]
+  blocks += hardware_lib.blocks(records)
+  table = ledger_lib.accountability_table(records, {c.claim: c.p_holm for c in claims})
+  if table[2]:
+    blocks += [("h2", "Accountability ledger"),
+               ("p", "Per variant (Cooper, Levy and De Sa; PAPERS.md section 18): every knob "
+                     "that traded accuracy for efficiency and its value, what it saved "
+                     "against the dense source (reference / variant), and who paid: "
+                     "top-1, worst-class and worst-group accuracy differences in points "
+                     "with their 95% t interval over members and the Holm-corrected p of "
+                     "the verdict family above; CIEs with their noise floor; churn beside "
+                     "the source's; ε for DP-SGD. The same fields are machine-readable in "
+                     "each record's `ledger` (with uncorrected p)."),
+               table]
   groups = plot_groups(records)
   if groups is not None:
     blocks += [("h2", "Who pays"),

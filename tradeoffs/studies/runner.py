@@ -31,6 +31,7 @@ from tradeoffs import environment as environment_lib
 from tradeoffs import errors
 from tradeoffs import sheet
 from tradeoffs import workdir as workdir_lib
+from tradeoffs.report import ledger as ledger_lib
 from tradeoffs.report import records as records_lib
 from tradeoffs.report import write as write_lib
 from tradeoffs.studies import base
@@ -235,13 +236,17 @@ def make_record(ctx: Context, variant: base.Variant, outcome: base.Outcome,
   env = dict(ctx.environment)
   if variant.name in ctx.meshes:  # The mesh this variant actually trained on.
     env["mesh"] = ctx.meshes[variant.name]
-  return records_lib.make_record(
+  record = records_lib.make_record(
       study=ctx.study.NAME, variant=variant.name, technique=variant.technique,
       knobs=variant.knobs, source=variant.source, members=int(outcome.members),
       efficiency=outcome.efficiency, accuracy=accuracy, hidden_costs=hidden,
       comparisons=outcome.comparisons, study_fields=outcome.study_fields,
       config=outcome.config or variant.train_config, environment=env,
       seeds=_seeds(variant, outcome.members), seconds=seconds, predictions=predictions)
+  # The accountability ledger, machine-readable, against the variant's recorded source.
+  entry = ledger_lib.accountability(record, ctx.records.get(variant.source or "") or record)
+  return records_lib.make_record(**{k: v for k, v in record.items()
+                                    if k not in ("schema_version",)}, ledger=entry)
 
 
 def run(study: Any, config: Any, workdir: str, *, write: bool = True) -> RunResult:
