@@ -13,6 +13,12 @@ os.environ.setdefault("TFDS_DATA_DIR", os.path.join(os.path.dirname(__file__), "
                                                     "tensorflow_datasets",
                                                     os.environ.get("PYTEST_XDIST_WORKER", "")))
 
+# One persistent XLA compilation cache for the whole run, the binaries it starts included:
+# the suite compiles the same programs many times (each smoke run in-process and again as a
+# binary, reruns, resumes); a cached executable is the one a fresh compile would build.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "build", "jax_compilation_cache"))
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

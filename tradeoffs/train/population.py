@@ -322,7 +322,7 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
   selected = None
   if selector is not None:  # Forward the whole batch, backpropagate the chosen k.
     candidate_logits, _ = over_members(forward)(state.params, state.batch_stats, images,
-                                                dropout_keys)
+                                                dropout_keys, model_kwargs)
     candidate = jax.lax.stop_gradient(over_members(config.loss_fn)(candidate_logits, labels))
     ext_states = update_states(candidate, labels, member_groups, extras, ext_states)
     indices, selection, ext_states[selector.name] = over_members(
@@ -335,8 +335,10 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
     selected = jnp.sum(selection > 0, axis=-1)
 
   def population_loss(params):
+    # The model's inputs from `extras` after any selection gathered the chosen examples.
     logits, batch_stats = over_members(forward)(params, state.batch_stats, images,
-                                                dropout_keys, model_kwargs)
+                                                dropout_keys,
+                                                {k: extras[k] for k in config.model_inputs})
     member_losses = over_members(member_objective)(logits, labels, member_groups, extras,
                                                    member_steps)
     total = jnp.sum(member_losses)
