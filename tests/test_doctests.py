@@ -22,16 +22,6 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # fails on a missing example not listed here, and on a listed one that now has an example,
 # so the list only shrinks and always says exactly what is left.
 PENDING = set("""
-efficiency.batch_of
-efficiency.compiled_cost
-efficiency.compression_ratio
-efficiency.measure
-efficiency.measure_ensemble
-efficiency.measure_latency
-efficiency.param_count
-efficiency.sparse_flops
-efficiency.weight_bytes
-efficiency.weight_op_flops
 quantization.check_quantization
 quantization.dense_bytes
 quantization.quantize_array
