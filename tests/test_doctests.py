@@ -22,37 +22,6 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # fails on a missing example not listed here, and on a listed one that now has an example,
 # so the list only shrinks and always says exactly what is left.
 PENDING = set("""
-sparsity.apply
-sparsity.apply_masks
-sparsity.apply_unit_masks
-sparsity.channel_masks
-sparsity.effective_gradient_flow
-sparsity.erk
-sparsity.fixed
-sparsity.get_masks
-sparsity.gradient_norm
-sparsity.gradual
-sparsity.kept_count
-sparsity.kept_units
-sparsity.layer_sparsities
-sparsity.masked
-sparsity.measured_sparsity
-sparsity.nm_masks
-sparsity.one_shot
-sparsity.path_name
-sparsity.population_masks
-sparsity.prunable_names
-sparsity.prune_units_population
-sparsity.random_masks
-sparsity.register_distribution
-sparsity.replace_masks
-sparsity.same_capacity_pair
-sparsity.score_masks
-sparsity.slice_units
-sparsity.summarize_sparsity
-sparsity.uniform
-sparsity.unit_masks
-sparsity.unit_scores
 exemplars.accuracy_split
 exemplars.audit_figure
 exemplars.audit_sheet
