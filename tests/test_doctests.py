@@ -22,44 +22,6 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # fails on a missing example not listed here, and on a listed one that now has an example,
 # so the list only shrinks and always says exactly what is left.
 PENDING = set("""
-ensembles.check_num_members
-ensembles.concurrent_apply
-ensembles.concurrent_apply_fn
-ensembles.cotraining_coupling
-ensembles.cotraining_objective
-ensembles.cotraining_schedule
-ensembles.cotraining_weight
-ensembles.count_init_params
-ensembles.count_params
-ensembles.cross_entropy
-ensembles.divide
-ensembles.divide_dropout
-ensembles.divide_spec
-ensembles.divide_weight_decay
-ensembles.divide_widths
-ensembles.ensemble_logits
-ensembles.geometric_mean_probs
-ensembles.get_combiner
-ensembles.get_cotraining_loss
-ensembles.js_divergence
-ensembles.make_coupling_fn
-ensembles.max_logits
-ensembles.max_probs
-ensembles.mean_logits
-ensembles.mean_probs
-ensembles.member_diversity
-ensembles.member_keys
-ensembles.members_mesh
-ensembles.multi_view
-ensembles.pairwise_kl
-ensembles.register_cotraining_loss
-ensembles.sequential_apply_fn
-ensembles.shard_members
-ensembles.sqrt_width
-ensembles.table_width
-ensembles.unstack_members
-ensembles.weight_decay_mask
-ensembles.wrn_widen_factor
 determinism.accuracy_per_run
 determinism.backend_available
 determinism.bitwise_identical
