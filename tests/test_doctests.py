@@ -22,18 +22,13 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # fails on a missing example not listed here, and on a listed one that now has an example,
 # so the list only shrinks and always says exactly what is left.
 PENDING = set("""
-determinism.accuracy_per_run
 determinism.backend_available
-determinism.bitwise_identical
 determinism.boundary_alignment_penalty
 determinism.config_overrides
 determinism.current_setting
-determinism.determinism_cost
 determinism.equal_size_indices
 determinism.excess_loss_bound
 determinism.fairness_violation
-determinism.flatten_runs
-determinism.flip_counts
 determinism.gradient_norm_variance_penalty
 determinism.group_column
 determinism.group_sensitivity
@@ -41,23 +36,14 @@ determinism.implementation_context
 determinism.load_final_params
 determinism.load_predictions
 determinism.load_runs
-determinism.modal_predictions
 determinism.needs_subprocess
-determinism.pairwise_churn
-determinism.pairwise_weight_distance
 determinism.parse_setting
 determinism.penalty_fn
-determinism.per_class_accuracy
-determinism.per_class_accuracy_std
-determinism.per_class_std_null
 determinism.per_example_cross_entropy
-determinism.per_group_error_rate_std
-determinism.per_group_error_rates
 determinism.per_group_grad_norms
 determinism.per_group_grad_norms_equal_size
 determinism.per_group_mean
 determinism.per_group_top_hessian_eigenvalue
-determinism.predicted_labels
 determinism.preset
 determinism.result_workdirs
 determinism.run_matrix
@@ -65,12 +51,8 @@ determinism.seeds_for_repeat
 determinism.step_times
 determinism.study_settings
 determinism.subprocess_env
-determinism.summary
-determinism.top1_std
 determinism.top_hessian_eigenvalue
-determinism.unstable_examples
 determinism.validate_xla_flags
-determinism.weight_distance
 report.append_records
 report.available_axes
 report.choose_reference
