@@ -23,27 +23,14 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # so the list only shrinks and always says exactly what is left.
 PENDING = set("""
 determinism.backend_available
-determinism.boundary_alignment_penalty
 determinism.config_overrides
 determinism.current_setting
-determinism.equal_size_indices
-determinism.excess_loss_bound
-determinism.fairness_violation
-determinism.gradient_norm_variance_penalty
-determinism.group_column
-determinism.group_sensitivity
 determinism.implementation_context
 determinism.load_final_params
 determinism.load_predictions
 determinism.load_runs
 determinism.needs_subprocess
 determinism.parse_setting
-determinism.penalty_fn
-determinism.per_example_cross_entropy
-determinism.per_group_grad_norms
-determinism.per_group_grad_norms_equal_size
-determinism.per_group_mean
-determinism.per_group_top_hessian_eigenvalue
 determinism.preset
 determinism.result_workdirs
 determinism.run_matrix
@@ -51,7 +38,6 @@ determinism.seeds_for_repeat
 determinism.step_times
 determinism.study_settings
 determinism.subprocess_env
-determinism.top_hessian_eigenvalue
 determinism.validate_xla_flags
 report.append_records
 report.available_axes
