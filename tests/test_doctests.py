@@ -22,23 +22,12 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # fails on a missing example not listed here, and on a listed one that now has an example,
 # so the list only shrinks and always says exactly what is left.
 PENDING = set("""
-determinism.backend_available
-determinism.config_overrides
-determinism.current_setting
-determinism.implementation_context
 determinism.load_final_params
 determinism.load_predictions
 determinism.load_runs
-determinism.needs_subprocess
-determinism.parse_setting
-determinism.preset
 determinism.result_workdirs
 determinism.run_matrix
-determinism.seeds_for_repeat
 determinism.step_times
-determinism.study_settings
-determinism.subprocess_env
-determinism.validate_xla_flags
 report.append_records
 report.available_axes
 report.choose_reference
