@@ -22,12 +22,6 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # fails on a missing example not listed here, and on a listed one that now has an example,
 # so the list only shrinks and always says exactly what is left.
 PENDING = set("""
-determinism.load_final_params
-determinism.load_predictions
-determinism.load_runs
-determinism.result_workdirs
-determinism.run_matrix
-determinism.step_times
 report.append_records
 report.available_axes
 report.choose_reference
