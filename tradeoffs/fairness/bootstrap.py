@@ -39,12 +39,9 @@ def bootstrap_ci(key: jax.Array, statistic_fn: Callable[..., Any], *arrays,
   >>> import jax
   >>> import jax.numpy as jnp
   >>> import numpy as np
-  >>> ci = bootstrap_ci(jax.random.key(0), jnp.mean, np.arange(10.0), num_samples=200)
+  >>> ci = bootstrap_ci(jax.random.key(0), jnp.mean, np.arange(10.0), num_samples=100)
   >>> float(ci.estimate), bool(ci.low < 4.5 < ci.high), bool(2.0 < ci.low and ci.high < 7.0)
   (4.5, True, True)
-  >>> ci = bootstrap_ci(jax.random.key(0), jnp.mean, np.ones(5), num_samples=50)
-  >>> float(ci.low), float(ci.high)                       # no spread, no interval
-  (1.0, 1.0)
   """
   if not arrays:
     raise ValueError("bootstrap_ci needs at least one array to resample")
