@@ -40,6 +40,13 @@ def fwht(x: Array) -> Array:
 
   Equals `scipy.linalg.hadamard(N) @ x` for N = x.shape[0], a power of two, in
   O(N log N) per column: log2(N) butterfly stages, each a reshape and an add/subtract.
+
+  >>> import numpy as np
+  >>> import jax.numpy as jnp
+  >>> np.asarray(fwht(jnp.array([1.0, 0.0, 0.0, 0.0]))).tolist()   # column 0 of H_4
+  [1.0, 1.0, 1.0, 1.0]
+  >>> np.asarray(fwht(jnp.array([1.0, 2.0, 3.0, 4.0]))).tolist()   # H_4 @ x
+  [10.0, -2.0, -4.0, 0.0]
   """
   n = x.shape[0]
   if n < 1 or n & (n - 1):
@@ -61,7 +68,11 @@ def _is_prime(q: int) -> bool:
 
 
 def paley_sizes(limit: int = 200) -> list[int]:
-  """The data sizes n = (q+1)/2 (q prime, q = 1 mod 4) that admit a Paley ETF."""
+  """The data sizes n = (q+1)/2 (q prime, q = 1 mod 4) that admit a Paley ETF.
+
+  >>> paley_sizes(20)   # q = 5, 13, 17, 29, 37: n = (q+1)/2
+  [3, 7, 9, 15, 19]
+  """
   return [(q + 1) // 2 for q in range(5, 2 * limit) if q % 4 == 1 and _is_prime(q)
           and (q + 1) // 2 <= limit]
 
@@ -168,7 +179,15 @@ ENCODINGS: dict[str, Callable[[Array, int, Array], Array]] = {
 
 
 def register_encoding(name: str, apply: Callable[[Array, int, Array], Array]) -> None:
-  """Adds an encoding `apply(x, rows, key) -> S @ x`, with S^T S ~ (rows/n) I."""
+  """Adds an encoding `apply(x, rows, key) -> S @ x`, with S^T S ~ (rows/n) I.
+
+  >>> import jax
+  >>> import jax.numpy as jnp
+  >>> register_encoding("negated_copies", lambda x, rows, key: -jnp.concatenate([x, x]))
+  >>> encode("negated_copies", jnp.array([[1.0], [2.0]]), 2, jax.random.key(0)).ravel().tolist()
+  [-1.0, -2.0, -1.0, -2.0]
+  >>> del ENCODINGS["negated_copies"]
+  """
   ENCODINGS[name] = apply
 
 
@@ -206,13 +225,32 @@ def encoded_rows(kind: str, n: int, beta: float, *, arg_prefix: str = "") -> int
 
 
 def encode(kind: str, x: Array, beta: float, key: Array) -> Array:
-  """S @ x for the encoding `kind` at redundancy `beta` (x has n rows; any trailing dims)."""
+  """S @ x for the encoding `kind` at redundancy `beta` (x has n rows; any trailing dims).
+
+  >>> import jax
+  >>> import jax.numpy as jnp
+  >>> x = jnp.array([[1.0, 2.0], [3.0, 4.0]])                        # n = 2 rows, d = 2
+  >>> encode("replication", x, 2, jax.random.key(0)).tolist()        # [beta * n, d]
+  [[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [3.0, 4.0]]
+  >>> encode("gaussian", x, 1.5, jax.random.key(0)).shape            # ceil(1.5 * 2) rows
+  (3, 2)
+  """
   rows = encoded_rows(kind, x.shape[0], beta)
   return ENCODINGS[kind](jnp.asarray(x), rows, key)
 
 
 def encoding_matrix(kind: str, n: int, beta: float, key: Array) -> Array:
-  """The dense S in R^{rows x n} (for diagnostics and tests; `encode` never builds it)."""
+  """The dense S in R^{rows x n} (for diagnostics and tests; `encode` never builds it).
+
+  >>> import jax
+  >>> import numpy as np
+  >>> s = np.asarray(encoding_matrix("paley", 3, 2, jax.random.key(0)))   # [2n, n], q = 5
+  >>> s.shape, bool(np.allclose(s.T @ s, 2 * np.eye(3), atol=1e-5))       # S^T S = beta I
+  ((6, 3), True)
+  >>> s = np.asarray(encoding_matrix("hadamard", 4, 2, jax.random.key(0)))  # all 8 rows of H_8
+  >>> bool(np.allclose(s.T @ s, 2 * np.eye(4), atol=1e-5))
+  True
+  """
   return encode(kind, jnp.eye(n, dtype=jnp.float32), beta, key)
 
 

@@ -79,7 +79,18 @@ def padded_size(kind: str, n: int, num_workers: int, beta: float = 1.0) -> int:
 
 def encode_problem(problem: problems_lib.Problem, kind: str, beta: float, num_workers: int,
                    key: Array) -> WorkerData:
-  """Encodes (X, y) with S (`encoding.kind`, redundancy beta) into m worker blocks."""
+  """Encodes (X, y) with S (`encoding.kind`, redundancy beta) into m worker blocks.
+
+  >>> import jax
+  >>> import numpy as np
+  >>> from tradeoffs.coded import problems
+  >>> problem = problems.make_problem(np.eye(4), np.arange(4.0))   # n = 4, d = 4
+  >>> data = encode_problem(problem, "replication", 2, 4, jax.random.key(0))
+  >>> data.features.shape, data.targets.shape, data.beta   # [m, P=1, r, d]: 2n rows / 4
+  ((4, 1, 2, 4), (4, 1, 2), 2.0)
+  >>> np.asarray(data.targets[:, 0]).tolist()              # copy 1 on workers 0-1, copy 2 on 2-3
+  [[0.0, 1.0], [2.0, 3.0], [0.0, 1.0], [2.0, 3.0]]
+  """
   if num_workers < 1:
     raise ValueError(f"num_workers={num_workers} is not allowed: need >= 1")
   encoding_lib._check_kind(kind, "encoding.kind")
@@ -108,7 +119,17 @@ def encode_problem(problem: problems_lib.Problem, kind: str, beta: float, num_wo
 
 def gradient_code_problem(problem: problems_lib.Problem, code: str, num_workers: int,
                           num_stragglers: int, key: Array | None = None) -> WorkerData:
-  """Splits the data into m partitions and gives worker i the support of row i of B."""
+  """Splits the data into m partitions and gives worker i the support of row i of B.
+
+  >>> import numpy as np
+  >>> from tradeoffs.coded import problems
+  >>> problem = problems.make_problem(np.eye(4), np.arange(4.0))
+  >>> data = gradient_code_problem(problem, "cyclic", 4, 1)   # 4 partitions of one row each
+  >>> data.features.shape, data.beta                          # [m, P = s+1, r, d]
+  ((4, 2, 1, 4), 2.0)
+  >>> np.asarray(data.targets[:, :, 0]).tolist()              # worker i holds i and i+1
+  [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0], [3.0, 0.0]]
+  """
   b = gc_lib.gradient_code(code, num_workers, num_stragglers, key)
   n = problem.num_examples
   n_pad = -(-n // num_workers) * num_workers
@@ -142,6 +163,17 @@ def decode_weights(data: WorkerData, received) -> np.ndarray:
 
   Zero for stragglers. Gradient codes raise `gradient_coding.NotDecodableError` for a
   responder set they cannot decode accurately (see `responder_masks` for the fallback).
+
+  >>> import jax
+  >>> import numpy as np
+  >>> from tradeoffs.coded import problems
+  >>> problem = problems.make_problem(np.eye(4), np.arange(4.0))
+  >>> data = encode_problem(problem, "uncoded", 1, 4, jax.random.key(0))
+  >>> decode_weights(data, [True, True, False, True]).tolist()   # m / (k beta n) = 4 / 12
+  [0.333..., 0.333..., 0.0, 0.333...]
+  >>> data = gradient_code_problem(problem, "fractional_repetition", 4, 1)
+  >>> decode_weights(data, [True, False, False, True]).round(6).tolist()   # one per group, / n
+  [0.25, 0.0, 0.0, 0.25]
   """
   try:
     mask = np.asarray(received, bool)
@@ -261,7 +293,18 @@ def simulate(problem: problems_lib.Problem, data: WorkerData, received: Array, *
              optimizer: str = "gd", step_size: float | None = None, memory: int = 5,
              mesh: jax.sharding.Mesh | None = None, axis: str = "workers",
              w0: Array | None = None) -> Array:
-  """Iterates w_0..w_T [T+1, d] given responder masks `received` [T, m]."""
+  """Iterates w_0..w_T [T+1, d] given responder masks `received` [T, m].
+
+  >>> import jax
+  >>> import numpy as np
+  >>> from tradeoffs.coded import problems
+  >>> problem = problems.make_problem(np.eye(2), np.array([1.0, -1.0]))   # w* = y
+  >>> data = encode_problem(problem, "uncoded", 1, 2, jax.random.key(0))
+  >>> received = np.ones((3, 2), bool)                                     # T = 3, everyone
+  >>> ws = simulate(problem, data, received, step_size=1.0)                # [T+1, d]
+  >>> np.asarray(ws).round(4).tolist()    # gradient (w - y)/2: halves the error each step
+  [[0.0, 0.0], [0.5, -0.5], [0.75, -0.75], [0.875, -0.875]]
+  """
   check_optimizer(optimizer, problem)
   if received.ndim != 2 or received.shape[1] != data.num_workers:
     raise ValueError(f"received has shape {received.shape}; allowed: [steps, "
@@ -311,6 +354,13 @@ def iteration_times(delays: Array, k, compute_seconds: float = 0.0) -> np.ndarra
 
   k is one count or one per iteration [T] (a gradient code that waited for more workers).
   Accumulated in float64 on the host so long runs keep their clock exact.
+
+  >>> import numpy as np
+  >>> delays = np.array([[3.0, 1.0, 2.0], [1.0, 5.0, 4.0]])   # [T=2, m=3]
+  >>> iteration_times(delays, 2).tolist()                      # 2nd fastest: 2, then 4
+  [0.0, 2.0, 6.0]
+  >>> iteration_times(delays, [1, 3], compute_seconds=0.5).tolist()
+  [0.0, 1.5, 7.0]
   """
   ordered = np.sort(np.asarray(delays, np.float64), axis=-1)
   k = np.broadcast_to(np.asarray(k), ordered.shape[:1])
@@ -322,7 +372,18 @@ def run(problem: problems_lib.Problem, data: WorkerData, delays: Array, k: int, 
         optimizer: str = "gd", step_size: float | None = None, memory: int = 5,
         compute_seconds_per_row: float = 0.0, mesh: jax.sharding.Mesh | None = None,
         w_star: Array | None = None) -> Trace:
-  """Simulates the k-of-m scheme over the delays [T, m] and scores every iterate."""
+  """Simulates the k-of-m scheme over the delays [T, m] and scores every iterate.
+
+  >>> import jax
+  >>> import numpy as np
+  >>> from tradeoffs.coded import problems
+  >>> problem = problems.make_problem(np.eye(2), np.array([1.0, -1.0]))
+  >>> data = encode_problem(problem, "uncoded", 1, 2, jax.random.key(0))
+  >>> delays = np.array([[1.0, 2.0], [3.0, 1.0]])
+  >>> trace = run(problem, data, delays, 2, step_size=1.0)    # wait for both workers
+  >>> trace.time.tolist(), [round(float(v), 4) for v in trace.suboptimality]   # |w - w*|^2 / 4
+  ([0.0, 2.0, 5.0], [0.5, 0.125, 0.0312])
+  """
   stragglers_lib.check_k(k, data.num_workers)
   if delays.ndim != 2 or delays.shape[1] != data.num_workers:
     raise ValueError(f"delays has shape {delays.shape}; allowed: [steps, "
@@ -340,7 +401,12 @@ def run(problem: problems_lib.Problem, data: WorkerData, delays: Array, k: int, 
 
 
 def make_mesh(num_devices: int | None = None, axis: str = "workers") -> jax.sharding.Mesh:
-  """A 1-D mesh over the first num_devices devices for the workers axis."""
+  """A 1-D mesh over the first num_devices devices for the workers axis.
+
+  >>> mesh = make_mesh(1)
+  >>> mesh.axis_names, mesh.size
+  (('workers',), 1)
+  """
   num_devices = num_devices or jax.device_count()
   return jax.make_mesh((num_devices,), (axis,), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=jax.devices()[:num_devices])

@@ -34,7 +34,16 @@ class Problem:
 
 def make_problem(features, targets, loss: str = "least_squares", l2: float = 0.0,
                  l1: float = 0.0) -> Problem:
-  """Validates and builds a Problem (ValueError names the bad argument)."""
+  """Validates and builds a Problem (ValueError names the bad argument).
+
+  >>> problem = make_problem([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], [1.0, 2.0, 3.0], l2=0.1)
+  >>> problem.features.shape, problem.num_examples, problem.loss, problem.l2
+  ((3, 2), 3, 'least_squares', 0.1)
+  >>> make_problem([[1.0]], [1.0], loss="hinge")
+  Traceback (most recent call last):
+  ...
+  ValueError: problem.loss='hinge' is not known; valid: ['least_squares', 'logistic']
+  """
   if loss not in LOSSES:
     raise ValueError(f"problem.loss={loss!r} is not known; valid: {list(LOSSES)}")
   if l2 < 0 or l1 < 0:
@@ -69,7 +78,13 @@ def smooth_objective(problem: Problem, w: Array) -> Array:
 
 
 def objective(problem: Problem, w: Array) -> Array:
-  """f(w), including the l1 term."""
+  """f(w), including the l1 term.
+
+  >>> import jax.numpy as jnp
+  >>> problem = make_problem([[1.0], [2.0]], [1.0, 0.0], l1=0.5)
+  >>> float(objective(problem, jnp.array([1.0])))   # ((0)^2 + 2^2) / (2 * 2) + 0.5 * |1|
+  1.5
+  """
   return smooth_objective(problem, w) + problem.l1 * jnp.sum(jnp.abs(w))
 
 
@@ -130,6 +145,14 @@ def synthetic_problem(key: Array, *, num_examples: int, dim: int, loss: str = "l
   Gram E[x x^T] has eigenvalues spread geometrically from 1 down to 1/condition_number
   (condition_number=1: i.i.d. N(0, 1) features, the well-conditioned case in which
   gradient descent at step 1/L converges in a few iterations). w_true ~ N(0, I).
+
+  >>> import jax
+  >>> problem = synthetic_problem(jax.random.key(0), num_examples=8, dim=3, condition_number=4.0)
+  >>> problem.features.shape, problem.targets.shape
+  ((8, 3), (8,))
+  >>> logistic = synthetic_problem(jax.random.key(0), num_examples=8, dim=3, loss="logistic")
+  >>> sorted(set(logistic.targets.tolist())) <= [0.0, 1.0]
+  True
   """
   if not condition_number >= 1:
     raise ValueError(f"problem.condition_number={condition_number} is not allowed: need >= 1")

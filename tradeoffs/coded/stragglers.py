@@ -106,13 +106,30 @@ STRAGGLER_MODELS: dict[str, Callable[..., Array]] = {
 
 
 def register_straggler_model(name: str, sample: Callable[..., Array]) -> None:
-  """Adds `sample(key, (iterations, workers), **params) -> delays`."""
+  """Adds `sample(key, (iterations, workers), **params) -> delays`.
+
+  >>> import jax.numpy as jnp
+  >>> register_straggler_model("constant", lambda key, shape, delay=1.0: jnp.full(shape, delay))
+  >>> sample_delays("constant", None, 2, 3, delay=0.5).tolist()
+  [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]
+  >>> del STRAGGLER_MODELS["constant"]
+  """
   STRAGGLER_MODELS[name] = sample
 
 
 def sample_delays(model: str, key: Array, num_iterations: int, num_workers: int,
                   **params: Any) -> Array:
-  """Per-iteration worker delays [num_iterations, num_workers] (seconds), seeded by key."""
+  """Per-iteration worker delays [num_iterations, num_workers] (seconds), seeded by key.
+
+  >>> import jax
+  >>> import numpy as np
+  >>> d = sample_delays("fixed_slow", jax.random.key(0), 3, 4, num_slow=1, slow_delay=4.0)
+  >>> d.shape, np.asarray(d == 5.0).sum(axis=1).tolist()   # [T, m]; one slow worker per row
+  ((3, 4), [1, 1, 1])
+  >>> d = sample_delays("shifted_exponential", jax.random.key(0), 100, 4, shift=1.0)
+  >>> bool(d.min() >= 1.0)
+  True
+  """
   if model not in STRAGGLER_MODELS:
     raise ValueError(f"straggler.model={model!r} is not known; valid: {sorted(STRAGGLER_MODELS)}")
   if num_iterations < 1 or num_workers < 1:
@@ -147,7 +164,12 @@ def fastest_k_mask(delays: Array, k: int) -> Array:
 
 
 def kth_delay(delays: Array, k: int) -> Array:
-  """The k-th order statistic of each row: when the master has its k-th response."""
+  """The k-th order statistic of each row: when the master has its k-th response.
+
+  >>> import numpy as np
+  >>> kth_delay(np.array([[0.3, 0.1, 0.9], [2.0, 1.0, 3.0]]), 2).tolist()   # per row
+  [0.3..., 2.0]
+  """
   return jnp.sort(delays, axis=-1)[..., k - 1]
 
 
@@ -163,6 +185,11 @@ def expected_kth_delay(model: str, k: int, num_workers: int, *, key: Array | Non
   a Beta(a, k) variable; inf when a <= 1/alpha). trace: the mean over the trace's
   first `num_iterations` rows (the rows a run replays). Any other model (bimodal, a
   registered one): the mean over `samples` seeded draws of `sample_delays`.
+
+  >>> expected_kth_delay("shifted_exponential", 2, 3, shift=1.0, rate=1.0)   # 1 + 1/3 + 1/2
+  1.833...
+  >>> expected_kth_delay("fixed_slow", 3, 3, num_slow=1, base=1.0, slow_delay=4.0)
+  5.0
   """
   check_k(k, num_workers)
   m = num_workers

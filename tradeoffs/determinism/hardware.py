@@ -27,6 +27,12 @@ LossFn = Callable[[Any, Any], jax.Array]
 
 
 def per_example_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """float [...]: -log softmax(logits)[label] per example, logits [..., classes], labels [...].
+
+  >>> import numpy as np
+  >>> np.asarray(per_example_cross_entropy(np.zeros((2, 2)), np.array([0, 1])), np.float64).round(4).tolist()
+  [0.6931, 0.6931]
+  """
   return -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), labels[..., None],
                               axis=-1)[..., 0]
 
@@ -44,7 +50,12 @@ def _group_weights(groups: jax.Array, num_groups: int) -> tuple[jax.Array, jax.A
 
 
 def per_group_mean(values: jax.Array, groups: jax.Array, num_groups: int) -> jax.Array:
-  """float [..., num_groups]: mean of `values` [..., examples] within each group."""
+  """float [..., num_groups]: mean of `values` [..., examples] within each group.
+
+  >>> import numpy as np
+  >>> np.asarray(per_group_mean(np.array([1.0, 2.0, 3.0, 10.0]), np.array([0, 0, 1, 1]), 3)).tolist()
+  [1.5, 6.5, nan]
+  """
   weights, counts = _group_weights(groups, num_groups)
   means = jnp.asarray(values, jnp.float32) @ weights.T
   return jnp.where(counts > 0, means, jnp.nan)
@@ -79,6 +90,13 @@ def group_sensitivity(group_metric: jax.Array, reduce: str = "range") -> jax.Arr
       paper's |L_a(theta_h) - L_a(theta_h')|;
     'mean_abs_deviation': mean_h |L_a(h) - mean_h' L_a(h')|;
     'std': standard deviation over settings.
+
+  >>> import numpy as np
+  >>> losses = np.array([[0.5, 0.25], [0.75, 0.25]])   # [settings=2, groups=2]
+  >>> np.asarray(group_sensitivity(losses)).tolist()   # |L_a(h) - L_a(h')|
+  [0.25, 0.0]
+  >>> np.asarray(group_sensitivity(losses, "mean_abs_deviation")).tolist()
+  [0.125, 0.0]
   """
   if reduce not in SENSITIVITIES:
     raise ValueError(f"reduce={reduce!r}; valid: {sorted(SENSITIVITIES)}")
@@ -91,13 +109,22 @@ def group_sensitivity(group_metric: jax.Array, reduce: str = "range") -> jax.Arr
 
 
 def fairness_violation(delta: jax.Array) -> jax.Array:
-  """xi = max_a Delta(a) - min_a Delta(a) over the last (group) axis, ignoring NaN groups."""
+  """xi = max_a Delta(a) - min_a Delta(a) over the last (group) axis, ignoring NaN groups.
+
+  >>> import numpy as np
+  >>> float(fairness_violation(np.array([0.25, 0.0, np.nan])))   # NaN (empty) groups ignored
+  0.25
+  """
   return jnp.nanmax(delta, axis=-1) - jnp.nanmin(delta, axis=-1)
 
 
 def excess_loss_bound(grad_norm: jax.Array, top_eigenvalue: jax.Array,
                       distance: jax.Array) -> jax.Array:
-  """The section-8 Taylor bound: ||g_a|| d + 1/2 lambda_max(H_a) d^2, d = ||theta_h - theta_h'||."""
+  """The section-8 Taylor bound: ||g_a|| d + 1/2 lambda_max(H_a) d^2, d = ||theta_h - theta_h'||.
+
+  >>> float(excess_loss_bound(2.0, 4.0, 0.5))   # 2 * 0.5 + 0.5 * 4 * 0.5^2
+  1.5
+  """
   return grad_norm * distance + 0.5 * top_eigenvalue * distance ** 2
 
 
@@ -110,7 +137,17 @@ def _check_losses(loss_fn: LossFn, params: Any, batch: Any, groups: jax.Array) -
 
 def per_group_grad_norms(loss_fn: LossFn, params: Any, batch: Any, groups: jax.Array,
                          num_groups: int) -> jax.Array:
-  """float [num_groups]: ||grad_theta of group a's mean loss|| (NaN for empty groups)."""
+  """float [num_groups]: ||grad_theta of group a's mean loss|| (NaN for empty groups).
+
+  >>> import jax
+  >>> import jax.numpy as jnp
+  >>> import numpy as np
+  >>> loss_fn = lambda w, b: 0.5 * (b[0] @ w - b[1]) ** 2          # per-example squared error
+  >>> batch = (jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), jnp.zeros(3))
+  >>> w, groups = jnp.array([1.0, 2.0]), jnp.array([0, 0, 1])     # residuals 1, 1, 4
+  >>> np.asarray(per_group_grad_norms(loss_fn, w, batch, groups, 3)).tolist()  # |[1,0]|, |[0,8]|, empty
+  [1.0, 8.0, nan]
+  """
   weights, counts = _group_weights(groups, num_groups)
   _check_losses(loss_fn, params, batch, groups)
 
@@ -129,6 +166,11 @@ def equal_size_indices(groups: Any, num_groups: int, key: jax.Array, draws: int 
   drawn without replacement (default size: the smallest non-empty group's count).
 
   Group g's draws use `fold_in(fold_in(key, d), g)`. Host-side: the sizes decide shapes.
+
+  >>> import jax
+  >>> idx = equal_size_indices([0, 0, 0, 1, 1], 2, jax.random.key(0), draws=2)
+  >>> idx.shape, sorted(idx[0, 1].tolist()), set(idx[:, 0].ravel()) <= {0, 1, 2}
+  ((2, 2, 2), [3, 4], True)
   """
   groups = np.asarray(groups)
   _group_weights(jnp.asarray(groups), num_groups)  # Same checks as the other functions.
@@ -176,6 +218,17 @@ def per_group_grad_norms_equal_size(loss_fn: LossFn, params: Any, batch: Any,
   raw norms rank groups by size as much as by their loss surface; at one common size the
   comparison is controlled. Draw d uses `equal_size_indices(groups, num_groups, key,
   draws, size)[d]`; leaves of `batch` have the example axis first.
+
+  >>> import jax
+  >>> import jax.numpy as jnp
+  >>> import numpy as np
+  >>> loss_fn = lambda w, b: 0.5 * (b[0] @ w - b[1]) ** 2          # per-example squared error
+  >>> batch = (jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), jnp.zeros(3))
+  >>> w, groups = jnp.array([1.0, 2.0]), jnp.array([0, 0, 1])     # residuals 1, 1, 4
+  >>> out = per_group_grad_norms_equal_size(loss_fn, w, batch, groups, 2, jax.random.key(0),
+  ...                                       draws=2)
+  >>> out.size, out.values.tolist()            # one example per group in every draw
+  (1, [[1.0, 8.0], [1.0, 8.0]])
   """
   idx = equal_size_indices(groups, num_groups, key, draws, size)
   size = idx.shape[-1]
@@ -237,6 +290,14 @@ def top_hessian_eigenvalue(scalar_fn: Callable[[Any], jax.Array], params: Any,
   (exact once num_iters >= number of parameters). 'power' returns the Rayleigh quotient
   after `num_iters` power steps, which converges to the eigenvalue of largest magnitude
   (the same thing when the top of the spectrum dominates, as near a minimum).
+
+  >>> import jax
+  >>> f = lambda p: 0.5 * (3.0 * p["a"] ** 2 + p["b"] ** 2)   # Hessian diag(3, 1)
+  >>> params = {"a": 1.0, "b": 1.0}
+  >>> round(float(top_hessian_eigenvalue(f, params, jax.random.key(0), num_iters=2)), 4)
+  3.0
+  >>> round(float(top_hessian_eigenvalue(f, params, jax.random.key(0), 50, method="power")), 4)
+  3.0
   """
   if method not in EIGEN_METHODS:
     raise ValueError(f"method={method!r}; valid: {sorted(EIGEN_METHODS)}")
@@ -253,7 +314,18 @@ def per_group_top_hessian_eigenvalue(loss_fn: LossFn, params: Any, batch: Any,
                                      groups: jax.Array, num_groups: int, key: jax.Array,
                                      num_iters: int = 20, method: str = "lanczos"
                                      ) -> jax.Array:
-  """float [num_groups]: top Hessian eigenvalue of each group's mean loss (NaN if empty)."""
+  """float [num_groups]: top Hessian eigenvalue of each group's mean loss (NaN if empty).
+
+  >>> import jax
+  >>> import jax.numpy as jnp
+  >>> import numpy as np
+  >>> loss_fn = lambda w, b: 0.5 * (b[0] @ w - b[1]) ** 2          # per-example squared error
+  >>> batch = (jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), jnp.zeros(3))
+  >>> w, groups = jnp.array([1.0, 2.0]), jnp.array([0, 0, 1])     # residuals 1, 1, 4
+  >>> np.asarray(per_group_top_hessian_eigenvalue(loss_fn, w, batch, groups, 2, jax.random.key(0),
+  ...                                             num_iters=2)).round(4).tolist()   # mean x x^T
+  [1.0, 4.0]
+  """
   weights, counts = _group_weights(groups, num_groups)
   _check_losses(loss_fn, params, batch, groups)
 
@@ -287,6 +359,11 @@ def boundary_alignment_penalty(logits: jax.Array, groups: jax.Array, num_groups:
   Section 8's mitigation, in the form PAPERS.md reconstructs [mem]. d(x) is `proximity`:
   'gini' = sum_k p_k (1 - p_k) (tied to the Hessian trace of the cross-entropy) or
   'one_minus_max' = 1 - max_k p_k. Empty groups contribute nothing. Differentiable.
+
+  >>> import numpy as np
+  >>> logits = np.array([[0.0, 0.0], [0.0, 0.0], [50.0, 0.0], [50.0, 0.0]])   # gini .5, .5, 0, 0
+  >>> float(boundary_alignment_penalty(logits, np.array([0, 0, 1, 1]), 2))    # |.5-.25| + |0-.25|
+  0.5
   """
   if proximity not in BOUNDARY_PROXIMITY:
     raise ValueError(f"proximity={proximity!r}; valid: {sorted(BOUNDARY_PROXIMITY)}")
@@ -299,7 +376,17 @@ def boundary_alignment_penalty(logits: jax.Array, groups: jax.Array, num_groups:
 def gradient_norm_variance_penalty(loss_fn: LossFn, params: Any, batch: Any,
                                    groups: jax.Array, num_groups: int) -> jax.Array:
   """Variance over non-empty groups of ||grad l_a||: an alternative mitigation that targets
-  the first term of the bound directly (needs second-order autodiff to train with)."""
+  the first term of the bound directly (needs second-order autodiff to train with).
+
+  >>> import jax
+  >>> import jax.numpy as jnp
+  >>> import numpy as np
+  >>> loss_fn = lambda w, b: 0.5 * (b[0] @ w - b[1]) ** 2          # per-example squared error
+  >>> batch = (jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), jnp.zeros(3))
+  >>> w, groups = jnp.array([1.0, 2.0]), jnp.array([0, 0, 1])     # residuals 1, 1, 4
+  >>> float(gradient_norm_variance_penalty(loss_fn, w, batch, groups, 3))   # var of (1, 8)
+  12.25
+  """
   norms = per_group_grad_norms(loss_fn, params, batch, groups, num_groups)
   present = jnp.isfinite(norms)
   safe = jnp.where(present, norms, 0.0)
@@ -309,7 +396,11 @@ def gradient_norm_variance_penalty(loss_fn: LossFn, params: Any, batch: Any,
 
 
 def group_column(group_names: Any, attribute: str) -> int:
-  """The column of `attribute` among a dataset's group attributes (ValueError naming both)."""
+  """The column of `attribute` among a dataset's group attributes (ValueError naming both).
+
+  >>> group_column(["sex", "age"], "age")
+  1
+  """
   names = [str(n) for n in group_names]
   if attribute not in names:
     raise ValueError(f"group_attribute={attribute!r} is not in the dataset's group "
@@ -320,7 +411,15 @@ def group_column(group_names: Any, attribute: str) -> int:
 def penalty_fn(weight: float, column: int, num_groups: int, proximity: str):
   """A per-batch group loss `(logits, labels, groups [batch, attributes]) -> scalar`:
   `weight * boundary_alignment_penalty` on one group column (the trainer's
-  `StepConfig.group_loss_fn`)."""
+  `StepConfig.group_loss_fn`).
+
+  >>> import numpy as np
+  >>> loss = penalty_fn(2.0, column=1, num_groups=2, proximity="gini")
+  >>> logits = np.array([[0.0, 0.0], [0.0, 0.0], [50.0, 0.0], [50.0, 0.0]])
+  >>> groups = np.array([[0, 0], [1, 0], [0, 1], [1, 1]])      # column 1: 0, 0, 1, 1
+  >>> float(loss(logits, None, groups))                        # 2 * 0.5
+  1.0
+  """
   if proximity not in BOUNDARY_PROXIMITY:
     raise ValueError(f"proximity={proximity!r}; valid: {sorted(BOUNDARY_PROXIMITY)}")
 

@@ -153,6 +153,29 @@ def run_matrix(settings: Sequence[settings_lib.Setting], repeats: int, root: str
   RunFailedError with the end of its stderr (or, with on_error='record', is returned as
   'failed'). Finished workdirs are reused when `resume`. Each result is also appended to
   `root/matrix.jsonl`.
+
+  >>> import json, os, tempfile
+  >>> import numpy as np
+  >>> def write_run(workdir, logits, ids, params, labels=(0, 1, 1)):   # a trainer's workdir
+  ...   os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
+  ...   np.savez(os.path.join(workdir, "predictions", "test.npz"), logits=logits,
+  ...            labels=np.array(labels), ids=ids)
+  ...   np.savez(os.path.join(workdir, "final_params.npz"), **params)
+  >>> root = tempfile.mkdtemp()
+  >>> def fake_population(setting, members, workdir):    # stands in for training
+  ...   logits = np.zeros((members, 3, 2)); logits[:, [1, 2], 1] = 1.0
+  ...   logits[members - 1, 2] = [1.0, 0.0]              # the last member flips example 2
+  ...   write_run(workdir, logits, np.arange(3), {"dense/kernel": np.ones((members, 2))})
+  >>> results = run_matrix([settings_lib.Setting("control")], 2, root,
+  ...                      population_fn=fake_population, current=settings_lib.Setting("here"))
+  >>> [(r.setting, r.members, r.mode, r.status) for r in results]
+  [('control', 2, 'in_process', 'ok')]
+  >>> rerun = run_matrix([settings_lib.Setting("control")], 2, root,
+  ...                    population_fn=fake_population, current=settings_lib.Setting("here"))
+  >>> rerun[0].status                          # finished workdirs are reused
+  'resumed'
+  >>> [json.loads(line)["status"] for line in open(os.path.join(root, "matrix.jsonl"))]
+  ['ok', 'resumed']
   """
   _check_args(settings, repeats, command, population_fn, timeout_s, on_error)
   subprocess_settings = [s for s in settings if isolate or population_fn is None
@@ -250,6 +273,19 @@ def load_predictions(workdir: str, split: str | None = None) -> dict[str, np.nda
   """Arrays of `workdir/predictions/<split>.npz` (`logits`, `labels`, `ids`, `groups`).
 
   Without `split`: the only file there, or `test.npz` when there are several.
+
+  >>> import json, os, tempfile
+  >>> import numpy as np
+  >>> def write_run(workdir, logits, ids, params, labels=(0, 1, 1)):   # a trainer's workdir
+  ...   os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
+  ...   np.savez(os.path.join(workdir, "predictions", "test.npz"), logits=logits,
+  ...            labels=np.array(labels), ids=ids)
+  ...   np.savez(os.path.join(workdir, "final_params.npz"), **params)
+  >>> root = tempfile.mkdtemp()
+  >>> write_run(os.path.join(root, "a"), np.zeros((2, 3, 2)), np.arange(3), {})
+  >>> arrays = load_predictions(os.path.join(root, "a"))      # the only split there
+  >>> sorted(arrays), arrays["logits"].shape
+  (['ids', 'labels', 'logits'], (2, 3, 2))
   """
   directory = os.path.join(workdir, PREDICTIONS_DIR)
   files = sorted(glob.glob(os.path.join(directory, "*.npz")))
@@ -271,7 +307,21 @@ def load_predictions(workdir: str, split: str | None = None) -> dict[str, np.nda
 
 
 def load_final_params(workdir: str) -> dict[str, np.ndarray]:
-  """The flattened final params of `workdir/final_params.npz` ('/'-joined keys)."""
+  """The flattened final params of `workdir/final_params.npz` ('/'-joined keys).
+
+  >>> import json, os, tempfile
+  >>> import numpy as np
+  >>> def write_run(workdir, logits, ids, params, labels=(0, 1, 1)):   # a trainer's workdir
+  ...   os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
+  ...   np.savez(os.path.join(workdir, "predictions", "test.npz"), logits=logits,
+  ...            labels=np.array(labels), ids=ids)
+  ...   np.savez(os.path.join(workdir, "final_params.npz"), **params)
+  >>> root = tempfile.mkdtemp()
+  >>> write_run(os.path.join(root, "a"), np.zeros((1, 3, 2)), np.arange(3),
+  ...           {"dense/kernel": np.ones((1, 2, 2))})
+  >>> {k: v.shape for k, v in load_final_params(os.path.join(root, "a")).items()}
+  {'dense/kernel': (1, 2, 2)}
+  """
   path = os.path.join(workdir, FINAL_PARAMS_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} does not exist: did the run finish?")
@@ -314,6 +364,24 @@ def load_runs(workdirs: Sequence[str], split: str | None = None, params: bool = 
 
   Examples are aligned by `ids`, so runs written on different machines or in different
   orders compare example by example; differing id sets, labels or param keys raise.
+
+  >>> import json, os, tempfile
+  >>> import numpy as np
+  >>> def write_run(workdir, logits, ids, params, labels=(0, 1, 1)):   # a trainer's workdir
+  ...   os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
+  ...   np.savez(os.path.join(workdir, "predictions", "test.npz"), logits=logits,
+  ...            labels=np.array(labels), ids=ids)
+  ...   np.savez(os.path.join(workdir, "final_params.npz"), **params)
+  >>> root = tempfile.mkdtemp()
+  >>> a, b = os.path.join(root, "a"), os.path.join(root, "b")
+  >>> write_run(a, np.eye(2)[[[0, 1, 1]]], np.array([0, 1, 2]), {"w": np.zeros((1, 2))})
+  >>> write_run(b, np.eye(2)[[[1, 1, 0]]], np.array([2, 1, 0]), {"w": np.ones((1, 2))},
+  ...           labels=(1, 1, 0))
+  >>> runs = load_runs([a, b])                  # b wrote its examples in another order
+  >>> runs.ids.tolist(), runs.logits.argmax(-1).tolist()   # aligned by id
+  ([0, 1, 2], [[0, 1, 1], [0, 1, 1]])
+  >>> runs.params["w"].tolist(), [os.path.basename(w) for w, _ in runs.sources]
+  ([[0.0, 0.0], [1.0, 1.0]], ['a', 'b'])
   """
   if isinstance(workdirs, str) or not workdirs:
     raise ValueError(f"workdirs={workdirs!r}; need a non-empty list of workdirs")
@@ -357,6 +425,16 @@ def step_times(workdir: str, skip_first: int = 1) -> np.ndarray:
   Uses each row's `step` and wall-clock `time`; the first `skip_first` intervals (compile
   and warm-up) are dropped. Intervals that include an evaluation are kept, so compare
   settings with the same eval schedule; `metrics.determinism_cost` takes medians.
+
+  >>> import json, os, tempfile
+  >>> workdir = tempfile.mkdtemp()
+  >>> rows = [{"step": 0, "time": 0.0}, {"step": 10, "time": 30.0}, {"step": 20, "time": 31.0},
+  ...         {"step": 40, "time": 33.0}, {"loss": 1.0}]
+  >>> with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+  ...   for row in rows:
+  ...     print(json.dumps(row), file=f)
+  >>> step_times(workdir).tolist()              # the first (compiling) interval dropped
+  [0.1, 0.1]
   """
   rows = [r for r in files_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
           if "step" in r and "time" in r]
@@ -369,7 +447,27 @@ def step_times(workdir: str, skip_first: int = 1) -> np.ndarray:
 
 
 def result_workdirs(results: Sequence[RunResult], setting: str) -> list[str]:
-  """Workdirs of the finished runs of `setting`, for `load_runs`."""
+  """Workdirs of the finished runs of `setting`, for `load_runs`.
+
+  >>> import json, os, tempfile
+  >>> import numpy as np
+  >>> def write_run(workdir, logits, ids, params, labels=(0, 1, 1)):   # a trainer's workdir
+  ...   os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
+  ...   np.savez(os.path.join(workdir, "predictions", "test.npz"), logits=logits,
+  ...            labels=np.array(labels), ids=ids)
+  ...   np.savez(os.path.join(workdir, "final_params.npz"), **params)
+  >>> root = tempfile.mkdtemp()
+  >>> def fake_population(setting, members, workdir):    # stands in for training
+  ...   logits = np.zeros((members, 3, 2)); logits[:, [1, 2], 1] = 1.0
+  ...   logits[members - 1, 2] = [1.0, 0.0]              # the last member flips example 2
+  ...   write_run(workdir, logits, np.arange(3), {"dense/kernel": np.ones((members, 2))})
+  >>> results = run_matrix([settings_lib.Setting("control")], 2, root,
+  ...                      population_fn=fake_population, current=settings_lib.Setting("here"))
+  >>> [os.path.relpath(w, root) for w in result_workdirs(results, "control")]
+  ['control/population']
+  >>> result_workdirs(results, "other")
+  []
+  """
   return [r.workdir for r in results
           if r.setting == setting and r.status in ("ok", "resumed")]
 

@@ -19,7 +19,12 @@ from tradeoffs.exemplars import population
 
 
 def predicted_labels(logits: jax.Array) -> jax.Array:
-  """int [runs, examples] from logits [runs, examples, classes]."""
+  """int [runs, examples] from logits [runs, examples, classes].
+
+  >>> import numpy as np
+  >>> np.asarray(predicted_labels(np.array([[[0.1, 0.9], [0.8, 0.2]]]))).tolist()   # [1, 2, 2]
+  [[1, 0]]
+  """
   return jnp.argmax(logits, axis=-1)
 
 
@@ -32,12 +37,28 @@ def _check_predictions(predictions: Any, labels: Any = None) -> None:
 
 
 def accuracy_per_run(predictions: jax.Array, labels: jax.Array) -> jax.Array:
+  """float [runs]: top-1 accuracy of each run, from predictions [runs, examples] and labels
+  [examples].
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> np.asarray(accuracy_per_run(runs, labels)).tolist()
+  [1.0, 0.75, 0.5]
+  """
   _check_predictions(predictions, labels)
   return jnp.mean(predictions == labels[None], axis=1)
 
 
 def top1_std(predictions: jax.Array, labels: jax.Array, ddof: int = 0) -> jax.Array:
-  """Standard deviation of top-1 accuracy across runs."""
+  """Standard deviation of top-1 accuracy across runs.
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> round(float(top1_std(runs, labels)), 4), round(float(top1_std(runs, labels, ddof=1)), 4)
+  (0.2041, 0.25)
+  """
   return jnp.std(accuracy_per_run(predictions, labels), ddof=ddof)
 
 
@@ -51,14 +72,28 @@ def _class_means(correct: jax.Array, labels: jax.Array, num_classes: int) -> jax
 
 def per_class_accuracy(predictions: jax.Array, labels: jax.Array, num_classes: int
                        ) -> jax.Array:
-  """float [runs, classes]: recall of each class per run; NaN for a class with no examples."""
+  """float [runs, classes]: recall of each class per run; NaN for a class with no examples.
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> np.asarray(per_class_accuracy(runs, labels, 3)).tolist()   # class 2 has no examples
+  [[1.0, 1.0, nan], [1.0, 0.5, nan], [0.0, 1.0, nan]]
+  """
   _check_predictions(predictions, labels)
   return _class_means(predictions == labels[None], labels, num_classes)
 
 
 def per_class_accuracy_std(predictions: jax.Array, labels: jax.Array, num_classes: int,
                            ddof: int = 0) -> jax.Array:
-  """float [classes]: std across runs of each class's accuracy."""
+  """float [classes]: std across runs of each class's accuracy.
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> np.asarray(per_class_accuracy_std(runs, labels, 2), np.float64).round(4).tolist()   # std of (1, 1, 0), (1, .5, 1)
+  [0.4714, 0.2357]
+  """
   return jnp.std(per_class_accuracy(predictions, labels, num_classes), axis=0, ddof=ddof)
 
 
@@ -130,6 +165,18 @@ def per_class_std_null(predictions: jax.Array, labels: jax.Array, num_classes: i
   The null keeps each example's correctness in every run and permutes which class it
   belongs to (`num_draws` permutations from `key`); an observed ratio inside the null
   band says the per-class spread is test-set sample size, not fragile classes.
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> import jax
+  >>> null = per_class_std_null(runs, labels, 2, jax.random.key(0), num_draws=50)
+  >>> null.per_class_std.astype(float).round(4).tolist(), null.null_per_class_std.shape
+  ([0.4714, 0.2357], (50, 2))
+  >>> round(null.ratio(), 4)                   # mean per-class std / top-1 std
+  1.7321
+  >>> 0 < null.p_value() <= 1
+  True
   """
   _check_predictions(predictions, labels)
   if isinstance(num_draws, bool) or not isinstance(num_draws, int) or num_draws < 1:
@@ -153,6 +200,14 @@ def per_group_error_rates(predictions: jax.Array, labels: jax.Array, groups: jax
   With `positive_class` the task is binary (positive = that class): returns 'fpr' and 'fnr'
   of shape [runs, groups]. Without it every class is positive in turn (one-vs-rest) and
   the shapes are [runs, groups, classes]. A rate with an empty denominator is NaN.
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 1, 1])
+  >>> rates = per_group_error_rates(runs, labels, groups, 2, positive_class=1)   # [runs, groups]
+  >>> np.asarray(rates["fpr"]).tolist(), np.asarray(rates["fnr"]).tolist()
+  ([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
   """
   _check_predictions(predictions, labels)
   if jnp.shape(groups) != jnp.shape(labels):
@@ -186,14 +241,29 @@ def per_group_error_rate_std(predictions: jax.Array, labels: jax.Array, groups: 
                              num_groups: int, positive_class: int | None = None,
                              num_classes: int | None = None, ddof: int = 0
                              ) -> dict[str, jax.Array]:
-  """Std across runs of each group's FPR and FNR ('fpr_std', 'fnr_std')."""
+  """Std across runs of each group's FPR and FNR ('fpr_std', 'fnr_std').
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> stds = per_group_error_rate_std(runs, labels, np.array([0, 0, 1, 1]), 2, positive_class=1)
+  >>> [np.asarray(stds[k], np.float64).round(4).tolist() for k in ("fpr_std", "fnr_std")]
+  [[0.4714, 0.4714], [0.0, 0.4714]]
+  """
   rates = per_group_error_rates(predictions, labels, groups, num_groups, positive_class,
                                 num_classes)
   return {f"{k}_std": jnp.std(v, axis=0, ddof=ddof) for k, v in rates.items()}
 
 
 def pairwise_churn(predictions: jax.Array) -> jax.Array:
-  """float [runs, runs]: fraction of examples on which two runs' predictions differ."""
+  """float [runs, runs]: fraction of examples on which two runs' predictions differ.
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> np.asarray(pairwise_churn(runs)).tolist()
+  [[0.0, 0.25, 0.5], [0.25, 0.0, 0.75], [0.5, 0.75, 0.0]]
+  """
   _check_predictions(predictions)
   return jnp.mean(predictions[:, None, :] != predictions[None, :, :], axis=-1)
 
@@ -221,7 +291,13 @@ def churn(predictions: jax.Array) -> jax.Array:
 
 def flatten_runs(params: Any) -> jax.Array:
   """float [runs, parameters] from a pytree whose leaves have a leading run axis, or from an
-  already flat [runs, parameters] array."""
+  already flat [runs, parameters] array.
+
+  >>> import numpy as np
+  >>> flat = flatten_runs({"b": np.zeros((2, 3)), "w": np.ones((2, 2, 2))})   # 2 runs
+  >>> flat.shape, np.asarray(flat[0]).tolist()
+  ((2, 7), [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+  """
   leaves = jax.tree.leaves(params)
   if not leaves:
     raise ValueError("params is an empty pytree")
@@ -234,14 +310,24 @@ def flatten_runs(params: Any) -> jax.Array:
 
 
 def pairwise_weight_distance(params: Any) -> jax.Array:
-  """float [runs, runs]: L2 distance between flattened final weights."""
+  """float [runs, runs]: L2 distance between flattened final weights.
+
+  >>> import numpy as np
+  >>> np.asarray(pairwise_weight_distance({"w": np.array([[0.0, 0.0], [3.0, 4.0]])})).tolist()
+  [[0.0, 5.0], [5.0, 0.0]]
+  """
   flat = flatten_runs(params)
   diff = flat[:, None, :] - flat[None, :, :]
   return jnp.sqrt(jnp.sum(diff * diff, axis=-1))
 
 
 def weight_distance(params: Any) -> jax.Array:
-  """Mean over pairs of runs of the L2 distance between flattened final weights."""
+  """Mean over pairs of runs of the L2 distance between flattened final weights.
+
+  >>> import numpy as np
+  >>> float(weight_distance({"w": np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])}))   # (5 + 5 + 0) / 3
+  3.333...
+  """
   return _mean_off_diagonal(pairwise_weight_distance(params))
 
 
@@ -250,6 +336,14 @@ def bitwise_identical(runs: Sequence[Any] | Any) -> bool:
 
   `runs` is a sequence of arrays/pytrees, or one array/pytree with a leading run axis.
   NaNs compare by their bit pattern, so identical NaNs count as identical. Not jit-able.
+
+  >>> import numpy as np
+  >>> bitwise_identical([np.array([1.0, np.nan]), np.array([1.0, np.nan])])   # same NaN bits
+  True
+  >>> bitwise_identical([np.array([0.0]), np.array([-0.0])])                  # 0.0 == -0.0, bits differ
+  False
+  >>> bitwise_identical(np.array([[1, 2], [1, 2]]))                          # leading run axis
+  True
   """
   if not isinstance(runs, (list, tuple)):
     leaves = jax.tree.leaves(runs)
@@ -270,21 +364,44 @@ def bitwise_identical(runs: Sequence[Any] | Any) -> bool:
 
 
 def modal_predictions(predictions: jax.Array, num_classes: int) -> jax.Array:
-  """int [examples]: the most frequent prediction across runs (ties: the smallest label)."""
+  """int [examples]: the most frequent prediction across runs (ties: the smallest label).
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> np.asarray(modal_predictions(runs, 2)).tolist()
+  [0, 1, 1, 0]
+  >>> np.asarray(modal_predictions(np.array([[0], [1]]), 2)).tolist()   # a tie: smallest label
+  [0]
+  """
   _check_predictions(predictions)
   # Explicit: exemplars' default tie rule is the largest label (Hooker et al.).
   return population.modal_labels(predictions, num_classes, tie="smallest")
 
 
 def flip_counts(predictions: jax.Array, num_classes: int) -> jax.Array:
-  """int [examples]: in how many runs the prediction differs from the modal prediction."""
+  """int [examples]: in how many runs the prediction differs from the modal prediction.
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> np.asarray(flip_counts(runs, 2)).tolist()
+  [1, 0, 1, 1]
+  """
   modal = modal_predictions(predictions, num_classes)
   return jnp.sum(predictions != modal[None], axis=0)
 
 
 def unstable_examples(predictions: jax.Array, num_classes: int,
                       ids: Any | None = None) -> np.ndarray:
-  """Indices (or `ids`) of examples whose prediction is not the same in every run."""
+  """Indices (or `ids`) of examples whose prediction is not the same in every run.
+
+  >>> import numpy as np
+  >>> runs = np.array([[0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]])   # 3 runs x 4 examples
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> unstable_examples(runs, 2).tolist(), unstable_examples(runs, 2, ids=[10, 11, 12, 13]).tolist()
+  ([0, 2, 3], [10, 12, 13])
+  """
   flips = np.asarray(flip_counts(predictions, num_classes))
   where = np.flatnonzero(flips > 0)
   return where if ids is None else np.asarray(ids)[where]
@@ -295,6 +412,9 @@ def determinism_cost(deterministic_step_times: Any, default_step_times: Any) -> 
 
   A ratio of 1.5 is a 50% overhead (Zhuang et al. report overheads up to 746% on GPU).
   Medians make the ratio robust to compilation and warm-up outliers.
+
+  >>> determinism_cost([1.5, 1.6, 9.0], [1.0, 1.1, 0.9])   # medians 1.6 / 1.0: 60% overhead
+  1.6
   """
   det = np.asarray(deterministic_step_times, dtype=np.float64).ravel()
   default = np.asarray(default_step_times, dtype=np.float64).ravel()
@@ -308,7 +428,16 @@ def summary(logits: jax.Array, labels: jax.Array, num_classes: int,
             params: Any | None = None, groups: jax.Array | None = None,
             num_groups: int | None = None, positive_class: int | None = None
             ) -> dict[str, Any]:
-  """All run-to-run metrics as JSON-able values, ready for a record's hidden_costs."""
+  """All run-to-run metrics as JSON-able values, ready for a record's hidden_costs.
+
+  >>> import numpy as np
+  >>> logits = np.eye(2)[np.array([[0, 1, 1, 0], [0, 1, 0, 0]])]      # 2 runs, [2, 4, 2]
+  >>> out = summary(logits, np.array([0, 1, 1, 0]), 2)
+  >>> out["runs"], out["top1_mean"], out["churn"], out["unstable_fraction"]
+  (2, 0.875, 0.25, 0.25)
+  >>> out["per_class_std"], out["predictions_identical"]
+  ([0.0, 0.25], False)
+  """
   predictions = predicted_labels(jnp.asarray(logits))
   labels = jnp.asarray(labels)
   accuracies = accuracy_per_run(predictions, labels)

@@ -168,6 +168,12 @@ def preset(name: str, *, backend: str = "cpu", **overrides: Any) -> Setting:
   """A named preset for `backend`; `overrides` replace any Setting field.
 
   Deterministic presets add the backend's DETERMINISTIC_FLAGS to `xla_flags`.
+
+  >>> s = preset("algo", backend="gpu", device_count=2)
+  >>> s.vary, s.xla_flags, s.device_count          # deterministic kernels, every seed varies
+  (('init', 'data', 'augment', 'dropout'), ('--xla_gpu_deterministic_ops=true',), 2)
+  >>> preset("impl").xla_flags                     # default (non-deterministic) kernels
+  ()
   """
   if name not in PRESETS:
     raise ValueError(f"preset name={name!r}; valid: {sorted(PRESETS)}")
@@ -185,7 +191,11 @@ def preset(name: str, *, backend: str = "cpu", **overrides: Any) -> Setting:
 
 
 def seeds_for_repeat(setting: Setting, repeat: int) -> dict[str, int]:
-  """Seeds of run `repeat`: sources in `vary` get base seed + repeat, others stay fixed."""
+  """Seeds of run `repeat`: sources in `vary` get base seed + repeat, others stay fixed.
+
+  >>> seeds_for_repeat(preset("init_only", init_seed=10, data_seed=5), 3)
+  {'init': 13, 'data': 5, 'augment': 0, 'dropout': 0}
+  """
   _check_repeat(repeat)
   return {source: seed + (repeat if source in setting.vary else 0)
           for source, seed in setting.seeds.items()}
@@ -197,6 +207,11 @@ def config_overrides(setting: Setting, repeat: int = 0, members: int = 1) -> lis
   The varying seeds are offset by `repeat` (one process per repeat); with members > 1 the
   trainer also gives member i seed + i for the sources in `seeds.vary`, so member i of a
   population equals repeat i run alone (tradeoffs.train.Seeds).
+
+  >>> config_overrides(preset("data_order_only", plan="step_loop"), repeat=2, members=4)
+  ['--config.seeds.init=0', '--config.seeds.data=2', '--config.seeds.augment=0',
+   '--config.seeds.dropout=0', '--config.seeds.vary=data', '--config.population.members=4',
+   '--config.train.plan=step_loop']
   """
   _check_repeat(repeat)
   if isinstance(members, bool) or not isinstance(members, int) or members < 1:
@@ -220,6 +235,13 @@ def subprocess_env(setting: Setting, base_env: Mapping[str, str] | None = None
 
   XLA_FLAGS is replaced, not appended to, so that nothing inherited from the parent (for
   example the test suite's 8 simulated devices) changes the run silently.
+
+  >>> env = subprocess_env(Setting("fast", device_count=4, xla_flags=("--xla_cpu_enable_fast_math=true",)),
+  ...                      base_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  >>> env["XLA_FLAGS"]                              # replaced, not appended to
+  '--xla_cpu_enable_fast_math=true --xla_force_host_platform_device_count=4'
+  >>> env["JAX_PLATFORMS"], env["JAX_THREEFRY_PARTITIONABLE"]
+  ('cpu', '1')
   """
   env = dict(os.environ if base_env is None else base_env)
   flags = list(setting.xla_flags)
@@ -242,7 +264,13 @@ def subprocess_env(setting: Setting, base_env: Mapping[str, str] | None = None
 
 
 def current_setting(name: str = "current") -> Setting:
-  """The implementation switches of this process (initialises JAX's backend)."""
+  """The implementation switches of this process (initialises JAX's backend).
+
+  >>> import jax
+  >>> s = current_setting()
+  >>> s.backend == jax.default_backend(), s.device_count == jax.device_count(), s.vary
+  (True, True, ())
+  """
   flags = tuple(f for f in shlex.split(os.environ.get("XLA_FLAGS", ""))
                 if not f.startswith(_DEVICE_COUNT_FLAG))
   return Setting(
@@ -257,6 +285,15 @@ def needs_subprocess(setting: Setting, current: Setting | Mapping[str, Any] | No
                      ) -> bool:
   """True when `setting` changes a switch fixed at JAX start-up (backend, device count,
   XLA flags) relative to `current` (a Setting, an environment.json dict, or this process).
+
+  >>> here = Setting("here", device_count=1)
+  >>> needs_subprocess(Setting("algo", vary=("init",)), here)     # seeds change in-process
+  False
+  >>> needs_subprocess(Setting("devices_2", device_count=2), here)
+  True
+  >>> needs_subprocess(Setting("x"), {"backend": "cpu", "device_count": 1,
+  ...                                 "xla_flags": "--xla_cpu_enable_fast_math=true"})
+  True
   """
   if current is None:
     current = current_setting()
@@ -273,7 +310,16 @@ def needs_subprocess(setting: Setting, current: Setting | Mapping[str, Any] | No
 
 @contextlib.contextmanager
 def implementation_context(setting: Setting) -> Iterator[None]:
-  """Applies the in-process switches (matmul precision, PRNG) and restores them after."""
+  """Applies the in-process switches (matmul precision, PRNG) and restores them after.
+
+  >>> import jax
+  >>> before = jax.config.jax_default_matmul_precision
+  >>> with implementation_context(Setting("hi", matmul_precision="highest")):
+  ...   print(jax.config.jax_default_matmul_precision)
+  highest
+  >>> jax.config.jax_default_matmul_precision == before
+  True
+  """
   names = {"jax_default_matmul_precision": setting.matmul_precision,
            "jax_default_prng_impl": setting.prng_impl,
            "jax_threefry_partitionable": setting.threefry_partitionable}
@@ -312,7 +358,15 @@ def _probe(backend: str, flag: str, python: str, timeout_s: float) -> tuple[int,
 
 def backend_available(backend: str, python: str = sys.executable,
                       timeout_s: float = 120.0) -> bool:
-  """Whether JAX can start `backend` (probed once per python and backend)."""
+  """Whether JAX can start `backend` (probed once per python and backend).
+
+  >>> backend_available("cpu")          # starts JAX in a throw-away process (cached)
+  True
+  >>> backend_available("quantum")
+  Traceback (most recent call last):
+  ...
+  ValueError: backend='quantum'; valid: ['cpu', 'gpu', 'tpu']
+  """
   if backend not in BACKENDS:
     raise ValueError(f"backend={backend!r}; valid: {list(BACKENDS)}")
   return _probe(backend, "", python, timeout_s)[0] == 0
@@ -326,6 +380,13 @@ def validate_xla_flags(flags: tuple[str, ...] | list[str], backend: str = "cpu",
   XLA aborts the whole process on a flag the installed jaxlib does not know, so each flag
   is probed alone (cached). Returns {flag: 'ok'} or, when `backend` itself cannot start
   here, {flag: 'skipped'}. Raises ValueError naming the first rejected flag.
+
+  >>> validate_xla_flags([])            # nothing to probe
+  {}
+  >>> validate_xla_flags(["-O3"])       # rejected before any process starts
+  Traceback (most recent call last):
+  ...
+  ValueError: xla flag '-O3': need '--xla_<name>=<value>'
   """
   if isinstance(flags, str):
     flags = shlex.split(flags)
@@ -388,6 +449,15 @@ def parse_setting(spec: str, current: Setting, seeds: Mapping[str, int]) -> Sett
   Algorithmic names and the implementation names start from `current` (this process's
   backend, device count, flags, precision), with `seeds` as base seeds; implementation
   names vary no seed, so run r of each is comparable with run r of `control`.
+
+  >>> here, seeds = Setting("current", device_count=8), {"init": 1, "data": 2, "augment": 3, "dropout": 4}
+  >>> s = parse_setting("devices_2", here, seeds)
+  >>> s.name, s.device_count, s.vary, s.init_seed
+  ('devices_2', 2, (), 1)
+  >>> parse_setting("fast_math", here, seeds).xla_flags
+  ('--xla_cpu_enable_fast_math=true',)
+  >>> parse_setting("mine=--xla_a=1 --xla_b=2", here, seeds).xla_flags
+  ('--xla_a=1', '--xla_b=2')
   """
   if not isinstance(spec, str) or not spec:
     raise ValueError(f"settings entry {spec!r}; need a non-empty string, one of {SETTING_FORMS}")
@@ -437,6 +507,15 @@ def study_settings(names: Any, seeds: Mapping[str, int], current: Setting | None
   """The study's settings, parsed and checked (names unique, augment on if asked for).
 
   `names` is `--config.study.settings`; errors name that flag.
+
+  >>> seeds = {"init": 0, "data": 0, "augment": 0, "dropout": 0}
+  >>> [s.name for s in study_settings(["control", "algo", "plan_step_loop"], seeds,
+  ...                                 current=Setting("current"))]
+  ['control', 'algo', 'plan_step_loop']
+  >>> study_settings(["control", "control"], seeds, current=Setting("current"))
+  Traceback (most recent call last):
+  ...
+  ValueError: --config.study.settings=('control', 'control') has duplicate names
   """
   current = current or current_setting()
   names = tuple(names)

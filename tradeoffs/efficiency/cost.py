@@ -46,6 +46,13 @@ def compiled_cost(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
     XLA's buffer-assignment peak (`peak_memory_in_bytes`) where this jaxlib reports it,
     otherwise the upper bound argument + output + temp - alias (also given as
     `memory_upper_bound_bytes`).
+
+  >>> import jax.numpy as jnp
+  >>> cost = compiled_cost(lambda w, x: x @ w, jnp.ones((3, 2)), jnp.ones((4, 3)))
+  >>> cost["flops"]  # 2 * batch 4 * in 3 * out 2
+  48.0
+  >>> cost["argument_bytes"]  # (6 + 12) float32 inputs
+  72
   """
   compiled = jax.jit(fn).lower(*args).compile()
   cost = _first_value(compiled.cost_analysis())
@@ -84,6 +91,12 @@ def weight_op_flops(apply_fn: Callable[[Any, Any], Any], params: Any,
   are followed through shape/dtype-only ops (reshape, transpose, casts) and into nested
   jit/call sub-programs; a weight computed from arithmetic (e.g. `w * mask` inside
   `apply_fn`) is not followed, so pass already-masked parameters.
+
+  >>> import jax.numpy as jnp
+  >>> params = {"w": jnp.array([[1.0, 0.0], [0.0, 0.0], [2.0, 3.0]])}
+  >>> [op] = weight_op_flops(lambda p, x: x @ p["w"], params, jnp.ones((4, 3)))
+  >>> op["op"], op["param"], op["density"], op["flops"]
+  ('dot_general', 'w', 0.5, 48.0)
   """
   with_paths = jax.tree_util.tree_flatten_with_path(params)[0]
   closed = jax.make_jaxpr(apply_fn)(params, example_input)
@@ -126,6 +139,12 @@ def sparse_flops(apply_fn: Callable[[Any, Any], Any], params: Any, example_input
 
   sparse = dense - sum over weight ops of op_flops * (1 - density of its weight).
   Everything that is not a weighted matmul/convolution (activations, norms) stays dense.
+
+  >>> import jax.numpy as jnp
+  >>> params = {"w": jnp.array([[1.0, 0.0], [0.0, 0.0], [2.0, 3.0]])}  # density 0.5
+  >>> out = sparse_flops(lambda p, x: x @ p["w"], params, jnp.ones((4, 3)))
+  >>> out["dense_flops"], out["sparse_flops"]
+  (48.0, 24.0)
   """
   if dense_flops is None:
     dense_flops = compiled_cost(apply_fn, params, example_input)["flops"]

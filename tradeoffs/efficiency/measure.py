@@ -19,7 +19,12 @@ from tradeoffs.efficiency import latency as latency_lib
 
 
 def batch_of(example_input: Any, batch_size: int) -> Any:
-  """A batch of `batch_size` built by cycling the examples of `example_input` (axis 0)."""
+  """A batch of `batch_size` built by cycling the examples of `example_input` (axis 0).
+
+  >>> import numpy as np
+  >>> batch_of(np.array([[1], [2]]), 5)[:, 0].tolist()
+  [1, 2, 1, 2, 1]
+  """
   def take(x):
     x = jnp.asarray(x)
     return jnp.take(x, np.arange(batch_size) % x.shape[0], axis=0)
@@ -64,6 +69,16 @@ def measure(apply_fn: Callable[[Any, Any], Any], params: Any, example_input: Any
     params, nonzero_params, density, weight_bytes, flops, sparse_flops, bytes,
     latency_ms (+ p10/p90), peak_bytes at the first batch size; batch_size and
     throughput_per_s at the largest; per_batch details keyed by batch size; notes.
+
+  >>> import jax.numpy as jnp
+  >>> params = {"w": jnp.array([[1.0, 0.0], [0.0, 0.0], [2.0, 3.0]])}
+  >>> out = measure(lambda p, x: x @ p["w"], params, jnp.ones((4, 3)), repeats=2)
+  >>> out["params"], out["nonzero_params"], out["density"], out["weight_bytes"]
+  (6, 3, 0.5, 24)
+  >>> out["flops"], out["sparse_flops"]  # at batch 1: 2 * 3 * 2
+  (12.0, 6.0)
+  >>> out["batch_size"], sorted(out["per_batch"]), out["latency_ms"] > 0
+  (4, ['1', '4'], True)
   """
   if not callable(apply_fn):
     raise ValueError(f"apply_fn={apply_fn!r} is not callable; expected "

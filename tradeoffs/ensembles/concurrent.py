@@ -30,6 +30,11 @@ def members_mesh(num_members: int, devices: Sequence[jax.Device] | None = None) 
 
   Uses the largest divisor of S not above the device count, so each device holds S/d
   whole members (e.g. S=4 on 8 devices uses 4; S=6 on 4 devices uses 3).
+
+  >>> import jax
+  >>> mesh = members_mesh(6, devices=jax.devices()[:1])
+  >>> mesh.axis_names, mesh.size
+  (('members',), 1)
   """
   num_members = check_num_members(num_members)
   devices = list(jax.devices() if devices is None else devices)
@@ -49,7 +54,16 @@ def _num_members(stacked: Any) -> int:
 
 
 def shard_members(stacked: Any, mesh: Mesh) -> Any:
-  """Places a stacked pytree [S, ...] with its member axis split over `mesh`."""
+  """Places a stacked pytree [S, ...] with its member axis split over `mesh`.
+
+  >>> import jax
+  >>> import numpy as np
+  >>> stacked = np.stack([np.ones((3, 2)), 2 * np.ones((3, 2))]).astype(np.float32)  # S=2, [3, 2]
+  >>> x = np.ones((5, 3), np.float32)                                              # B=5
+  >>> sharded = shard_members(stacked, members_mesh(2))
+  >>> sharded.shape, tuple(sharded.sharding.spec)
+  ((2, 3, 2), ('members',))
+  """
   return jax.device_put(stacked, NamedSharding(mesh, P(MEMBERS_AXIS)))
 
 
@@ -70,6 +84,15 @@ def concurrent_apply_fn(apply_fn: Callable[[Any, Any], jax.Array], mesh: Mesh, *
       (`jax.lax.map`, one after another; shard_map only). vmap turns a conv over
       per-member kernels into a grouped convolution, which XLA:CPU runs slowly; "map"
       keeps each member an ordinary convolution.
+
+  >>> import jax
+  >>> import numpy as np
+  >>> stacked = np.stack([np.ones((3, 2)), 2 * np.ones((3, 2))]).astype(np.float32)  # S=2, [3, 2]
+  >>> x = np.ones((5, 3), np.float32)                                              # B=5
+  >>> fn = concurrent_apply_fn(lambda w, x: x @ w, members_mesh(2))
+  >>> out = fn(stacked, x)                              # [S, B, 2]
+  >>> out.shape, np.asarray(out[:, 0]).tolist()
+  ((2, 5, 2), [[3.0, 3.0], [6.0, 6.0]])
   """
   if method not in CONCURRENCY_METHODS:
     raise ValueError(f"method={method!r} is unknown; valid: {list(CONCURRENCY_METHODS)}")
@@ -99,7 +122,16 @@ def concurrent_apply_fn(apply_fn: Callable[[Any, Any], jax.Array], mesh: Mesh, *
 def concurrent_apply(apply_fn: Callable[[Any, Any], jax.Array], stacked_params: Any, x: Any, *,
                      mesh: Mesh | None = None, per_member_inputs: bool = False,
                      method: str = "sharded_jit", member_loop: str = "vmap") -> jax.Array:
-  """Per-member logits [S, B, ...], members sharded over devices and run at once."""
+  """Per-member logits [S, B, ...], members sharded over devices and run at once.
+
+  >>> import jax
+  >>> import numpy as np
+  >>> stacked = np.stack([np.ones((3, 2)), 2 * np.ones((3, 2))]).astype(np.float32)  # S=2, [3, 2]
+  >>> x = np.ones((5, 3), np.float32)                                              # B=5
+  >>> out = concurrent_apply(lambda w, x: x @ w, stacked, x, method="shard_map")
+  >>> out.shape, np.asarray(out[:, 0, 0]).tolist()
+  ((2, 5, 2), [3.0, 6.0])
+  """
   num_members = _num_members(stacked_params)
   if per_member_inputs and any(leaf.shape[0] != num_members for leaf in jax.tree.leaves(x)):
     raise ValueError(f"per_member_inputs needs x with a leading axis of {num_members} members")
@@ -110,7 +142,12 @@ def concurrent_apply(apply_fn: Callable[[Any, Any], jax.Array], stacked_params: 
 
 
 def unstack_members(stacked: Any, device: jax.Device | None = None) -> list[Any]:
-  """Splits a stacked pytree [S, ...] into S member pytrees (on `device` if given)."""
+  """Splits a stacked pytree [S, ...] into S member pytrees (on `device` if given).
+
+  >>> import numpy as np
+  >>> [m["w"].tolist() for m in unstack_members({"w": np.arange(6).reshape(3, 2)})]
+  [[0, 1], [2, 3], [4, 5]]
+  """
   members = [jax.tree.map(lambda leaf, i=i: leaf[i], stacked)
              for i in range(_num_members(stacked))]
   if device is not None:
@@ -125,6 +162,15 @@ def sequential_apply_fn(apply_fn: Callable[[Any, Any], jax.Array], *,
   Each member is a separate call of one compiled single-member program, the way a
   Python loop over models runs; pass members from `unstack_members` so slicing is not
   timed.
+
+  >>> import jax
+  >>> import numpy as np
+  >>> stacked = np.stack([np.ones((3, 2)), 2 * np.ones((3, 2))]).astype(np.float32)  # S=2, [3, 2]
+  >>> x = np.ones((5, 3), np.float32)                                              # B=5
+  >>> run = sequential_apply_fn(lambda w, x: x @ w)
+  >>> out = run(unstack_members(stacked), x)
+  >>> out.shape, np.asarray(out[:, 0, 0]).tolist()
+  ((2, 5, 2), [3.0, 6.0])
   """
   single = jax.jit(apply_fn)
 

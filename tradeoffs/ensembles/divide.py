@@ -79,7 +79,15 @@ class Division:
 
 
 def check_num_members(num_members: Any, name: str = "num_members") -> int:
-  """Returns S as an int, or raises ValueError for anything but an integer >= 1."""
+  """Returns S as an int, or raises ValueError for anything but an integer >= 1.
+
+  >>> check_num_members(4)
+  4
+  >>> check_num_members(0)
+  Traceback (most recent call last):
+  ...
+  ValueError: num_members must be >= 1, got 0
+  """
   if isinstance(num_members, bool) or not isinstance(num_members, (int, np.integer)):
     raise ValueError(f"{name} must be an integer >= 1, got {num_members!r}")
   if num_members < 1:
@@ -92,7 +100,11 @@ def check_num_members(num_members: Any, name: str = "num_members") -> int:
 
 
 def wrn_widen_factor(widen_factor: float, num_members: int) -> int:
-  """The paper's WRN rule k -> int(max(k / sqrt(S) + 0.4, 1)); 10 -> 7 (S=2), 5 (S=4)."""
+  """The paper's WRN rule k -> int(max(k / sqrt(S) + 0.4, 1)); 10 -> 7 (S=2), 5 (S=4).
+
+  >>> wrn_widen_factor(10, 2), wrn_widen_factor(10, 4), wrn_widen_factor(2, 16)
+  (7, 5, 1)
+  """
   num_members = check_num_members(num_members)
   if num_members == 1:
     return widen_factor
@@ -100,7 +112,11 @@ def wrn_widen_factor(widen_factor: float, num_members: int) -> int:
 
 
 def sqrt_width(width: int, num_members: int, *, name: str = "width") -> int:
-  """round(width / sqrt(S)); raises when that rounds to 0 (the layer would vanish)."""
+  """round(width / sqrt(S)); raises when that rounds to 0 (the layer would vanish).
+
+  >>> sqrt_width(64, 4), sqrt_width(100, 2)
+  (32, 71)
+  """
   num_members = check_num_members(num_members)
   divided = int(round(width / math.sqrt(num_members)))
   if divided < 1:
@@ -111,7 +127,13 @@ def sqrt_width(width: int, num_members: int, *, name: str = "width") -> int:
 
 def table_width(width: int, num_members: int, table: Mapping[int, Mapping[int, int]], *,
                 name: str = "base_width", fallback: str | None = None) -> int:
-  """The paper's width for S from `table`, else `fallback` ("sqrt") or a ValueError."""
+  """The paper's width for S from `table`, else `fallback` ("sqrt") or a ValueError.
+
+  >>> table_width(16, 4, CIFAR_RESNET_WIDTHS)                      # the paper's table
+  8
+  >>> table_width(16, 3, CIFAR_RESNET_WIDTHS, fallback="sqrt")     # off the table: 16/sqrt(3)
+  9
+  """
   num_members = check_num_members(num_members)
   if num_members == 1:
     return width
@@ -229,6 +251,11 @@ def divide_widths(family: str, values: Mapping[str, Any], num_members: int, *,
   Returns:
     The member's values of the fields the rule sets, e.g. {"widen_factor": 7,
     "dropout": 0.15} for S = 2.
+
+  >>> divide_widths("wrn", {"widen_factor": 10, "dropout": 0.3}, 2)
+  {'widen_factor': 7, 'dropout': 0.15}
+  >>> divide_widths("mlp", {"hidden": (64, 32)}, 4)
+  {'hidden': (32, 16)}
   """
   num_members = check_num_members(num_members)
   _check_width_rule(width_rule)
@@ -252,6 +279,10 @@ def divide_spec(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, num_membe
       general model (wrn, resnet_imagenet), so their members are that model with the
       divided value.
     width_rule: see `divide_widths`.
+
+  >>> info = {"family": "mlp", "values": {"hidden": (64,)}}
+  >>> divide_spec(ModelSpec("mlp", {"hidden": (64,), "act": "relu"}), 4, model_info=info)
+  ModelSpec(name='mlp', kwargs={'hidden': (32,), 'act': 'relu'})
   """
   spec = _as_spec(spec)
   num_members = check_num_members(num_members)
@@ -292,6 +323,15 @@ def divide(spec: ModelSpec | tuple[str, Mapping[str, Any]] | str, num_members: i
     weight_decay: the wide model's weight decay, divided by `weight_decay_rule`.
     weight_decay_rule: a key of `WEIGHT_DECAY_RULES`.
     width_rule: see `divide_widths`.
+
+  >>> info = {"family": "mlp", "values": {"hidden": (64,)}}
+  >>> count = lambda name, kwargs: (10 + 2) * kwargs["hidden"][0]   # 10 inputs, 2 classes
+  >>> d = divide(("mlp", {"hidden": (64,)}), 4, model_info=info, count_params=count,
+  ...            weight_decay=5e-4)
+  >>> d.member.kwargs, d.wide_params, d.member_params, d.param_ratio
+  ({'hidden': (32,)}, 768, 384, 2.0)
+  >>> round(d.weight_decay, 7)                                   # 5e-4 * exp(1/4 - 1)
+  0.0002362
   """
   spec = _as_spec(spec)
   member = divide_spec(spec, num_members, model_info=model_info, width_rule=width_rule)
@@ -324,7 +364,13 @@ def _as_spec(spec: Any) -> ModelSpec:
 
 
 def count_params(tree: Any) -> int:
-  """Total number of elements over a pytree of arrays or `jax.ShapeDtypeStruct`s."""
+  """Total number of elements over a pytree of arrays or `jax.ShapeDtypeStruct`s.
+
+  >>> import jax
+  >>> import numpy as np
+  >>> count_params({"a": np.zeros((2, 3)), "b": jax.ShapeDtypeStruct((4,), np.float32)})
+  10
+  """
   return int(sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree)))
 
 
@@ -334,6 +380,11 @@ def count_init_params(init_fn: Callable[..., Any], *args: Any, collection: str |
 
   `collection` picks one entry of a dict result (e.g. "params" of Flax variables, which
   leaves out batch statistics).
+
+  >>> import jax.numpy as jnp
+  >>> init = lambda: {"params": {"w": jnp.zeros((3, 4))}, "batch_stats": {"m": jnp.zeros(4)}}
+  >>> count_init_params(init), count_init_params(init, collection="params")
+  (16, 12)
   """
   shapes = jax.eval_shape(lambda: init_fn(*args, **kwargs))
   if collection is not None:
@@ -356,7 +407,11 @@ WEIGHT_DECAY_RULES: dict[str, Callable[[float, int], float]] = {
 
 def divide_weight_decay(weight_decay: float, num_members: int, *, rule: str = "exp") -> float:
   """The weight decay of each of S members: "exp" wd*exp(1/S - 1) (default), "divide"
-  wd/S, "linear_floor" wd*max(1 - S/20, 1/S), or "none"."""
+  wd/S, "linear_floor" wd*max(1 - S/20, 1/S), or "none".
+
+  >>> divide_weight_decay(1e-3, 2, rule="divide"), round(divide_weight_decay(1e-3, 2), 8)
+  (0.0005, 0.00060653)
+  """
   num_members = check_num_members(num_members)
   if rule not in WEIGHT_DECAY_RULES:
     raise ValueError(f"weight_decay_rule={rule!r} is unknown; valid: {sorted(WEIGHT_DECAY_RULES)}")
@@ -366,7 +421,11 @@ def divide_weight_decay(weight_decay: float, num_members: int, *, rule: str = "e
 
 
 def divide_dropout(rate: float, num_members: int) -> float:
-  """Dropout rate of each member: p / S."""
+  """Dropout rate of each member: p / S.
+
+  >>> divide_dropout(0.5, 2)
+  0.25
+  """
   num_members = check_num_members(num_members)
   if not 0.0 <= rate < 1.0:
     raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
@@ -396,6 +455,14 @@ def weight_decay_mask(params: Any, *, member_axes: int = 0) -> Any:
   exempt when its leaf name is a bias/norm name (bias, scale, offset, ...), when a
   module on its path is a normalization layer (name contains "norm", or bn/ln/gn), or
   when it has fewer than two dimensions besides `member_axes` leading population axes.
+
+  >>> import numpy as np
+  >>> params = {"dense": {"kernel": np.zeros((3, 4)), "bias": np.zeros(4)},
+  ...           "BatchNorm_0": {"scale": np.zeros(4)}, "layer_norm": {"w": np.zeros((4, 4))}}
+  >>> weight_decay_mask(params)
+  {'BatchNorm_0': {'scale': False}, 'dense': {'bias': False, 'kernel': True}, 'layer_norm': {'w': False}}
+  >>> weight_decay_mask({"w": np.zeros((8, 3))}, member_axes=1)   # [members, 3]: 1-D per member
+  {'w': False}
   """
   def decays(path, leaf) -> bool:
     names = _path_names(path)

@@ -47,7 +47,14 @@ def audit_figure(images, ids, dense_modal, comp_modal, labels, *, max_images: in
                  variant: str = "comp"):
   """A matplotlib Figure (Agg canvas) of CIE images captioned with the example id, both
   modal labels (`reference`'s and `variant`'s) and the true label; returns (figure,
-  number of images drawn). Arguments as `audit_sheet`."""
+  number of images drawn). Arguments as `audit_sheet`.
+
+  >>> import numpy as np
+  >>> images = np.zeros((3, 4, 4, 1))
+  >>> figure, drawn = audit_figure(images, [10, 11, 12], [0, 1, 2], [0, 2, 0], [0, 1, 2])
+  >>> drawn, [a.get_title().splitlines()[0] for a in figure.axes]   # the two CIEs
+  (2, ['id 11', 'id 12'])
+  """
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
 
@@ -104,6 +111,15 @@ def audit_sheet(path_png: str, images, ids, dense_modal, comp_modal, labels, *,
 
   Returns:
     The number of images drawn (the file is written even when it is 0).
+
+  >>> import os, tempfile
+  >>> import numpy as np
+  >>> path = os.path.join(tempfile.mkdtemp(), "cie.png")
+  >>> audit_sheet(path, np.zeros((3, 4, 4, 1)), [10, 11, 12], [0, 1, 2], [0, 2, 0], [0, 1, 2],
+  ...             max_images=1)
+  1
+  >>> open(path, "rb").read(4)[1:]
+  b'PNG'
   """
   if not files_lib.is_writer():
     return len(_select(ids, dense_modal, comp_modal, is_cie, scores)[:int(max_images)])
@@ -122,6 +138,16 @@ def write_cie_list(path_json: str, ids, *, is_cie=None, scores=None, dense_modal
   Each entry holds the example id and, when given, its score, both modal labels and the
   true label; entries are ordered by score (highest first) when scores are given, else by
   example order. `is_cie` defaults to where the modal labels differ.
+
+  >>> import json, os, tempfile
+  >>> path = os.path.join(tempfile.mkdtemp(), "cie.json")
+  >>> write_cie_list(path, [10, 11, 12], dense_modal=[0, 1, 2], comp_modal=[0, 2, 0],
+  ...                scores=[0.0, 0.5, 1.5], variant="pruned")     # highest score first
+  [{'id': 12, 'score': 1.5, 'dense_modal': 2, 'compressed_modal': 0},
+   {'id': 11, 'score': 0.5, 'dense_modal': 1, 'compressed_modal': 2}]
+  >>> saved = json.load(open(path))
+  >>> saved["count"], saved["variant"]
+  (2, 'pruned')
   """
   index = _select(ids, dense_modal, comp_modal, is_cie, scores)
   columns = {"score": scores, "dense_modal": dense_modal, "compressed_modal": comp_modal,
@@ -151,6 +177,16 @@ def write_audit(path_json: str, variant: str, reference: str, reference_logits, 
       [members, examples]).
     labels, ids: true labels and example ids [examples].
     group_ids, group_names: optional group id per example and the groups' names.
+
+  >>> import os, tempfile
+  >>> import numpy as np
+  >>> dense = np.array([[0, 1, 2], [0, 1, 2]])
+  >>> pruned = np.array([[0, 2, 2], [0, 2, 1]])             # example 1 is a CIE
+  >>> out = write_audit(os.path.join(tempfile.mkdtemp(), "a.json"), "pruned", "dense", dense,
+  ...                   pruned, labels=[0, 1, 2], ids=[7, 8, 9], group_ids=[0, 1, 1],
+  ...                   group_names=["a", "b"], num_classes=3)
+  >>> out["count"], out["top"]
+  (1, [{'index': 1, 'id': 8, 'score': 2.0, 'dense_modal': 1, 'compressed_modal': 2, 'label': 1}])
   """
   reference_modal = np.asarray(population.modal_labels(reference_logits, num_classes))
   modal = np.asarray(population.modal_labels(logits, num_classes))

@@ -56,7 +56,14 @@ class TaxicabCIE(NamedTuple):
 
 
 def taxicab_scores(dense, compressed, num_classes: int | None = None) -> jax.Array:
-  """sum_c |p_comp(c|x) - p_dense(c|x)| over empirical label distributions -> [examples]."""
+  """sum_c |p_comp(c|x) - p_dense(c|x)| over empirical label distributions -> [examples].
+
+  >>> import numpy as np
+  >>> dense = np.array([[0, 1], [0, 1], [0, 1], [0, 0]])    # 4 members x 2 examples
+  >>> pruned = np.array([[0, 2], [0, 2], [1, 1], [0, 1]])
+  >>> np.asarray(taxicab_scores(dense, pruned, num_classes=3)).tolist()
+  [0.5, 1.0]
+  """
   _check_same_examples(dense, compressed)
   classes = population.infer_num_classes(dense, num_classes, argname="dense")
   classes = population.infer_num_classes(compressed, classes, argname="compressed")
@@ -69,6 +76,13 @@ def taxicab_cie(dense, compressed, k: int, num_classes: int | None = None) -> Ta
 
   Ties in score are broken by example order (lower index first; a stable sort), so the
   selection is deterministic. `k` is static; `num_classes` is needed for label inputs.
+
+  >>> import numpy as np
+  >>> dense = np.array([[0, 1, 2], [0, 1, 2]])
+  >>> pruned = np.array([[1, 1, 0], [0, 1, 0]])            # scores 1.0, 0.0, 2.0
+  >>> t = taxicab_cie(dense, pruned, k=1, num_classes=3)
+  >>> np.asarray(t.is_cie).tolist(), np.asarray(t.ranking).tolist()
+  ([False, False, True], [2, 0, 1])
   """
   scores = taxicab_scores(dense, compressed, num_classes)
   num_examples = scores.shape[0]
@@ -93,6 +107,13 @@ def accuracy_split(predicted, labels, is_cie, num_classes: int | None = None) ->
   For a population: `*_accuracy` is the mean over members of each member's accuracy on
   the subset, and `*_modal_accuracy` the accuracy of the population's modal label.
   NaN for an empty subset. Returns a dict of scalars (jit-able).
+
+  >>> import numpy as np
+  >>> predicted = np.array([[0, 1, 1, 0], [0, 1, 0, 0]])   # 2 members x 4 examples
+  >>> labels = np.array([0, 1, 1, 1])
+  >>> out = accuracy_split(predicted, labels, np.array([False, False, True, True]))
+  >>> float(out["cie_accuracy"]), float(out["non_cie_accuracy"]), int(out["cie_count"])
+  (0.25, 1.0, 2)
   """
   labels = jnp.asarray(labels)
   is_cie = jnp.asarray(is_cie, bool)
@@ -120,6 +141,14 @@ def group_breakdown(dense, compressed, labels, groups, *, num_groups=None,
   (`*_modal_accuracy`, `modal_accuracy_drop`). Empty groups are NaN (count 0).
   `groups` is [examples] or [examples, G] (intersections, ids as `fairness.intersect`);
   `is_cie` defaults to the modal CIE.
+
+  >>> import numpy as np
+  >>> dense = np.array([[0, 1, 1, 0], [0, 1, 1, 0]])
+  >>> pruned = np.array([[0, 1, 0, 1], [0, 1, 0, 1]])      # examples 2 and 3 flip
+  >>> labels, groups = np.array([0, 1, 1, 0]), np.array([0, 0, 1, 1])
+  >>> out = group_breakdown(dense, pruned, labels, groups, num_groups=2)
+  >>> np.asarray(out["cie_rate"]).tolist(), np.asarray(out["accuracy_drop"]).tolist()
+  ([0.0, 1.0], [0.0, 1.0])
   """
   labels = jnp.asarray(labels)
   d, c = _check_same_examples(dense, compressed)

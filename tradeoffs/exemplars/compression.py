@@ -116,6 +116,18 @@ def compression_costs(ref_logits: Any, logits: Any, labels: Any, groups: Any = N
     underrepresented: group name or index; default the smallest non-empty group.
     floor_margin: a group within this of its chance accuracy (reference) is not tested.
     claim_prefix: prefixed to every claim (e.g. "gmp_0.9: ").
+
+  >>> import numpy as np
+  >>> labels = np.array([0, 1, 1, 0])
+  >>> dense = np.array([[0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 0]])
+  >>> pruned = np.array([[0, 1, 0, 0], [0, 0, 0, 0], [0, 1, 0, 0]])   # example 2 flips
+  >>> costs = compression_costs(dense, pruned, labels, paired=True, taxicab_fraction=0.25)
+  >>> costs["taxicab"]["k"], costs["taxicab"]["max"], costs["taxicab"]["topk_modal_overlap"]
+  (1, 1.333..., 1.0)
+  >>> costs["source_non_cie_accuracy"]         # the dense members on examples 0, 1, 3
+  1.0
+  >>> [c["claim"] for c in costs["per_class_tests"]]
+  ['class 0', 'class 1']
   """
   if not 0.0 <= float(taxicab_fraction) <= 1.0:
     raise ValueError(f"taxicab_fraction={taxicab_fraction!r} must be in [0, 1]")

@@ -15,7 +15,15 @@ from tradeoffs.fairness import groups as groups_lib
 
 
 def predicted_labels(predictions, *, argname: str = "predictions") -> jax.Array:
-  """Predicted labels [members, examples] from labels or float scores."""
+  """Predicted labels [members, examples] from labels or float scores.
+
+  >>> import numpy as np
+  >>> logits = np.array([[[0.1, 0.9], [2.0, 1.0]]])        # [members=1, examples=2, classes=2]
+  >>> np.asarray(predicted_labels(logits)).tolist()
+  [[1, 0]]
+  >>> np.asarray(predicted_labels(np.array([2, 0, 1]))).tolist()   # one model's labels
+  [[2, 0, 1]]
+  """
   predictions = jnp.asarray(predictions)
   if jnp.issubdtype(predictions.dtype, jnp.floating):
     if predictions.ndim == 2:
@@ -54,7 +62,13 @@ def infer_num_classes(predictions, num_classes: int | None, *, argname: str = "p
 
 
 def label_counts(predictions, num_classes: int | None = None) -> jax.Array:
-  """How many members predict each class, per example -> [examples, classes] float."""
+  """How many members predict each class, per example -> [examples, classes] float.
+
+  >>> import numpy as np
+  >>> labels = np.array([[0, 2], [1, 2], [0, 2]])          # 3 members x 2 examples
+  >>> np.asarray(label_counts(labels, num_classes=3)).tolist()
+  [[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]
+  """
   classes = infer_num_classes(predictions, num_classes)
   labels = predicted_labels(predictions)
   return jnp.sum(jax.nn.one_hot(labels, classes, dtype=jnp.float32), axis=0)
@@ -64,6 +78,11 @@ def label_distribution(predictions, num_classes: int | None = None) -> jax.Array
   """Empirical distribution of predicted labels across members -> [examples, classes].
 
   Each member votes with its argmax label (not its probabilities), as in Hooker et al.
+
+  >>> import numpy as np
+  >>> labels = np.array([[0, 2], [1, 2], [0, 2], [1, 2]])
+  >>> np.asarray(label_distribution(labels, num_classes=3)).tolist()
+  [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]
   """
   counts = label_counts(predictions, num_classes)
   return counts / jnp.sum(counts, axis=-1, keepdims=True)
@@ -81,6 +100,13 @@ def modal_labels(predictions, num_classes: int | None = None, *,
   smallest instead (`scipy.stats.mode`, `np.bincount(...).argmax()`). `num_classes` is not
   needed: for predicted labels without it, the mode is found by pairwise comparison of
   members (O(members^2 * examples)), which gives the same answer.
+
+  >>> import numpy as np
+  >>> labels = np.array([[0, 2], [1, 2], [0, 1], [1, 2]])  # example 0: 0 and 1 tie
+  >>> np.asarray(modal_labels(labels)).tolist()
+  [1, 2]
+  >>> np.asarray(modal_labels(labels, tie="smallest")).tolist()
+  [0, 2]
   """
   if tie not in MODAL_TIES:
     raise ValueError(f"tie={tie!r} is unknown; allowed: {', '.join(map(repr, MODAL_TIES))}")

@@ -18,6 +18,12 @@ def q_score(z, *, ddof: int = 0, eps: float = 1e-12) -> jax.Array:
   Low Q means a poor (flat, unspecific) representation. `ddof` sets the std's
   denominator (D - ddof); 0 (population std) is used here, 1 matches `torch.std`.
   `eps` guards constant rows and zero vectors (their Q is 0).
+
+  >>> import numpy as np
+  >>> round(float(q_score(np.array([4.0, 0.0, 0.0, 0.0]))), 4)   # Z = 3 / sqrt(3), ||z||_1 = 4
+  0.433
+  >>> float(q_score(np.ones(4)))                                  # constant row: 0
+  0.0
   """
   z = jnp.asarray(z, jnp.float32)
   if z.ndim < 1 or z.shape[-1] < 2:
@@ -46,6 +52,16 @@ def prediction_depth(layer_knn_predictions, labels, *, definition: str = "code")
 
   Returns:
     int32 [..., examples].
+
+  >>> import numpy as np
+  >>> knn = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]])   # [layers=3, examples=3]
+  >>> labels = np.array([0, 0, 0])
+  >>> np.asarray(prediction_depth(knn, labels)).tolist()   # 1 + last wrong layer
+  [1, 2, 3]
+  >>> np.asarray(prediction_depth(knn, labels, definition="paper")).tolist()
+  [1, 2, 3]
+  >>> np.asarray(prediction_depth(np.zeros((3, 1), int), labels[:1], definition="paper")).tolist()
+  [0]
   """
   if definition not in _DEFINITIONS:
     raise ValueError(f"definition={definition!r} is unknown; valid: {list(_DEFINITIONS)}")
@@ -68,6 +84,12 @@ def knn_predict(train_features, train_labels, query_features, *, k: int = 30,
 
   Ties between classes go to the smallest label (as sklearn's `KNeighborsClassifier`
   with uniform weights); ties in distance go to the lower training index.
+
+  >>> import numpy as np
+  >>> train = np.array([[0.0], [0.1], [1.0], [1.1], [1.2]])
+  >>> knn_predict(train, np.array([0, 0, 1, 1, 1]), np.array([[0.05], [0.9]]), k=2,
+  ...             num_classes=2).tolist()
+  [0, 1]
   """
   train_features = jnp.asarray(train_features, jnp.float32)
   query_features = jnp.asarray(query_features, jnp.float32)

@@ -35,6 +35,13 @@ def bootstrap_ci(key: jax.Array, statistic_fn: Callable[..., Any], *arrays,
       ((1 - confidence)/2, (1 + confidence)/2) quantiles.
     example_axes: the example axis of every array (an int), or one per array.
     batch_size: resamples evaluated together; None evaluates all at once.
+
+  >>> import jax
+  >>> import jax.numpy as jnp
+  >>> import numpy as np
+  >>> ci = bootstrap_ci(jax.random.key(0), jnp.mean, np.arange(10.0), num_samples=100)
+  >>> float(ci.estimate), bool(ci.low < 4.5 < ci.high), bool(2.0 < ci.low and ci.high < 7.0)
+  (4.5, True, True)
   """
   if not arrays:
     raise ValueError("bootstrap_ci needs at least one array to resample")

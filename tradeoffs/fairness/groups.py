@@ -52,6 +52,13 @@ def intersect(groups, num_values: Sequence[int] | None = None,
 
   Returns:
     `Intersection(ids, num_groups, names)`; the id is the mixed-radix number of the row.
+
+  >>> import numpy as np
+  >>> inter = intersect(np.array([[0, 1], [1, 0], [1, 1]]), names=["sex", "age"])
+  >>> np.asarray(inter.ids).tolist(), inter.num_groups     # mixed radix: 2 * sex + age
+  ([1, 2, 3], 4)
+  >>> inter.names
+  ['sex=0&age=0', 'sex=0&age=1', 'sex=1&age=0', 'sex=1&age=1']
   """
   groups = jnp.asarray(groups)
   if groups.ndim == 1:
@@ -83,6 +90,14 @@ def as_group_ids(groups, num_groups: int | Sequence[int] | None = None) -> tuple
   """Group ids [examples] and their count from [examples] or [examples, G] attributes.
 
   For [examples, G], `num_groups` may be the per-attribute value counts (a sequence).
+
+  >>> import numpy as np
+  >>> ids, num = as_group_ids(np.array([0, 2, 1]))
+  >>> np.asarray(ids).tolist(), num
+  ([0, 2, 1], 3)
+  >>> ids, num = as_group_ids(np.array([[0, 2], [1, 0]]), [2, 3])   # two attributes
+  >>> np.asarray(ids).tolist(), num
+  ([2, 3], 6)
   """
   groups = jnp.asarray(groups)
   if groups.ndim == 2:

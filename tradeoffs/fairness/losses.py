@@ -31,6 +31,12 @@ def mmd_squared(scores_a, scores_b, bandwidth: float = 0.1, *, weights_a=None,
     scores_b: [Nb] scores of group b.
     bandwidth: kernel length scale l > 0.
     weights_a, weights_b: optional non-negative weights [Na], [Nb].
+
+  >>> import numpy as np
+  >>> float(mmd_squared(np.array([0.2, 0.7]), np.array([0.7, 0.2])))   # same sample
+  0.0
+  >>> round(float(mmd_squared(np.array([0.0]), np.array([0.1]))), 4)   # 2 - 2 exp(-1)
+  1.2642
   """
   if not bandwidth > 0:
     raise ValueError(f"bandwidth={bandwidth!r}: must be > 0")
@@ -54,6 +60,13 @@ def fpr_gap(labels, preds, groups, *, pos_label: int = 1) -> jax.Array:
   positive class in [0, 1], which makes the gap a differentiable loss (the soft FPR of a
   group is its mean positive probability over its negatives). `groups` is 0/1 per
   example. NaN when a group has no negatives.
+
+  >>> import numpy as np
+  >>> labels, groups = np.array([1, 1, 0, 0, 1, 0]), np.array([0, 0, 0, 1, 1, 1])
+  >>> float(fpr_gap(labels, np.array([1, 0, 0, 1, 1, 0]), groups))     # 1/2 - 0
+  0.5
+  >>> float(fpr_gap(labels, np.array([0.9, 0.2, 0.1, 0.6, 0.8, 0.2]), groups))   # soft: .4 - .1
+  0.3...
   """
   labels = jnp.asarray(labels)
   preds = jnp.asarray(preds, jnp.float32)
@@ -77,6 +90,10 @@ def threshold_at_positive_rate(scores, positive_rate) -> jax.Array:
 
   As in the MTA-F code: sorted(scores)[int((1 - positive_rate) * N)], so that
   `scores >= threshold` selects about the training positive rate.
+
+  >>> import numpy as np
+  >>> float(threshold_at_positive_rate(np.array([0.1, 0.4, 0.35, 0.8]), 0.25))   # top quarter
+  0.8...
   """
   scores = jnp.sort(jnp.asarray(scores).reshape(-1))
   index = jnp.clip(jnp.floor((1.0 - positive_rate) * scores.shape[0]).astype(jnp.int32), 0,
@@ -85,7 +102,15 @@ def threshold_at_positive_rate(scores, positive_rate) -> jax.Array:
 
 
 def abs_correlation(scores, membership, weights=None) -> jax.Array:
-  """|weighted Pearson correlation| between scores and 0/1 group membership (MTA-F alt)."""
+  """|weighted Pearson correlation| between scores and 0/1 group membership (MTA-F alt).
+
+  >>> import numpy as np
+  >>> membership = np.array([0.0, 0.0, 1.0, 1.0])
+  >>> round(float(abs_correlation(1.0 - membership, membership)), 4)   # |-1|
+  1.0
+  >>> float(abs_correlation(np.array([1.0, 2.0, 1.0, 2.0]), membership))
+  0.0
+  """
   scores = jnp.asarray(scores, jnp.float32)
   membership = jnp.asarray(membership, jnp.float32)
   w = jnp.ones_like(scores) if weights is None else jnp.asarray(weights, jnp.float32)

@@ -90,7 +90,18 @@ METRICS: dict[str, RateMetric] = {
 
 
 def register_metric(name: str, terms: TermsFn) -> RateMetric:
-  """Adds a ratio metric under `name`; `terms` returns per-example (numerator, denominator)."""
+  """Adds a ratio metric under `name`; `terms` returns per-example (numerator, denominator).
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> precision = register_metric("precision", lambda y, p, pos: (
+  ...     (p == pos) & (y == pos), p == pos))
+  >>> np.asarray(by_group("precision", labels, preds, groups)).tolist()   # 1/1, 1/2
+  [1.0, 0.5]
+  >>> del METRICS["precision"]
+  """
   if name in METRICS:
     raise ValueError(f"metric {name!r} is already registered")
   METRICS[name] = RateMetric(name, terms)
@@ -98,6 +109,11 @@ def register_metric(name: str, terms: TermsFn) -> RateMetric:
 
 
 def get_metric(metric: str | RateMetric) -> RateMetric:
+  """The registered `RateMetric` named `metric` (a RateMetric is returned as is).
+
+  >>> get_metric("tpr") is true_positive_rate, get_metric(accuracy) is accuracy
+  (True, True)
+  """
   if isinstance(metric, RateMetric):
     return metric
   if metric not in METRICS:
@@ -183,7 +199,14 @@ def _check_method(method):
 
 
 def difference_of(values, overall=None, method: str = "between_groups"):
-  """max - min over groups (or max |group - overall|) of [..., groups] values, NaN-aware."""
+  """max - min over groups (or max |group - overall|) of [..., groups] values, NaN-aware.
+
+  >>> import numpy as np
+  >>> float(difference_of(np.array([0.5, 1.0, np.nan])))                  # NaN groups ignored
+  0.5
+  >>> float(difference_of(np.array([0.5, 1.0]), 0.75, method="to_overall"))
+  0.25
+  """
   _check_method(method)
   values = jnp.asarray(values)
   if method == "between_groups":
@@ -199,7 +222,16 @@ def _ratio(smaller, larger):
 
 
 def ratio_of(values, overall=None, method: str = "between_groups"):
-  """min / max over groups (or the smallest group/overall ratio, either way up) in [0, 1]."""
+  """min / max over groups (or the smallest group/overall ratio, either way up) in [0, 1].
+
+  >>> import numpy as np
+  >>> float(ratio_of(np.array([0.5, 1.0])))
+  0.5
+  >>> round(float(ratio_of(np.array([0.5, 1.0]), 0.75, method="to_overall")), 4)   # 0.5 / 0.75
+  0.6667
+  >>> float(ratio_of(np.array([0.0, 0.0])))                                 # parity holds
+  1.0
+  """
   _check_method(method)
   values = jnp.asarray(values)
   if method == "between_groups":
@@ -224,61 +256,145 @@ def _gap(aggregate, metric, labels, preds, groups, method, kwargs):
 
 def difference(metric: str | RateMetric, labels, preds, groups, *,
                method: str = "between_groups", **kwargs) -> jax.Array:
-  """Largest gap of `metric` between groups (or to the overall value); >= 0 or NaN."""
+  """Largest gap of `metric` between groups (or to the overall value); >= 0 or NaN.
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> float(difference("tpr", labels, preds, groups))
+  0.5
+  """
   return _gap(difference_of, metric, labels, preds, groups, method, kwargs)
 
 
 def ratio(metric: str | RateMetric, labels, preds, groups, *,
           method: str = "between_groups", **kwargs) -> jax.Array:
-  """Smallest ratio of `metric` between groups (or to the overall value); in [0, 1]."""
+  """Smallest ratio of `metric` between groups (or to the overall value); in [0, 1].
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> float(ratio("selection_rate", labels, preds, groups))
+  0.5
+  """
   return _gap(ratio_of, metric, labels, preds, groups, method, kwargs)
 
 
 def demographic_parity_difference(labels, preds, groups, **kwargs) -> jax.Array:
-  """Gap in selection rate P(pred = pos_label) between groups."""
+  """Gap in selection rate P(pred = pos_label) between groups.
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> round(float(demographic_parity_difference(labels, preds, groups)), 4)
+  0.3333
+  """
   return difference(selection_rate, labels, preds, groups, **kwargs)
 
 
 def demographic_parity_ratio(labels, preds, groups, **kwargs) -> jax.Array:
+  """Smallest ratio of selection rates P(pred = pos_label) between groups, in [0, 1].
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> float(demographic_parity_ratio(labels, preds, groups))
+  0.5
+  """
   return ratio(selection_rate, labels, preds, groups, **kwargs)
 
 
 def equal_opportunity_difference(labels, preds, groups, **kwargs) -> jax.Array:
-  """Gap in true positive rate between groups (Hardt et al.)."""
+  """Gap in true positive rate between groups (Hardt et al.).
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> float(equal_opportunity_difference(labels, preds, groups))
+  0.5
+  """
   return difference(true_positive_rate, labels, preds, groups, **kwargs)
 
 
 def equalized_odds_difference(labels, preds, groups, **kwargs) -> jax.Array:
-  """The larger of the TPR gap and the FPR gap between groups (fairlearn's definition)."""
+  """The larger of the TPR gap and the FPR gap between groups (fairlearn's definition).
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> float(equalized_odds_difference(labels, preds, groups))   # max(TPR gap, FPR gap)
+  0.5
+  """
   return jnp.maximum(difference(true_positive_rate, labels, preds, groups, **kwargs),
                      difference(false_positive_rate, labels, preds, groups, **kwargs))
 
 
 def equalized_odds_ratio(labels, preds, groups, **kwargs) -> jax.Array:
-  """The smaller of the TPR ratio and the FPR ratio between groups."""
+  """The smaller of the TPR ratio and the FPR ratio between groups.
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> float(equalized_odds_ratio(labels, preds, groups))        # min(1/2, 0/(1/2))
+  0.0
+  """
   return jnp.minimum(ratio(true_positive_rate, labels, preds, groups, **kwargs),
                      ratio(false_positive_rate, labels, preds, groups, **kwargs))
 
 
 def worst_group_accuracy(labels, preds, groups, *, num_groups=None, weights=None) -> jax.Array:
-  """Lowest accuracy over non-empty groups -> [...]."""
+  """Lowest accuracy over non-empty groups -> [...].
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> preds2 = np.array([[1, 0, 0, 1, 1, 0], [1, 1, 0, 0, 1, 0]])   # 2 members
+  >>> np.asarray(worst_group_accuracy(labels, preds2, groups), np.float64).round(4).tolist()
+  [0.6667, 1.0]
+  """
   values = by_group(accuracy, labels, preds, groups, num_groups=num_groups, weights=weights)
   return jnp.nanmin(values, axis=-1)
 
 
 def per_class_accuracy(labels, preds, *, num_classes: int | None = None) -> jax.Array:
-  """Recall of each true class -> [..., num_classes] (NaN for classes absent from labels)."""
+  """Recall of each true class -> [..., num_classes] (NaN for classes absent from labels).
+
+  >>> import numpy as np
+  >>> labels, preds = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])   # recall .5, 1, 0
+  >>> np.asarray(per_class_accuracy(labels, preds, num_classes=4)).tolist()   # class 3 absent
+  [0.5, 1.0, 0.0, nan]
+  """
   labels = jnp.asarray(labels)
   return by_group(accuracy, labels, preds, labels, num_groups=num_classes)
 
 
 def worst_class_accuracy(labels, preds, *, num_classes: int | None = None) -> jax.Array:
-  """Lowest per-class recall over classes present in labels -> [...]."""
+  """Lowest per-class recall over classes present in labels -> [...].
+
+  >>> import numpy as np
+  >>> labels, preds = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])   # recall .5, 1, 0
+  >>> float(worst_class_accuracy(labels, preds))
+  0.0
+  """
   return jnp.nanmin(per_class_accuracy(labels, preds, num_classes=num_classes), axis=-1)
 
 
 def balanced_accuracy(labels, preds, *, num_classes: int | None = None) -> jax.Array:
-  """Mean per-class recall over classes present in labels (as sklearn's)."""
+  """Mean per-class recall over classes present in labels (as sklearn's).
+
+  >>> import numpy as np
+  >>> labels, preds = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])   # recall .5, 1, 0
+  >>> float(balanced_accuracy(labels, preds))     # sklearn.metrics.balanced_accuracy_score: 0.5
+  0.5
+  """
   return jnp.nanmean(per_class_accuracy(labels, preds, num_classes=num_classes), axis=-1)
 
 
@@ -290,6 +406,16 @@ def summary(labels, preds, groups, *, group_names: Sequence[str] | None = None,
 
   Returns {metric: {"overall", "by_group": {name: value}, "difference", "ratio"}}, with
   group names from `intersect` for [examples, G] groups (`group_names` names attributes).
+
+  >>> import numpy as np
+  >>> labels = np.array([1, 1, 0, 0, 1, 0])
+  >>> preds = np.array([1, 0, 0, 1, 1, 0])
+  >>> groups = np.array([0, 0, 0, 1, 1, 1])   # selection 1/3 vs 2/3, TPR 1/2 vs 1, FPR 0 vs 1/2
+  >>> out = summary(labels, preds, groups, group_names=["a", "b"], metrics=("selection_rate", "count"))
+  >>> [round(v, 4) for v in out["selection_rate"]["by_group"].values()], round(out["selection_rate"]["difference"], 4)
+  ([0.3333, 0.6667], 0.3333)
+  >>> out["count"]["by_group"], "difference" in out["count"]
+  ({'a': 3.0, 'b': 3.0}, False)
   """
   groups = jnp.asarray(groups)
   if groups.ndim == 2:
@@ -317,6 +443,11 @@ def summary(labels, preds, groups, *, group_names: Sequence[str] | None = None,
 
 
 def as_mapping(values, names: Sequence[str]) -> Mapping[str, float]:
-  """{group name: value} from a [num_groups] array, for records."""
+  """{group name: value} from a [num_groups] array, for records.
+
+  >>> import numpy as np
+  >>> as_mapping(np.array([0.5, 1.0]), ["a", "b"])
+  {'a': 0.5, 'b': 1.0}
+  """
   values = np.asarray(values)
   return {n: float(values[i]) for i, n in enumerate(names)}

@@ -19,7 +19,14 @@ from tradeoffs.sparsity import masks as masks_lib
 
 
 def check_quantization(bits: Any, granularity: Any, name: str = "bits") -> None:
-  """ValueError unless bits is an int in [2, 8] and granularity a known one."""
+  """ValueError unless bits is an int in [2, 8] and granularity a known one.
+
+  >>> check_quantization(4, "per_channel")        # fine: returns None
+  >>> check_quantization(16, "per_channel")
+  Traceback (most recent call last):
+  ...
+  ValueError: bits=16: must be an integer in [2, 8] (8 = int8, 4 = int4)
+  """
   if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
     raise ValueError(f"{name}={bits!r}: must be an integer in [2, 8] (8 = int8, 4 = int4)")
   if granularity not in fake_quant.GRANULARITIES:
@@ -59,7 +66,13 @@ def quantize_population(params: Any, bits: int, granularity: str = "per_channel"
 
 def quantized_bits_per_leaf(params: Any, bits: int, *, filter_fn=None,
                             keep_dense: Sequence[str] = ()) -> Any:
-  """Bit widths per leaf for `efficiency.measure`: `bits` for quantized leaves, else None."""
+  """Bit widths per leaf for `efficiency.measure`: `bits` for quantized leaves, else None.
+
+  >>> import numpy as np
+  >>> params = {"dense": {"kernel": np.zeros((2, 3)), "bias": np.zeros(3)}}
+  >>> quantized_bits_per_leaf(params, 4)   # 1-D leaves stay in float
+  {'dense': {'bias': None, 'kernel': 4}}
+  """
   chosen = set(masks_lib.prunable_names(params, filter_fn, keep_dense))
   return jax.tree_util.tree_map_with_path(
       lambda path, _: bits if masks_lib.path_name(path) in chosen else None, params)

@@ -38,7 +38,19 @@ def _is_reference_name(variant: Any) -> bool:
 
 def choose_reference(record: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
                      reference: str | None = None) -> Mapping[str, Any] | None:
-  """The record `record` is compared against (see module docstring for the rule)."""
+  """The record `record` is compared against (see module docstring for the rule).
+
+  >>> from tradeoffs.report.records import make_record
+  >>> def rec(variant, params, top1, **kw):
+  ...   return make_record(study="prune", variant=variant, efficiency={"params": params},
+  ...                      accuracy={"top1": top1}, **kw)
+  >>> records = [rec("big", 100, 0.90), rec("p50", 50, 0.89, source=None),
+  ...            rec("p90", 10, 0.70, source=None), rec("bad", 60, 0.80, source=None)]
+  >>> choose_reference(records[1], records)["variant"]        # no source, no dense: most params
+  'big'
+  >>> choose_reference(records[1], records, reference="p90")["variant"]
+  'p90'
+  """
   same_study = [r for r in records if r.get("study") == record.get("study")]
   # Prefer a reference from the same run (workdir), then from the same study.
   pools = [[r for r in same_study if r.get("workdir") == record.get("workdir")], same_study]
@@ -120,7 +132,18 @@ def _knobs(record: Mapping[str, Any]) -> list[str]:
 
 def trade_entry(record: Mapping[str, Any], reference: Mapping[str, Any] | None
                 ) -> dict[str, Any]:
-  """The accountability entry of one variant: choice, saved, cost, for whom, time, notes."""
+  """The accountability entry of one variant: choice, saved, cost, for whom, time, notes.
+
+  >>> from tradeoffs.report.records import make_record
+  >>> def rec(variant, params, top1, **kw):
+  ...   return make_record(study="prune", variant=variant, efficiency={"params": params},
+  ...                      accuracy={"top1": top1}, **kw)
+  >>> records = [rec("dense", 100, 0.90), rec("p50", 50, 0.89, source="dense"),
+  ...            rec("p90", 10, 0.70, source="dense"), rec("bad", 60, 0.80, source="dense")]
+  >>> entry = trade_entry(records[1], records[0])
+  >>> entry["reference"], entry["saved"], entry["cost"]
+  ('dense', ['2.00× fewer params (100 → 50)'], ['top-1 -1.0 pp (90.0% → 89.0%)'])
+  """
   def num(r, path):
     return None if r is None else as_number(get_path(r, path))
 

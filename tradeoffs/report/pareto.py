@@ -49,7 +49,14 @@ def as_number(value: Any) -> float | None:
 
 
 def get_path(record: Mapping[str, Any], path: str) -> Any:
-  """The value at dotted `path` in `record`, or None when any part is missing."""
+  """The value at dotted `path` in `record`, or None when any part is missing.
+
+  >>> record = {"accuracy": {"top1": 0.9, "per_class": [0.8, 1.0]}}
+  >>> get_path(record, "accuracy.top1"), get_path(record, "accuracy.per_class.1")
+  (0.9, 1.0)
+  >>> get_path(record, "efficiency.flops") is None
+  True
+  """
   value: Any = record
   for part in path.split("."):
     if isinstance(value, Mapping) and part in value:
@@ -62,7 +69,12 @@ def get_path(record: Mapping[str, Any], path: str) -> Any:
 
 
 def available_axes(records: Iterable[Mapping[str, Any]]) -> list[str]:
-  """Dotted paths to numeric scalars present in any record (config and environment skipped)."""
+  """Dotted paths to numeric scalars present in any record (config and environment skipped).
+
+  >>> available_axes([{"accuracy": {"top1": 0.9, "note": "x"}, "efficiency": {"flops": 10},
+  ...                  "config": {"lr": 0.1}, "members": 8}])      # config is skipped
+  ['accuracy.top1', 'efficiency.flops', 'members']
+  """
   found = set()
 
   def visit(value: Any, prefix: str) -> None:
@@ -125,6 +137,15 @@ def pareto_front(records: Iterable[Mapping[str, Any]], x: str, y: str,
 
   Raises:
     ValueError: empty `records`, or an axis no record has (naming the available axes).
+
+  >>> from tradeoffs.report.records import make_record
+  >>> def rec(variant, params, top1, **kw):
+  ...   return make_record(study="prune", variant=variant, efficiency={"params": params},
+  ...                      accuracy={"top1": top1}, **kw)
+  >>> records = [rec("dense", 100, 0.90), rec("p50", 50, 0.89, source="dense"),
+  ...            rec("p90", 10, 0.70, source="dense"), rec("bad", 60, 0.80, source="dense")]
+  >>> [r["variant"] for r in pareto_front(records, "efficiency.params", "accuracy.top1")]
+  ['p90', 'p50', 'dense']
   """
   records = _check_records(records)
   check_axis(records, x, "x")
@@ -161,7 +182,19 @@ def on_front(records: Sequence[Mapping[str, Any]], front: Sequence[Mapping[str, 
 def frontier(records_or_workdirs: Iterable[Any], x: str, y: str,
              x_lower_is_better: bool | None = None,
              y_higher_is_better: bool | None = None) -> list[dict[str, Any]]:
-  """Pareto front of records or of workdirs' records merged; orientation from axis names."""
+  """Pareto front of records or of workdirs' records merged; orientation from axis names.
+
+  >>> from tradeoffs.report.records import make_record
+  >>> def rec(variant, params, top1, **kw):
+  ...   return make_record(study="prune", variant=variant, efficiency={"params": params},
+  ...                      accuracy={"top1": top1}, **kw)
+  >>> records = [rec("dense", 100, 0.90), rec("p50", 50, 0.89, source="dense"),
+  ...            rec("p90", 10, 0.70, source="dense"), rec("bad", 60, 0.80, source="dense")]
+  >>> [r["variant"] for r in frontier(records, "efficiency.params", "accuracy.top1")]
+  ['p90', 'p50', 'dense']
+  >>> [r["variant"] for r in frontier(records, "accuracy.top1", "efficiency.params")]  # either way round
+  ['dense', 'p50', 'p90']
+  """
   items = list(records_or_workdirs)
   if items and all(isinstance(item, str) for item in items):
     items = records_lib.load_records(*items)

@@ -67,7 +67,14 @@ def make_record(*, study: str, variant: str, efficiency: Mapping[str, Any],
                 environment: Mapping[str, Any] | None = None, seeds: Any = None,
                 seconds: float | None = None, predictions: Mapping[str, Any] | None = None,
                 ledger: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-  """Builds and validates a record; `extra` keywords land in `study_fields`."""
+  """Builds and validates a record; `extra` keywords land in `study_fields`; `ledger` is
+  the optional accountability ledger (what was traded, who pays, the evidence).
+
+  >>> r = make_record(study="prune", variant="p50", efficiency={"params": 50},
+  ...                 accuracy={"top1": float("nan")}, members=8, sparsity=0.5)
+  >>> r["schema_version"], r["technique"], r["members"], r["accuracy"], r["study_fields"]
+  (2, 'prune', 8, {'top1': None}, {'sparsity': 0.5})
+  """
   fields = dict(study_fields or {})
   fields.update(extra)
   jsonable = lambda v: _nulls(workdir_lib.to_jsonable(v))  # noqa: E731
@@ -112,7 +119,14 @@ def _nulls(value: Any) -> Any:
 
 
 def validate_record(record: Mapping[str, Any], where: str = "") -> None:
-  """Raises RecordError naming `where` (file:line) and the field when `record` is off."""
+  """Raises RecordError naming `where` (file:line) and the field when `record` is off.
+
+  >>> r = make_record(study="prune", variant="p50", efficiency={}, accuracy={})
+  >>> validate_record(dict(r, members=0), "records.jsonl:3")
+  Traceback (most recent call last):
+  ...
+  tradeoffs.report.records.RecordError: records.jsonl:3: members=0 must be an integer >= 1 (the population size)
+  """
   at = f"{where}: " if where else ""
   if not isinstance(record, Mapping):
     raise RecordError(f"{at}a record is a JSON object, got {type(record).__name__}")
@@ -171,6 +185,16 @@ def read_records(workdir: str, *, repair: bool = False) -> list[dict[str, Any]]:
   variant is simply not finished — and with `repair` it is removed from the file so the
   next append starts on a clean line. Any other bad line raises RecordError naming the
   file and the line.
+
+  >>> import os, tempfile
+  >>> workdir = tempfile.mkdtemp()
+  >>> append_records(workdir, make_record(study="s", variant="a", efficiency={}, accuracy={}))
+  >>> with open(os.path.join(workdir, RECORDS_FILE), "a") as f:
+  ...   _ = f.write('{"schema_version": 2, "stu')          # a torn final line (killed append)
+  >>> [r["variant"] for r in read_records(workdir)]      # skipped with a warning
+  ['a']
+  >>> read_records(tempfile.mkdtemp())
+  []
   """
   path = records_path(workdir)
   if not os.path.exists(path):
@@ -214,7 +238,17 @@ def recorded_variants(workdir: str) -> set[str]:
 
 
 def append_records(workdir: str, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> None:
-  """Validates and appends (process 0 only); refuses a variant the workdir already holds."""
+  """Validates and appends (process 0 only); refuses a variant the workdir already holds.
+
+  >>> import tempfile
+  >>> workdir = tempfile.mkdtemp()
+  >>> r = make_record(study="prune", variant="p50", efficiency={}, accuracy={"top1": 0.9})
+  >>> append_records(workdir, r)
+  >>> append_records(workdir, r)
+  Traceback (most recent call last):
+  ...
+  tradeoffs.report.records.RecordError: ... already holds variant 'p50'; records are unique per variant
+  """
   if isinstance(records, Mapping):
     records = [records]
   records = [dict(r) for r in records]
@@ -233,7 +267,15 @@ def append_records(workdir: str, records: Iterable[Mapping[str, Any]] | Mapping[
 
 
 def load_records(*workdirs: str) -> list[dict[str, Any]]:
-  """Records from one or several workdirs, each tagged with the workdir it came from."""
+  """Records from one or several workdirs, each tagged with the workdir it came from.
+
+  >>> import tempfile
+  >>> a, b = tempfile.mkdtemp(), tempfile.mkdtemp()
+  >>> append_records(a, make_record(study="s", variant="x", efficiency={}, accuracy={}))
+  >>> append_records(b, make_record(study="s", variant="x", efficiency={}, accuracy={}))
+  >>> [r["workdir"] == wd for r, wd in zip(load_records(a, b), (a, b))]   # tagged, merged
+  [True, True]
+  """
   if not workdirs:
     raise ValueError("load_records() needs at least one workdir")
   out = []
@@ -281,7 +323,14 @@ def check_predictions(records: Sequence[Mapping[str, Any]]) -> None:
 def to_dataframe(records_or_workdirs: Iterable[Any]):
   """Records (or workdirs, loaded) as a flat pandas DataFrame: one row per record, nested
   fields as dotted columns (`accuracy.top1`, `efficiency.latency_ms`, ...). Needs pandas
-  (`pip install tradeoffs[notebook]`)."""
+  (`pip install tradeoffs[notebook]`).
+
+  >>> rows = [make_record(study="s", variant=v, efficiency={"params": p}, accuracy={"top1": t})
+  ...         for v, p, t in (("dense", 100, 0.9), ("p50", 50, 0.88))]
+  >>> frame = to_dataframe(rows)
+  >>> frame[["variant", "efficiency.params", "accuracy.top1"]].values.tolist()
+  [['dense', 100, 0.9], ['p50', 50, 0.88]]
+  """
   try:
     import pandas as pd
   except ImportError as e:  # Optional: only notebooks need it.

@@ -328,6 +328,21 @@ def write_report(workdir: str, records: Sequence[Mapping[str, Any]], *, title: s
 
   Returns:
     {"markdown": path, "html": path, "figures": [paths]}.
+
+  >>> from tradeoffs.report.records import make_record
+  >>> def rec(variant, params, top1, **kw):
+  ...   return make_record(study="prune", variant=variant, efficiency={"params": params},
+  ...                      accuracy={"top1": top1}, **kw)
+  >>> records = [rec("dense", 100, 0.90), rec("p50", 50, 0.89, source="dense"),
+  ...            rec("p90", 10, 0.70, source="dense"), rec("bad", 60, 0.80, source="dense")]
+  >>> import os, tempfile
+  >>> workdir = tempfile.mkdtemp()
+  >>> out = write_report(workdir, records, title="Pruning", axes=["efficiency.params"],
+  ...                    metrics=["accuracy.top1"])
+  >>> [os.path.basename(p) for p in (out["markdown"], out["html"], *out["figures"])]
+  ['report.md', 'report.html', 'frontier_params.png']
+  >>> "# Pruning" in open(out["markdown"]).read()
+  True
   """
   if isinstance(records, Mapping):
     raise ValueError("records must be a list of trade-off records, got a single record")

@@ -59,6 +59,14 @@ def same_capacity_pair(dense_hidden, sparsity: float, input_dim: int, num_classe
     `layer_sparsity` ({name: sparsity}, usable as a `distribution` mapping for `random_masks`
     or `magnitude_masks`), `dense_active` and `sparse_active` (per-layer active weights,
     equal), `sparse_size` (per-layer weights of the wide network) and `overall_sparsity`.
+
+  >>> pair = same_capacity_pair(10, 0.75, input_dim=4, num_classes=3)
+  >>> pair["dense_hidden"], pair["sparse_hidden"]           # widened by 1 / sqrt(0.25)
+  ([10], [20])
+  >>> pair["dense_active"] == pair["sparse_active"]         # same active weights per layer
+  True
+  >>> pair["sparse_active"], pair["sparse_size"]
+  ({'dense_0/kernel': 40, 'head/kernel': 30}, {'dense_0/kernel': 80, 'head/kernel': 60})
   """
   distributions.check_sparsity(sparsity)
   hidden = [dense_hidden] if isinstance(dense_hidden, (int, np.integer)) else list(dense_hidden)

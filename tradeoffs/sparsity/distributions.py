@@ -28,7 +28,11 @@ def check_sparsity(sparsity, name: str = "sparsity") -> None:
 
 
 def uniform(shapes: Shapes, sparsity: float) -> dict:
-  """Every prunable layer gets the same sparsity."""
+  """Every prunable layer gets the same sparsity.
+
+  >>> uniform({"a": (4, 4), "b": (4, 2)}, 0.5)
+  {'a': 0.5, 'b': 0.5}
+  """
   return {name: float(sparsity) for name in shapes}
 
 
@@ -39,6 +43,10 @@ def erk(shapes: Shapes, sparsity: float, power_scale: float = 1.0) -> dict:
   density would exceed 1 is made dense and `eps` is re-solved over the rest; repeated until no
   density exceeds 1 (the iterative algorithm of `rigl/sparse_utils.py`). `power_scale` raises
   the raw ratio to a power (1.0 = ERK; 0.0 = uniform).
+
+  >>> s = erk({"wide": (100, 100), "thin": (100, 2)}, 0.5)
+  >>> s["thin"], round(s["wide"], 4)   # thin would exceed density 1: dense; wide keeps 4900
+  (0.0, 0.51)
   """
   check_sparsity(sparsity)
   sizes = {name: int(np.prod(shape)) for name, shape in shapes.items()}
@@ -66,7 +74,14 @@ _REGISTRY: dict = {"uniform": uniform, "erk": erk}
 
 
 def register_distribution(name: str, fn: DistributionFn) -> None:
-  """Adds a distribution `fn(shapes, sparsity) -> {name: sparsity}` under `name`."""
+  """Adds a distribution `fn(shapes, sparsity) -> {name: sparsity}` under `name`.
+
+  >>> register_distribution("first_dense", lambda shapes, s: {
+  ...     n: 0.0 if i == 0 else s for i, n in enumerate(shapes)})
+  >>> layer_sparsities({"a": (4, 4), "b": (4, 4)}, 0.5, "first_dense")
+  {'a': 0.0, 'b': 0.5}
+  >>> del _REGISTRY["first_dense"]
+  """
   if name == GLOBAL:
     raise ValueError(f"distribution name {name!r} is reserved")
   _REGISTRY[name] = fn
@@ -92,6 +107,12 @@ def layer_sparsities(shapes: Shapes, sparsity: float, distribution) -> dict:
   """Per-layer sparsity for a layer-wise distribution key or a {name substring: sparsity} map.
 
   A mapping key matches every leaf whose name contains it; each leaf must match exactly one key.
+
+  >>> shapes = {"conv/kernel": (3, 3, 8, 8), "head/kernel": (8, 10)}
+  >>> layer_sparsities(shapes, 0.9, "uniform")
+  {'conv/kernel': 0.9, 'head/kernel': 0.9}
+  >>> layer_sparsities(shapes, 0.9, {"conv": 0.95, "head": 0.5})   # substring -> sparsity
+  {'conv/kernel': 0.95, 'head/kernel': 0.5}
   """
   check_distribution(distribution)
   if isinstance(distribution, Mapping):

@@ -54,6 +54,14 @@ def effective_gradient_flow(grads, masks=None, p=2, normalize: bool = False, *,
     p: the norm (1 or 2 in the paper; any p >= 1 allowed).
     normalize: divide each layer's norm by its number of active weights ||m_l||_0.
     filter_fn, keep_dense: which leaves are layers (default: >= 2-D, not norms).
+
+  >>> import numpy as np
+  >>> grads = {"a": np.array([[3.0, 4.0]]), "b": np.array([[1.0, 1.0]]), "bias": np.ones(2)}
+  >>> float(effective_gradient_flow(grads))          # mean of the layer norms 5 and sqrt(2)
+  3.207...
+  >>> masks = {"a": np.array([[False, True]]), "b": np.array([[True, True]]), "bias": np.ones(2, bool)}
+  >>> float(effective_gradient_flow(grads, masks, p=1, normalize=True))   # (4/1 + 2/2) / 2
+  2.5
   """
   _check_p(p)
   if masks is None:
@@ -78,7 +86,14 @@ def effective_gradient_flow(grads, masks=None, p=2, normalize: bool = False, *,
 
 
 def gradient_norm(grads, p=2) -> jax.Array:
-  """The p-norm of all gradients together (the baseline EGF is compared with)."""
+  """The p-norm of all gradients together (the baseline EGF is compared with).
+
+  >>> import numpy as np
+  >>> float(gradient_norm({"a": np.array([3.0]), "b": np.array([[4.0]])}))
+  5.0
+  >>> float(gradient_norm({"a": np.array([3.0]), "b": np.array([[-4.0]])}, p=1))
+  7.0
+  """
   _check_p(p)
   leaves = [jnp.abs(g.astype(jnp.float32)).ravel() for g in jax.tree.leaves(grads)]
   if not leaves:

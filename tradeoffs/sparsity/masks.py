@@ -31,7 +31,12 @@ _NORM_NAMES = ("norm", "scale")
 
 
 def path_name(path) -> str:
-  """'params/dense_0/kernel' for a tree path."""
+  """'params/dense_0/kernel' for a tree path.
+
+  >>> import jax
+  >>> [path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path({"params": {"dense": [1, 2]}})]
+  ['params/dense/0', 'params/dense/1']
+  """
   return jax.tree_util.keystr(path, simple=True, separator="/")
 
 
@@ -75,6 +80,14 @@ def prunable_names(params, filter_fn: Optional[FilterFn] = None,
     params: the parameter pytree.
     filter_fn: `(name, leaf) -> bool`; defaults to `default_filter`.
     keep_dense: path substrings whose leaves stay dense (e.g. first and last layer names).
+
+  >>> import numpy as np
+  >>> params = {"conv": {"kernel": np.zeros((3, 3, 1, 4)), "bias": np.zeros(4)},
+  ...           "head": {"kernel": np.zeros((4, 2))}, "norm": {"scale": np.zeros((1, 4))}}
+  >>> prunable_names(params)
+  ['conv/kernel', 'head/kernel']
+  >>> prunable_names(params, keep_dense=["head"])
+  ['conv/kernel']
   """
   filter_fn = filter_fn or default_filter
   if isinstance(keep_dense, str):
@@ -313,6 +326,18 @@ def score_masks(scores, sparsity, distribution="global", *, filter_fn: Optional[
 
   Returns:
     A boolean pytree like `scores`; non-prunable leaves are all True.
+
+  >>> import numpy as np
+  >>> scores = {"a": np.array([[4.0, 1.0], [3.0, 2.0]]), "b": np.array([[9.0, 8.0], [0.5, 0.1]])}
+  >>> m = score_masks(scores, 0.5)                   # global: the 4 largest of 8
+  >>> np.asarray(m["a"]).astype(int).tolist(), np.asarray(m["b"]).astype(int).tolist()
+  ([[1, 0], [1, 0]], [[1, 1], [0, 0]])
+  >>> m = score_masks(scores, 0.5, "uniform")        # per layer: 2 of 4 each
+  >>> np.asarray(m["a"]).astype(int).tolist(), np.asarray(m["b"]).astype(int).tolist()
+  ([[1, 0], [1, 0]], [[1, 1], [0, 0]])
+  >>> m = score_masks(scores, 0.75, {"a": 0.25, "b": 0.75})   # explicit per-layer map
+  >>> int(np.sum(m["a"])), int(np.sum(m["b"]))
+  (3, 1)
   """
   distributions.check_sparsity(sparsity)
   distributions.check_distribution(distribution)
@@ -377,7 +402,15 @@ def magnitude_masks(params, sparsity, distribution="global", *,
 
 def random_masks(key, params, sparsity, distribution="uniform", *,
                  filter_fn: Optional[FilterFn] = None, keep_dense: Sequence[str] = ()):
-  """Uniformly random masks with exactly the target count per group (pruning at init)."""
+  """Uniformly random masks with exactly the target count per group (pruning at init).
+
+  >>> import jax
+  >>> import numpy as np
+  >>> params = {"w": np.ones((4, 5)), "b": np.ones(5)}
+  >>> m = random_masks(jax.random.key(0), params, 0.6)      # exactly 8 of 20 kept
+  >>> int(np.sum(m["w"])), bool(np.all(m["b"]))
+  (8, True)
+  """
   distributions.check_sparsity(sparsity)
   distributions.check_distribution(distribution)
   leaves, treedef = jax.tree.flatten(params)
@@ -415,7 +448,13 @@ def _nm_leaf(leaf, offset, seed, *, n: int, m: int, axis: int):
 def nm_masks(params, n: int, m: int, axis: int = -1, *, filter_fn: Optional[FilterFn] = None,
              keep_dense: Sequence[str] = (), tie_break_seed=0):
   """N:M structured masks: in each run of `m` consecutive weights along `axis`, keep the `n`
-  largest |w| (ties broken by the keyed hash, not by position)."""
+  largest |w| (ties broken by the keyed hash, not by position).
+
+  >>> import numpy as np
+  >>> w = np.array([[0.1, -0.9, 0.3, 0.2], [1.0, 0.0, 0.0, -2.0]])
+  >>> np.asarray(nm_masks({"w": w}, 2, 4)["w"]).astype(int).tolist()   # 2:4 along the last axis
+  [[0, 1, 1, 0], [1, 0, 0, 1]]
+  """
   if not (isinstance(n, int) and isinstance(m, int)) or not 0 < n <= m:
     raise ValueError(f"N:M needs integers 0 < n <= m, got n={n!r}, m={m!r}")
   names, leaves, treedef = _named_leaves(params)
@@ -445,7 +484,13 @@ def channel_masks(params, sparsity, axis: int = -1, *, filter_fn: Optional[Filte
                   keep_dense: Sequence[str] = (), tie_break_seed=0):
   """Whole-channel masks: per prunable leaf, drop round(sparsity * C) of the C slices along
   `axis` with the smallest L2 norm (over all other axes). Default axis -1 = output channels of
-  Dense/Conv kernels."""
+  Dense/Conv kernels.
+
+  >>> import numpy as np
+  >>> w = np.array([[1.0, 0.1, 3.0], [1.0, 0.1, 4.0]])            # [in, out]: column norms
+  >>> np.asarray(channel_masks({"w": w}, 1 / 3)["w"]).astype(int).tolist()   # drop 1 of 3
+  [[1, 0, 1], [1, 0, 1]]
+  """
   distributions.check_sparsity(sparsity)
   names, leaves, treedef = _named_leaves(params)
   prunable = set(prunable_names(params, filter_fn, keep_dense))
@@ -467,7 +512,13 @@ def channel_masks(params, sparsity, axis: int = -1, *, filter_fn: Optional[Filte
 
 
 def apply_masks(params, masks):
-  """Zeros the pruned weights (`where`, so inf/nan in pruned weights become exactly 0)."""
+  """Zeros the pruned weights (`where`, so inf/nan in pruned weights become exactly 0).
+
+  >>> import numpy as np
+  >>> params = {"w": np.array([[np.inf, 2.0]])}
+  >>> np.asarray(apply_masks(params, {"w": np.array([[False, True]])})["w"]).tolist()
+  [[0.0, 2.0]]
+  """
   return jax.tree.map(lambda p, m: jnp.where(m, p, jnp.zeros_like(p)), params, masks)
 
 
@@ -482,6 +533,13 @@ def summarize_sparsity(tree, filter_fn: Optional[FilterFn] = None) -> dict:
   Returns:
     {'layers': {name: {'size', 'nonzero', 'sparsity'}}, 'total': {'size', 'nonzero',
     'sparsity'}}; sizes are Python ints, the rest jnp scalars.
+
+  >>> import numpy as np
+  >>> s = summarize_sparsity({"w": np.array([[0.0, 1.0], [0.0, 0.0]]), "b": np.ones(2)})
+  >>> s["layers"]["w"]["size"], int(s["layers"]["w"]["nonzero"]), float(s["layers"]["w"]["sparsity"])
+  (4, 1, 0.75)
+  >>> s["total"]["size"], float(s["total"]["sparsity"])           # 3 non-zeros of 6
+  (6, 0.5)
   """
   layers = {}
   total_size, total_nonzero = 0, jnp.zeros((), jnp.int32)

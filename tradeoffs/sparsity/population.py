@@ -25,6 +25,11 @@ def population_masks(params: Any, sparsity_level: float, distribution: Any = "gl
 
   Prunable leaves follow `masks.default_filter` (>= 2-D, not norms) unless `filter_fn`
   says otherwise.
+
+  >>> import numpy as np
+  >>> pop = {"w": np.array([[[1.0, 4.0], [3.0, 2.0]], [[5.0, 0.0], [0.0, 6.0]]])}  # [2, 2, 2]
+  >>> np.asarray(population_masks(pop, 0.5)["w"]).astype(int).tolist()   # per member: top 2
+  [[[0, 1], [1, 0]], [[1, 0], [0, 1]]]
   """
   distributions.check_sparsity(sparsity_level, "sparsity")
   distributions.check_distribution(distribution)
@@ -54,7 +59,14 @@ def prune_population(params: Any, sparsity_level: float, distribution: Any = "gl
 
 
 def measured_sparsity(params: Any, filter_fn=None) -> dict[str, float]:
-  """Fraction of exact zeros among the prunable weights, per member: mean, min, max."""
+  """Fraction of exact zeros among the prunable weights, per member: mean, min, max.
+
+  >>> import numpy as np
+  >>> pop = {"w": np.array([[[0.0, 1.0], [2.0, 3.0]], [[0.0, 0.0], [0.0, 1.0]]]),
+  ...        "b": np.zeros((2, 2))}                 # biases are not prunable: not counted
+  >>> measured_sparsity(pop)
+  {'mean': 0.5, 'min': 0.25, 'max': 0.75}
+  """
   summary = jax.vmap(lambda p: masks_lib.summarize_sparsity(
       p, filter_fn or masks_lib.default_filter)["total"]["sparsity"])(params)
   values = np.asarray(jax.device_get(summary), np.float64)

@@ -78,17 +78,34 @@ class Schedule:
 
 def gradual(target_sparsity: float, begin_step: int, end_step: int, frequency: int,
             initial_sparsity: float = 0.0, power: float = 3.0) -> Schedule:
-  """Zhu & Gupta gradual magnitude pruning from s_i at begin_step to s_f at end_step."""
+  """Zhu & Gupta gradual magnitude pruning from s_i at begin_step to s_f at end_step.
+
+  >>> s = gradual(0.8, begin_step=0, end_step=10, frequency=5)
+  >>> [round(float(s.sparsity(t)), 3) for t in (0, 5, 10, 20)]   # 0.8 (1 - (1 - t/10)^3)
+  [0.0, 0.7, 0.8, 0.8]
+  >>> [bool(s.is_update_step(t)) for t in (0, 3, 5, 10, 11)]
+  [True, False, True, True, False]
+  """
   return Schedule(target_sparsity, initial_sparsity, begin_step, end_step, frequency, power)
 
 
 def one_shot(target_sparsity: float, step: int) -> Schedule:
-  """Prune to `target_sparsity` once, at `step`, then keep the masks."""
+  """Prune to `target_sparsity` once, at `step`, then keep the masks.
+
+  >>> s = one_shot(0.9, step=100)
+  >>> round(float(s.sparsity(100)), 6), [bool(s.is_update_step(t)) for t in (99, 100, 101)]
+  (0.9, [False, True, False])
+  """
   return Schedule(target_sparsity, target_sparsity, step, step, 1)
 
 
 def fixed(target_sparsity: float = 0.0) -> Schedule:
-  """Never recompute masks (keep those the wrapper starts with); sparsity is informational."""
+  """Never recompute masks (keep those the wrapper starts with); sparsity is informational.
+
+  >>> s = fixed(0.5)
+  >>> s.updates_masks, bool(s.is_update_step(0)), float(s.sparsity(7))
+  (False, False, 0.5)
+  """
   return Schedule(target_sparsity, target_sparsity, None)
 
 

@@ -161,7 +161,19 @@ def _consumer_index(idx: np.ndarray, units: int, repeat: int) -> np.ndarray:
 
 def unit_scores(variables: Mapping[str, Any], layers: Sequence[UnitLayer],
                 score: str = DEFAULT_SCORE) -> dict[str, np.ndarray]:
-  """{layer name: float64 scores [units]} of one model's variables (see the module doc)."""
+  """{layer name: float64 scores [units]} of one model's variables (see the module doc).
+
+  >>> import numpy as np
+  >>> variables = {"params": {
+  ...     "d0": {"kernel": np.array([[1.0, 0.0, 3.0], [0.0, 0.5, 4.0]]), "bias": np.zeros(3)},
+  ...     "d1": {"kernel": np.array([[1.0], [2.0], [0.5]])}}}           # 2 -> 3 units -> 1
+  >>> layers = [UnitLayer("d0", kernel="params/d0/kernel", consumer="params/d1/kernel",
+  ...                     bias="params/d0/bias")]
+  >>> {k: v.tolist() for k, v in unit_scores(variables, layers, "in").items()}  # column norms
+  {'d0': [1.0, 0.5, 5.0]}
+  >>> unit_scores(variables, layers)["d0"].tolist()       # in * out (out: rows of d1)
+  [1.0, 1.0, 2.5]
+  """
   check_score(score)
   out = {}
   for layer in layers:
@@ -186,14 +198,22 @@ def unit_scores(variables: Mapping[str, Any], layers: Sequence[UnitLayer],
 
 
 def kept_count(units: int, sparsity: float) -> int:
-  """Units kept of `units` at `sparsity`: max(1, units - round(sparsity·units))."""
+  """Units kept of `units` at `sparsity`: max(1, units - round(sparsity·units)).
+
+  >>> kept_count(10, 0.25), kept_count(10, 0.35), kept_count(3, 0.9)   # never below one unit
+  (8, 6, 1)
+  """
   check_sparsity(sparsity)
   return max(1, masks_lib.num_keep_int(float(sparsity), int(units)))
 
 
 def kept_units(scores: Mapping[str, np.ndarray], sparsity: float) -> dict[str, np.ndarray]:
   """{layer: ascending int indices of the top `kept_count` units by score}; ties go to
-  the lower index."""
+  the lower index.
+
+  >>> kept_units({"d0": [1.0, 1.0, 2.5]}, 1 / 3)    # top 2; the tie goes to the lower index
+  {'d0': array([0, 2])}
+  """
   check_sparsity(sparsity)
   out = {}
   for name, s in scores.items():
@@ -245,6 +265,16 @@ def slice_units(variables: Mapping[str, Any], layers: Sequence[UnitLayer],
   The producer kernel keeps its columns `kept` (last axis), every per-unit leaf its
   entries `kept`, the consumer its input rows/channels `kept` (at every spatial position,
   for a flatten). Other leaves are copied. Returns plain nested dicts of numpy arrays.
+
+  >>> import numpy as np
+  >>> variables = {"params": {
+  ...     "d0": {"kernel": np.array([[1.0, 0.0, 3.0], [0.0, 0.5, 4.0]]), "bias": np.zeros(3)},
+  ...     "d1": {"kernel": np.array([[1.0], [2.0], [0.5]])}}}           # 2 -> 3 units -> 1
+  >>> layers = [UnitLayer("d0", kernel="params/d0/kernel", consumer="params/d1/kernel",
+  ...                     bias="params/d0/bias")]
+  >>> small = slice_units(variables, layers, {"d0": [0, 2]})
+  >>> small["params"]["d0"]["kernel"].tolist(), small["params"]["d1"]["kernel"].tolist()
+  ([[1.0, 3.0], [0.0, 4.0]], [[1.0], [0.5]])
   """
   kept = _checked(variables, layers, kept)
   out = _to_dicts(variables)
@@ -269,7 +299,18 @@ def unit_masks(variables: Mapping[str, Any], layers: Sequence[UnitLayer],
   """Boolean masks (the variables' structure) that zero every weight of the removed units:
   producer columns, per-unit entries and consumer rows. The big model with these masks
   applied computes what `slice_units` computes (the consumer reads nothing from a removed
-  unit), which is how the slicing is tested."""
+  unit), which is how the slicing is tested.
+
+  >>> import numpy as np
+  >>> variables = {"params": {
+  ...     "d0": {"kernel": np.array([[1.0, 0.0, 3.0], [0.0, 0.5, 4.0]]), "bias": np.zeros(3)},
+  ...     "d1": {"kernel": np.array([[1.0], [2.0], [0.5]])}}}           # 2 -> 3 units -> 1
+  >>> layers = [UnitLayer("d0", kernel="params/d0/kernel", consumer="params/d1/kernel",
+  ...                     bias="params/d0/bias")]
+  >>> masks = unit_masks(variables, layers, {"d0": [0, 2]})
+  >>> masks["params"]["d0"]["kernel"].astype(int).tolist(), masks["params"]["d1"]["kernel"].ravel().tolist()
+  ([[1, 0, 1], [1, 0, 1]], [True, False, True])
+  """
   kept = _checked(variables, layers, kept)
   leaves = {}
 
@@ -298,7 +339,14 @@ def unit_masks(variables: Mapping[str, Any], layers: Sequence[UnitLayer],
 
 
 def apply_unit_masks(variables: Mapping[str, Any], masks: Mapping[str, Any]) -> dict[str, Any]:
-  """Variables with the masked entries set to zero (numpy; structure of `masks`)."""
+  """Variables with the masked entries set to zero (numpy; structure of `masks`).
+
+  >>> import numpy as np
+  >>> out = apply_unit_masks({"p": {"w": np.array([1.0, 2.0, 3.0])}},
+  ...                        {"p": {"w": np.array([True, False, True])}})
+  >>> out["p"]["w"].tolist()
+  [1.0, 0.0, 3.0]
+  """
   if isinstance(masks, Mapping):
     return {k: apply_unit_masks(variables[k], masks[k]) for k in masks}
   return np.where(masks, np.asarray(variables), np.zeros_like(np.asarray(variables)))
@@ -344,6 +392,21 @@ def prune_units_population(variables: Mapping[str, Any], layers: Sequence[UnitLa
 
   `kept[layer]` is [members, k] (each member keeps its own units; k is the same for every
   member, so the small members stack). Host numpy; the members are looped over.
+
+  >>> import numpy as np
+  >>> variables = {"params": {
+  ...     "d0": {"kernel": np.array([[1.0, 0.0, 3.0], [0.0, 0.5, 4.0]]), "bias": np.zeros(3)},
+  ...     "d1": {"kernel": np.array([[1.0], [2.0], [0.5]])}}}           # 2 -> 3 units -> 1
+  >>> layers = [UnitLayer("d0", kernel="params/d0/kernel", consumer="params/d1/kernel",
+  ...                     bias="params/d0/bias")]
+  >>> other = {"params": {"d0": {"kernel": variables["params"]["d0"]["kernel"][:, ::-1],
+  ...                             "bias": np.zeros(3)},
+  ...                      "d1": {"kernel": variables["params"]["d1"]["kernel"][::-1]}}}
+  >>> pop = {"params": {k: {n: np.stack([variables["params"][k][n], other["params"][k][n]])
+  ...                       for n in variables["params"][k]} for k in ("d0", "d1")}}
+  >>> small, kept = prune_units_population(pop, layers, 1 / 3)
+  >>> kept["d0"].tolist(), small["params"]["d0"]["kernel"].shape   # member 1: units reversed
+  ([[0, 2], [0, 1]], (2, 2, 2))
   """
   check_sparsity(sparsity)
   check_score(score)

@@ -72,6 +72,18 @@ def masked(inner: optax.GradientTransformation, schedule: Optional[schedules.Sch
 
   Returns:
     An optax transformation whose `update` requires `params`.
+
+  >>> import numpy as np
+  >>> import optax
+  >>> params = {"w": np.array([[1.0, -3.0], [0.5, 2.0]], np.float32)}
+  >>> tx = masked(optax.sgd(0.1), schedules.one_shot(0.5, step=0))   # 50% at the first update
+  >>> state = tx.init(params)
+  >>> updates, state = tx.update({"w": np.ones((2, 2), np.float32)}, state, params)
+  >>> new = optax.apply_updates(params, updates)
+  >>> np.asarray(new["w"], np.float64).round(3).tolist()      # the 2 smallest |w| are exactly zero
+  [[0.0, -3.1], [0.0, 1.9]]
+  >>> np.asarray(get_masks(state)["w"]).astype(int).tolist()
+  [[0, 1], [0, 1]]
   """
   if not isinstance(inner, optax.GradientTransformation):
     raise ValueError(f"inner must be an optax.GradientTransformation, got {type(inner).__name__}")
@@ -129,7 +141,14 @@ def _is_masked_state(x) -> bool:
 
 
 def get_masks(opt_state):
-  """The masks held by the (first) `MaskedState` inside an optimizer state."""
+  """The masks held by the (first) `MaskedState` inside an optimizer state.
+
+  >>> import numpy as np
+  >>> import optax
+  >>> state = masked(optax.sgd(0.1)).init({"w": np.zeros((2, 2))})   # no schedule: all kept
+  >>> np.asarray(get_masks(state)["w"]).tolist()
+  [[True, True], [True, True]]
+  """
   for node in jax.tree.leaves(opt_state, is_leaf=_is_masked_state):
     if isinstance(node, MaskedState):
       return node.masks
@@ -137,7 +156,17 @@ def get_masks(opt_state):
 
 
 def replace_masks(opt_state, new_masks):
-  """`opt_state` with every `MaskedState`'s masks replaced (e.g. per-member random masks)."""
+  """`opt_state` with every `MaskedState`'s masks replaced (e.g. per-member random masks).
+
+  >>> import numpy as np
+  >>> import optax
+  >>> params = {"w": np.ones((1, 2), np.float32)}
+  >>> tx = masked(optax.sgd(1.0))
+  >>> state = replace_masks(tx.init(params), {"w": np.array([[True, False]])})
+  >>> updates, _ = tx.update({"w": np.ones((1, 2), np.float32)}, state, params)
+  >>> np.asarray(optax.apply_updates(params, updates)["w"]).tolist()   # pruned entry -> 0
+  [[0.0, 0.0]]
+  """
   found = []
 
   def swap(node):
