@@ -318,7 +318,7 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
   selected = None
   if selector is not None:  # Forward the whole batch, backpropagate the chosen k.
     candidate_logits, _ = over_members(forward)(state.params, state.batch_stats, images,
-                                                dropout_keys)
+                                                dropout_keys, model_kwargs)
     candidate = jax.lax.stop_gradient(over_members(config.loss_fn)(candidate_logits, labels))
     ext_states = update_states(candidate, labels, member_groups, extras, ext_states)
     indices, selection, ext_states[selector.name] = over_members(
@@ -328,6 +328,7 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
     images, labels, member_groups, extras = take((images, labels, member_groups, extras),
                                                  indices)
     extras = {**extras, extensions_lib.SELECTION_WEIGHT: selection}
+    model_kwargs = {k: extras[k] for k in config.model_inputs}  # the selected rows' inputs
     selected = jnp.sum(selection > 0, axis=-1)
 
   def population_loss(params):
