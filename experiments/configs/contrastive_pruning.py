@@ -14,8 +14,11 @@ dense) at 50% and 90%: gradual (cubic ramp over steps 60-419, every 30 steps) an
 Measured: the default run took 569 s wall (10 variants, 16 trainings) on 2 CPU cores shared
 with other jobs (load average ~9-12) and this study's own tests; `:smoke` (4 members,
 60 steps, sparsity 0.9, one-shot only: 4 variants, 6 trainings; used by the tests) took
-about 215 s wall under the same load (inside the all-studies test). Neither was measured
-on idle cores; the smoke is over the 15 s budget (6 population trainings, each compiled).
+about 215 s wall under the same load (inside the all-studies test); re-measured at 93 s
+CPU (user+sys; 20 min wall at load 10-26) — a smaller smoke (encoder 16-16, projection
+16-8, 40/20/20 steps) took 106 s CPU at load ~26, no saving, so it was not kept. Neither
+was measured on idle cores; the smoke is far over the 15 s budget: each of the 6
+population trainings compiles its own init and training programs.
 Result of the default run (not tuned; 360 test images): top-1 dense 91.0% [89.9, 92.0]
 cross-entropy, 89.3% [87.6, 90.9] SupCon; at 90% sparsity cross-entropy 78.9% (gradual) /
 69.9% (one-shot), SupCon 69.1% / 63.7%. PIEs at 90%: cross-entropy 52 / 69, SupCon 70 /

@@ -14,8 +14,10 @@ forward-passed batch of 128, the reference), Selective Backprop at β = 1 and 2 
 Measured runtime (fresh process, compilation included), under heavy load (2 cores shared,
 load average 10-24): default 14 min 33 s wall (15 variants, 40-70 s each); `:smoke` (2
 members, one hidden layer of 32, 20 steps at batch 64, noise 40%, uniform and Selective
-Backprop β = 1) 83 s wall / 18 s user CPU at load ~20. Neither was measured on idle
-cores; 18 s of CPU puts the smoke near, possibly over, the 15 s budget when idle.
+Backprop β = 1) 83 s wall / 18 s user CPU at load ~20; re-measured after the merge fix
+of the selector's model inputs (tradeoffs.train.population) at 26.0 s CPU (user+sys; 4 min
+wall at load 10-20). Neither was measured on idle cores; 26 s of CPU puts the smoke over
+the 15 s budget when idle: both variants compile their own selecting step.
 
 Result of the default (clean test top-1, mean [95% t interval] over 4 members; Welch t
 against uniform selection at the same noise rate, one Holm family of 12):

@@ -14,8 +14,10 @@ decodes of 600 sentences — and shrink steps/max_test_examples first if that ma
 `:smoke`: 400 high / 100 low training pairs, 1+1-layer d_model=16 model, 30 steps, 16 test
 verses, one-shot pruning to 50% only. Measured under load 12-17 (2 cores shared by ~8 jobs):
 5.3 min wall / 70 s CPU with gradual variants too, 5.3 min wall as configured inside the
-all-studies test. It is far above the 15 s budget: most of it is XLA compilation (a scan of
-the training step and the greedy-decoding loop per distinct shape) — not yet cut down.
+all-studies test; re-measured as configured (one-shot only) at 53 s CPU (user+sys; ~15 min
+wall at load 10-26). It is far above the 15 s budget: most of it is XLA compilation (per
+resource level a population init and a training scan, then the greedy-decoding loop) —
+not yet cut down.
 """
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ each: 800 steps).
 Measured runtime (fresh process, compilation included): default 60 s wall (22 s CPU) on 2
 cores shared with other jobs at load ~9, 2 min 9 s wall (20 s CPU) at load ~22; the first
 variant pays the one compilation all four share, the others train in 2-6 s each. `:smoke`
-(2 members, hidden 32, batch 128, 6 epochs from epoch 2) 37 s wall / 15 s CPU at load ~8.
+(2 members, hidden 32, batch 128, 6 epochs from epoch 2) 37 s wall / 15 s CPU at load ~8;
+re-measured at 20.6 s CPU (user+sys) at load 10-20.
 
 Result of the default (mean [95% t interval] over 8 members; Holm within each section):
   retrieval by -mean p(label) over epochs 4-39: AP(noisy) 0.975 [0.973, 0.977] without

@@ -332,6 +332,7 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
     images, labels, member_groups, extras = take((images, labels, member_groups, extras),
                                                  indices)
     extras = {**extras, extensions_lib.SELECTION_WEIGHT: selection}
+    model_kwargs = {k: extras[k] for k in config.model_inputs}  # the selected rows' inputs
     selected = jnp.sum(selection > 0, axis=-1)
 
   def population_loss(params):
