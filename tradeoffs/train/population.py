@@ -336,10 +336,8 @@ def update_step(state: TrainState, images: jax.Array, labels: jax.Array, config:
     selected = jnp.sum(selection > 0, axis=-1)
 
   def population_loss(params):
-    # The model's inputs from `extras` after any selection gathered the chosen examples.
     logits, batch_stats = over_members(forward)(params, state.batch_stats, images,
-                                                dropout_keys,
-                                                {k: extras[k] for k in config.model_inputs})
+                                                dropout_keys, model_kwargs)
     member_losses = over_members(member_objective)(logits, labels, member_groups, extras,
                                                    member_steps)
     total = jnp.sum(member_losses)
