@@ -15,8 +15,12 @@ default did NOT complete in this session. Its first variant (original_s1_1x32, 3
 600 steps) took 1,160 s wall at 0.4-0.6 steps/s; at that rate the 12 variants need ~3.5 h.
 On idle cores a rough estimate is 25-30 min (1 member of compact_s2_1x32 trained 600 steps
 in ~130 s wall at load ~12), i.e. over the ~10 min target; not measured. `:smoke` (compact,
-s = 2, encoder 1x16, 2 members, 4 steps on 64 utterances; used by the tests) took 201 s wall
-and 46 s CPU (user) at load ~22, mostly compilation and start-up.
+s = 2, encoder 1x16, 2 members, 4 steps on 64 utterances; used by the tests) took 176 s wall
+and 58 s CPU (user + sys) at load ~11-19, re-measured 2026-12-02; ~75% of it is XLA:CPU
+compilation, and most of that is LLVM optimising the narrow convolutions (the vmapped
+population init alone: ~12-29 s CPU). With XLA_FLAGS=--xla_backend_optimization_level=0
+the same smoke took 29 s CPU at load ~20 with identical records; c = 8 without 1x1 convs
+instead of c = 2 did not help (58 s CPU).
 Expected (not tuned): squeezing cuts the Transformer's share of the FLOPs and latency by
 about s; the compact extractor cuts the extractor's FLOPs several-fold; what either costs
 in digit error rate, and for which voices, is what the study measures.
