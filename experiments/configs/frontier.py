@@ -24,9 +24,9 @@ Variants, each a population of 8 (so variance, churn and CIE are measured):
   * DP-SGD: w = 32 from scratch, clip 1, noise multiplier 1 and 3 (ε ≈ 14 and ≈ 2.8 at
     δ = 1e-5, RDP accountant), 400 steps at batch 128.
 Measured runtime (`/usr/bin/time python -m experiments.frontier`, fresh process,
-compilation included): 8 min 11 s wall, 122 s of CPU (user + sys), on 2 CPU cores shared
-with other jobs (load average 17-27); not yet timed on idle cores (the 14-variant job before
-took 140 s of CPU, 1 min 45 s wall idle). `:smoke`: 49 s of CPU under a load of ~9-20.
+compilation included): 1 min 27 s wall, 123 s of CPU (user + sys), on 2 nearly idle CPU
+cores (load average 0.2 at the start; the 14-variant job before took 140 s of CPU, 1 min
+45 s wall). `:smoke`: 49 s of CPU under a load of ~9-20.
 The report's "Seconds" column gives each variant's time. Populations (8 members) and steps
 are unchanged from the 14-variant job.
 Variants: `:smoke` (2 members, 2 widths, one variant of every technique: one sparsity,
