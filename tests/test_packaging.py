@@ -55,6 +55,8 @@ def test_wheel_installs_and_loads_embedded_sets_offline(tmp_path):
   names = zipfile.ZipFile(wheel).namelist()
   for name in ("digits.csv.gz", "LICENSE", "README.md", "SHA256SUMS"):
     assert f"tradeoffs/data/vendored/uci_digits/{name}" in names, name
+  for name in ("mnist_5k.csv.gz", "LICENSE", "README.md", "SHA256SUMS", "extract.sh"):
+    assert f"tradeoffs/data/vendored/mnist_5k/{name}" in names, name
 
   _run([sys.executable, "-m", "venv", str(env_dir)])
   python = env_dir / "bin" / "python"
@@ -87,7 +89,8 @@ def test_wheel_installs_and_loads_embedded_sets_offline(tmp_path):
   assert out["sets"]["digits_groups"] == [1437, 360, ["subgroup"]]
   embedded = {n for n, s in sources.DATASETS.items() if s.embedded}
   assert set(out["sets"]) == embedded and {"digits", "digits_groups"} <= embedded
-  for name in embedded - {"digits", "digits_groups"}:  # Subsets of digits (long tail, ...).
+  assert out["sets"]["mnist_5k"] == [4000, 1000, []]
+  for name in embedded - {"digits", "digits_groups", "mnist_5k"}:  # Subsets of digits.
     train, test, _ = out["sets"][name]
     assert test == 360 and 0 < train < 1437, (name, train, test)
   # The sets were built offline into the (formerly empty) data dir.

@@ -14,6 +14,7 @@ from tradeoffs.data.batching import feistel_permute
 from tradeoffs.data.batching import steps_per_epoch
 from tradeoffs.data import long_tail  # Registers digits_long_tail, digits_heldout.
 from tradeoffs.data import multitask  # Registers digits_two_task, uci_adult, uci_german.
+from tradeoffs.data import mnist_5k  # Registers mnist_5k.
 from tradeoffs.data.long_tail import exponential_counts
 from tradeoffs.data.long_tail import load_validation
 from tradeoffs.data.long_tail import subsample
