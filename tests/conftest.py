@@ -31,18 +31,3 @@ assert jax.device_count() == 8, "tests expect 8 simulated CPU devices"
 @pytest.fixture
 def workdir(tmp_path):
   return str(tmp_path / "workdir")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-  """Under `pytest -n N --dist loadgroup` (the default addopts): a test file's tests stay on
-  one worker (module-scoped fixtures run once), except the all-studies file, whose studies
-  are grouped one each so they spread over the workers."""
-  for item in items:
-    if item.get_closest_marker("xdist_group"):
-      continue
-    group = item.nodeid.split("::")[0]
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    if group.endswith("studies/test_all_studies.py"):
-      group += f"[{params.get('smoke_run', params.get('name'))}]"
-    item.add_marker(pytest.mark.xdist_group(group))

@@ -29,12 +29,19 @@ def _config(name, variant="smoke"):
   return f"--config={os.path.join(REPO, 'experiments', 'configs', name + '.py')}:{variant}"
 
 
+# Study -> its smoke workdir, kept for the worker's session: under pytest-xdist the tests of
+# one study need not arrive in an order that keeps a module-scoped fixture alive between them.
+_SMOKE_RUNS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module", params=NAMES)
 def smoke_run(request, tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp(request.param) / "wd")
-  result = _binary(request.param, _config(request.param), f"--workdir={workdir}")
-  assert result.returncode == 0, result.stderr[-3000:]
-  return request.param, workdir
+  if request.param not in _SMOKE_RUNS:
+    workdir = str(tmp_path_factory.mktemp(request.param) / "wd")
+    result = _binary(request.param, _config(request.param), f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    _SMOKE_RUNS[request.param] = workdir
+  return request.param, _SMOKE_RUNS[request.param]
 
 
 def _headings_md(text):
