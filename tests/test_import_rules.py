@@ -19,6 +19,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ("sparsity", "quantization", "ensembles", "coded", "exemplars", "fairness",
             "privacy", "cascades", "distill", "selection", "contrastive", "detection",
+            "dynamics",
             "determinism", "efficiency")
 FORBIDDEN = ("flax", "tradeoffs.models", "tradeoffs.train", "tradeoffs.report",
              "tradeoffs.studies", "tradeoffs.workdir")

@@ -14,6 +14,7 @@ from sklearn.metrics import average_precision_score
 from experiments.configs import targeted_augmentation as config_lib
 from tradeoffs import data as data_lib
 from tradeoffs import dynamics
+from tradeoffs.train import dynamics as train_dynamics
 from tradeoffs import errors
 from tradeoffs import stats
 from tradeoffs.report import records as records_lib
@@ -34,7 +35,7 @@ def test_plan_of_the_default_config():
   variants = runner.plan(study, config_lib.get_config())
   assert [v.name for v in variants] == ["no_augmentation", "uniform_augmentation",
                                         "random_q0.2", "targeted_q0.2"]
-  assert [v.knobs["selection"] for v in variants] == list(dynamics.SELECTIONS)
+  assert [v.knobs["selection"] for v in variants] == list(train_dynamics.SELECTIONS)
   assert variants[0].source is None and all(v.source == "no_augmentation"
                                             for v in variants[1:])
   assert all(v.knobs["start_epoch"] == 4 and v.knobs["noise_rate"] == 0.1 for v in variants)
@@ -77,7 +78,7 @@ def test_smoke_records_match_the_saved_dynamics(smoke_run):
   assert len(noisy) == round(0.1 * (len(train.labels) - len(atypical)))
   for name, record in records.items():
     fields = record["study_fields"]
-    dyn = dynamics.Dynamics.load(os.path.join(smoke_run, "dynamics", name, "dynamics.npz"))
+    dyn = train_dynamics.Dynamics.load(os.path.join(smoke_run, "dynamics", name, "dynamics.npz"))
     assert dyn.p_true.shape == (2, 6, len(train.labels))
     np.testing.assert_array_equal(dyn.ids, train.ids)
     is_noisy = np.isin(dyn.ids, noisy)

@@ -16,7 +16,7 @@ test split is unchanged: its rotated digits are the atypical test examples, its 
 digits the clean ones.
 
 Variants (each a population of `population.members` models; member i shares its init,
-data-order and augmentation seeds across variants), trained by `tradeoffs.dynamics.train`
+data-order and augmentation seeds across variants), trained by `tradeoffs.train.dynamics.train`
 for `study.epochs` epochs with the per-example dynamics recorded at every epoch boundary:
   no_augmentation        the reference;
   uniform_augmentation   every example augmented from `study.start_epoch` on;
@@ -50,6 +50,7 @@ import jax
 import numpy as np
 
 from tradeoffs import dynamics
+from tradeoffs.train import dynamics as train_dynamics
 from tradeoffs import stats
 from tradeoffs import workdir as workdir_lib
 from tradeoffs.data import batching
@@ -155,7 +156,7 @@ def kinds_of(ids: np.ndarray, noisy_ids: np.ndarray, atypical_ids: np.ndarray
   return {"clean": ~noisy & ~atypical, "noisy": noisy, "atypical": atypical}
 
 
-def retrieval_scores(dyn: dynamics.Dynamics, start_epoch: int, seed: int
+def retrieval_scores(dyn: train_dynamics.Dynamics, start_epoch: int, seed: int
                      ) -> dict[str, np.ndarray]:
   """name -> [M, N] scores, higher = more suspect; 'random' a uniform draw per member."""
   p_true = dyn.p_true.astype(np.float64)[:, start_epoch:]
@@ -165,7 +166,7 @@ def retrieval_scores(dyn: dynamics.Dynamics, start_epoch: int, seed: int
           "random": rng.random(dyn.p_true.shape[::2])}
 
 
-def analyse(dyn: dynamics.Dynamics, kinds: Mapping[str, np.ndarray], start_epoch: int,
+def analyse(dyn: train_dynamics.Dynamics, kinds: Mapping[str, np.ndarray], start_epoch: int,
             seed: int) -> dict[str, Any]:
   """The study fields of one variant: per-member AP per score and target, per-kind
   true-class-probability curves, end-of-training fit and where the augmentation went."""
@@ -213,7 +214,7 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
                       jax.tree.map(lambda x: x.sharding, state))
   mesh, step_config, initial, shardings = ctx.cache[key]
   state = jax.tree.map(jax.device_put, initial, shardings)
-  state, dyn, _ = dynamics.train(state, train, step_config, mesh, epochs=int(k["epochs"]),
+  state, dyn, _ = train_dynamics.train(state, train, step_config, mesh, epochs=int(k["epochs"]),
                                  selection=k["selection"], fraction=k["fraction"],
                                  start_epoch=int(k["start_epoch"]),
                                  augment_before_start=bool(k.get("augment_before_start")),

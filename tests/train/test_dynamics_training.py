@@ -1,4 +1,4 @@
-"""dynamics.train: the plain trainer's model, dynamics that match an independent pass, and
+"""train.dynamics.train: the plain trainer's model, dynamics that match an independent pass, and
 per-example augmentation selection exactly as documented."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 
 from tradeoffs import data as data_lib
 from tradeoffs import dynamics
+from tradeoffs.train import dynamics as train_dynamics
 from tradeoffs import models
 from tradeoffs.train import mesh as mesh_lib
 from tradeoffs.train import population
@@ -63,7 +64,7 @@ def test_no_or_full_selection_trains_the_plain_trainers_model(mesh, augment):
   config = population.StepConfig(batch_size=BATCH, augment_fn=augment_fn)
   epochs = 3
   selection = "all" if augment else "none"
-  state, dyn, _ = dynamics.train(_state(mesh), split, config, mesh, epochs=epochs,
+  state, dyn, _ = train_dynamics.train(_state(mesh), split, config, mesh, epochs=epochs,
                                  selection=selection)
   plain, _ = population.fit(_state(mesh), split, steps=epochs * (N // BATCH),
                             batch_size=BATCH, mesh=mesh, plan="scan_vmap",
@@ -80,7 +81,7 @@ def test_no_or_full_selection_trains_the_plain_trainers_model(mesh, augment):
 
 def test_dynamics_layout_and_round_trip(one_device, tmp_path):
   mesh = one_device
-  state, dyn, metrics = dynamics.train(_state(mesh), _split(), population.StepConfig(BATCH),
+  state, dyn, metrics = train_dynamics.train(_state(mesh), _split(), population.StepConfig(BATCH),
                                        mesh, epochs=4)
   assert dyn.p_true.shape == (MEMBERS, 4, N) and dyn.p_true.dtype == np.float16
   assert dyn.correct.dtype == bool and dyn.augmented.dtype == bool
@@ -88,7 +89,7 @@ def test_dynamics_layout_and_round_trip(one_device, tmp_path):
   np.testing.assert_allclose(np.exp(-dyn.loss.astype(np.float32)), dyn.p_true, rtol=3e-3,
                              atol=1e-3)
   assert metrics["loss"].shape == (N // BATCH, MEMBERS)
-  again = dynamics.Dynamics.load(dyn.save(str(tmp_path / "dyn.npz")))
+  again = train_dynamics.Dynamics.load(dyn.save(str(tmp_path / "dyn.npz")))
   for f in dataclasses.fields(dyn):
     np.testing.assert_array_equal(getattr(again, f.name), getattr(dyn, f.name))
   np.testing.assert_array_equal(dyn.forgetting_events()[1],
@@ -100,7 +101,7 @@ def test_selection_picks_exactly_k_from_the_start_epoch(one_device, selection):
   mesh = one_device
   fraction, start = 0.25, 2
   k = round(fraction * N)
-  _, dyn, _ = dynamics.train(_state(mesh), _split(), ERASE, mesh, epochs=5,
+  _, dyn, _ = train_dynamics.train(_state(mesh), _split(), ERASE, mesh, epochs=5,
                              selection=selection, fraction=fraction, start_epoch=start)
   counts = dyn.augmented.sum(axis=2)  # [M, E]
   np.testing.assert_array_equal(counts, [[0, 0, k, k, k]] * MEMBERS)
@@ -111,7 +112,7 @@ def test_selection_picks_exactly_k_from_the_start_epoch(one_device, selection):
         previous = dyn.p_true[m, e - 1].astype(np.float32)
         assert previous[chosen].max() <= previous[~chosen].min()
   if selection == "lowest_p_true":  # The paper's code: everything augmented before start.
-    _, warm, _ = dynamics.train(_state(mesh), _split(), ERASE, mesh, epochs=3,
+    _, warm, _ = train_dynamics.train(_state(mesh), _split(), ERASE, mesh, epochs=3,
                                 selection=selection, fraction=fraction, start_epoch=start,
                                 augment_before_start=True)
     np.testing.assert_array_equal(warm.augmented.sum(axis=2), [[N, N, k]] * MEMBERS)
@@ -125,10 +126,10 @@ def test_bad_schedules_are_refused(one_device):
   state, split, config = _state(mesh), _split(), population.StepConfig(BATCH)
   for fraction in (0.0, 1.5, -0.2, float("nan")):
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
-      dynamics.train(state, split, config, mesh, epochs=1, selection="random",
+      train_dynamics.train(state, split, config, mesh, epochs=1, selection="random",
                      fraction=fraction)
   with pytest.raises(ValueError, match="start_epoch >= 1"):
-    dynamics.train(state, split, config, mesh, epochs=1, selection="lowest_p_true")
+    train_dynamics.train(state, split, config, mesh, epochs=1, selection="lowest_p_true")
   with pytest.raises(ValueError, match="selection="):
-    dynamics.train(state, split, config, mesh, epochs=1, selection="hardest")
-  assert dynamics.selection_count(0.2, 1311) == 262 and dynamics.selection_count(1e-6, 10) == 1
+    train_dynamics.train(state, split, config, mesh, epochs=1, selection="hardest")
+  assert train_dynamics.selection_count(0.2, 1311) == 262 and train_dynamics.selection_count(1e-6, 10) == 1
