@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
-import hashlib
 import os
 
 import numpy as np
+
+from tradeoffs.data import builders
 
 FILE = os.path.join(os.path.dirname(__file__), "vendored", "bible_en_es", "bible_en_es.tsv.gz")
 SHA256 = "6633e527cb5bd89abc99be2b3a615c8eced6691fec39302bae96a8e0f594665b"
@@ -45,13 +46,7 @@ class Pairs:
 @functools.lru_cache(maxsize=1)
 def read_rows(path: str = FILE) -> tuple[tuple[str, ...], ...]:
   """The file's rows (book, chapter, verse, split, web, rv1909, kjv), checksum-checked."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"the vendored bible_en_es file is missing at {path}; it ships "
-                            "as package data (reinstall tradeoffs)")
-  with open(path, "rb") as f:
-    raw = f.read()
-  if hashlib.sha256(raw).hexdigest() != SHA256:
-    raise ValueError(f"{path} does not match its SHA-256 {SHA256} (see SHA256SUMS)")
+  raw = builders.read_vendored(path, SHA256)
   lines = gzip.decompress(raw).decode("utf-8").splitlines()
   return tuple(tuple(line.split("\t")) for line in lines if line)
 

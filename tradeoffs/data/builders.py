@@ -40,6 +40,20 @@ _CITATION = """@misc{alpaydin1998optical,
   note={DOI: 10.24432/C50P49}}"""
 
 
+def read_vendored(path: str, sha256: str) -> bytes:
+  """The bytes of a vendored package-data file, refused unless they match `sha256` (the
+  value its folder's SHA256SUMS lists): one clear error for a missing or altered file."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"the vendored file {path} is missing; it ships as package data "
+                            "(reinstall tradeoffs)")
+  with open(path, "rb") as f:
+    raw = f.read()
+  if hashlib.sha256(raw).hexdigest() != sha256:
+    raise ValueError(f"{path} does not match its SHA-256 {sha256} (see SHA256SUMS beside "
+                     "it); reinstall tradeoffs")
+  return raw
+
+
 def read_digits_file(path: str = DIGITS_FILE) -> tuple[np.ndarray, np.ndarray]:
   """Images uint8 [1797, 8, 8] with values 0..16 and labels int [1797]."""
   path = os.path.abspath(path)

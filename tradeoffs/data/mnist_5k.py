@@ -16,7 +16,6 @@ written (PNG, uint8), so `data.load("mnist_5k")` gives the file's values / 255.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.resources
 import os
 
@@ -40,14 +39,7 @@ _CITATION = """@article{lecun1998gradient,
 
 def read_mnist_5k(path: str = MNIST_5K_FILE) -> tuple[np.ndarray, np.ndarray]:
   """Images uint8 [5000, 28, 28] (0..255) and labels int64 [5000], checksum verified."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"the vendored file {path} is missing; it ships as package data "
-                            "in tradeoffs/data/vendored/mnist_5k (reinstall tradeoffs)")
-  with open(path, "rb") as f:
-    raw = f.read()
-  if hashlib.sha256(raw).hexdigest() != MNIST_5K_SHA256:
-    raise ValueError(f"{path} does not match its SHA-256 {MNIST_5K_SHA256} (see SHA256SUMS "
-                     "beside it); reinstall tradeoffs")
+  raw = builders.read_vendored(path, MNIST_5K_SHA256)
   # np.loadtxt takes seconds on 3.9M values; the text is plain comma-separated integers.
   values = np.fromstring(gzip.decompress(raw).replace(b"\n", b","), dtype=np.int64, sep=",")
   if values.size != NUM_IMAGES * 785:

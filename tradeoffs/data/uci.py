@@ -29,7 +29,6 @@ here is `good_loan = (credit_class == 1)`.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.resources
 import io
 import os
@@ -66,15 +65,7 @@ GERMAN_FEMALE = ("A92", "A95")
 
 
 def _read_gz(folder: str, name: str, sha256: str) -> list[str]:
-  path = os.path.join(VENDORED, folder, name)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"the vendored file {path} is missing; it ships as package data "
-                            "(reinstall tradeoffs)")
-  with open(path, "rb") as f:
-    raw = f.read()
-  if hashlib.sha256(raw).hexdigest() != sha256:
-    raise ValueError(f"{path} does not match its SHA-256 {sha256} (see SHA256SUMS beside "
-                     "it); reinstall tradeoffs")
+  raw = builders.read_vendored(os.path.join(VENDORED, folder, name), sha256)
   with gzip.open(io.BytesIO(raw), "rt") as f:
     return f.read().splitlines()
 
