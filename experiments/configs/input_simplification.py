@@ -43,9 +43,14 @@ def get_config(arg=None):
   c.train.update(dict(steps=600, batch_size=64, steps_per_dispatch=100, log_every=100,
                       checkpoint_every=300, eval_every=600))
   c.study = ml_collections.ConfigDict(dict(
+      settings=("post_hoc", "joint"),
       lambdas=(0.0, 0.01, 0.03, 0.1, 0.3, 1.0), levels=17,
       flow_layers=6, flow_hidden=128, flow_steps=2000, flow_learning_rate=1e-3,
-      simplifier_steps=600, simplifier_learning_rate=1e-3, batch_size=64))
+      simplifier_steps=600, simplifier_learning_rate=1e-3, batch_size=64,
+      # Dataset condensation: () leaves it out.
+      condense_per_class=(1, 10), condense_lambdas=(0.0, 0.1, 1.0), condense_steps=300,
+      condense_learning_rate=1e-2, condense_batch_size=128,
+      inner_steps=50, inner_learning_rate=0.3))
   c.efficiency = ml_collections.ConfigDict(dict(latency_repeats=5, time_latency=False,
                                                 measure_batch=32))
   c.report = ml_collections.ConfigDict(dict(
@@ -58,6 +63,8 @@ def get_config(arg=None):
                         eval_every=40))
     # One λ: each λ compiles its own simplifier program; one exercises every report section.
     c.study.update(dict(lambdas=(1.0,), flow_layers=2, flow_hidden=8, flow_steps=60,
-                        simplifier_steps=40))
+                        simplifier_steps=40, condense_per_class=(1,),
+                        condense_lambdas=(1.0,), condense_steps=3, condense_batch_size=16,
+                        inner_steps=3))
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
   return c

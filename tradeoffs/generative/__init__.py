@@ -13,7 +13,8 @@ from tradeoffs.generative.flow import fit
 from tradeoffs.generative.flow import dequantized_bits_per_dim
 from tradeoffs.generative.flow import logit_transform
 from tradeoffs.generative.flow import standard_normal_log_prob
+from tradeoffs.generative import condense
 from tradeoffs.generative import simplify
 
-__all__ = ["RealNVP", "bits_per_dim", "check_levels", "dequantized_bits_per_dim", "fit",
+__all__ = ["RealNVP", "bits_per_dim", "check_levels", "condense", "dequantized_bits_per_dim", "fit",
            "logit_transform", "simplify", "standard_normal_log_prob"]

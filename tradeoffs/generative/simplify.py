@@ -24,9 +24,11 @@ def check_lambda(value: Any, name: str = "lambda") -> float:
 
 
 def objective(logits: jax.Array, labels: jax.Array, bits_per_dim: jax.Array,
-              lam: float) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """(mean CE(f(x̃), y) + λ·mean bits/dim(x̃), its two terms) over a batch [B]."""
-  lam = check_lambda(lam, "lam")
+              lam: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(mean CE(f(x̃), y) + λ·mean bits/dim(x̃), its two terms) over a batch [B]. `lam` may
+  be a traced scalar (one compiled trainer serves every λ); a Python number is checked."""
+  if not isinstance(lam, jax.Array):
+    lam = check_lambda(lam, "lam")
   ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
       jnp.asarray(logits, jnp.float32), labels))
   bits = jnp.mean(bits_per_dim)
@@ -48,42 +50,73 @@ class Simplifier(nn.Module):
     return jnp.reshape(jax.nn.sigmoid(4.0 * (2.0 * x - 1.0) + g), images.shape)
 
 
+Trainer = Callable[[Any, Any, Any, Any, Any], tuple[Any, Any]]
+
+
+def make_trainer(simplifier: Simplifier, classify: Callable[[Any, jax.Array], jax.Array],
+                 bits: Callable[[jax.Array, jax.Array], jax.Array], *, steps: int,
+                 batch_size: int, learning_rate: float,
+                 classifier_tx: optax.GradientTransformation | None = None) -> Trainer:
+  """A compiled trainer `(lam, classifier_params [M, ...], images, labels, key) ->
+  (simplifier params [M, ...], classifier params [M, ...])`, vmapped over members: member m
+  trains its own simplifier (Adam at `learning_rate`) on `objective` for `steps` batches.
+
+  classifier_tx None: the classifiers stay fixed (post-hoc simplification, the paper's
+  explanation setting) and are returned as given; else each member's classifier is trained
+  jointly with its simplifier on the same loss, CE(f(s(x)), y) + λ·bits(s(x)), with
+  `classifier_tx` (the paper's joint setting). λ is an argument, not a constant: one
+  compile serves every λ. classify(params, x̃) -> logits; bits(x̃, key) -> bits/dim [B].
+  Batches and dequantization noise are a function of the member's key and the step.
+  """
+  tx = optax.adam(learning_rate)
+  joint = classifier_tx is not None
+
+  def member(lam, cls_params, images, labels, member_key):
+    params = simplifier.init(member_key, images[:1])["params"]
+    trainable = (params, cls_params) if joint else params
+    opt = ((tx.init(params), classifier_tx.init(cls_params)) if joint else tx.init(params))
+
+    def step(carry, i):
+      trainable, opt = carry
+      k_batch, k_noise = jax.random.split(jax.random.fold_in(member_key, i))
+      idx = jax.random.randint(k_batch, (batch_size,), 0, images.shape[0])
+
+      def loss(t):
+        p, c = t if joint else (t, cls_params)
+        simple = simplifier.apply({"params": p}, images[idx])
+        return objective(classify(c, simple), labels[idx], bits(simple, k_noise), lam)[0]
+
+      grads = jax.grad(loss)(trainable)
+      if joint:
+        (gs, gc), (os_, oc) = grads, opt
+        us, os_ = tx.update(gs, os_, trainable[0])
+        uc, oc = classifier_tx.update(gc, oc, trainable[1])
+        updates, opt = (us, uc), (os_, oc)
+      else:
+        updates, opt = tx.update(grads, opt, trainable)
+      return (optax.apply_updates(trainable, updates), opt), None
+
+    (trainable, _), _ = jax.lax.scan(step, (trainable, opt), jnp.arange(steps))
+    return trainable if joint else (trainable, cls_params)
+
+  run = jax.jit(jax.vmap(member, in_axes=(None, 0, None, None, 0)))
+
+  def train(lam, classifier_params, images, labels, key):
+    lam = check_lambda(lam, "lam")
+    members = jax.tree.leaves(classifier_params)[0].shape[0]
+    return run(jnp.float32(lam), classifier_params, jnp.asarray(images, jnp.float32),
+               jnp.asarray(labels), jax.random.split(key, members))
+
+  return train
+
+
 def train_simplifiers(simplifier: Simplifier, classify: Callable[[Any, jax.Array], jax.Array],
                       classifier_params: Any, bits: Callable[[jax.Array, jax.Array], jax.Array],
                       images: Any, labels: Any, *, lam: float, steps: int, batch_size: int,
                       learning_rate: float, seed: int) -> Any:
-  """One simplifier per classifier member (the classifiers fixed: post-hoc simplification),
-  each trained with Adam on `objective` for `steps` batches; vmapped over members.
-
-  classify(params, x̃) -> logits; classifier_params: a pytree with a leading member axis;
-  bits(x̃, key) -> bits/dim [B] under the prior. Returns simplifier params [M, ...].
-  """
+  """One simplifier per fixed classifier member (post-hoc simplification; `make_trainer`
+  without a classifier optimizer). Returns simplifier params [M, ...]."""
   lam = check_lambda(lam, "lam")
-  images = jnp.asarray(images, jnp.float32)
-  labels = jnp.asarray(labels)
-  members = jax.tree.leaves(classifier_params)[0].shape[0]
-  key = jax.random.key(seed)
-  tx = optax.adam(learning_rate)
-
-  def member(cls_params, member_key):
-    params = simplifier.init(member_key, images[:1])["params"]
-
-    def step(carry, i):
-      params, opt = carry
-      k_batch, k_noise = jax.random.split(jax.random.fold_in(member_key, i))
-      idx = jax.random.randint(k_batch, (batch_size,), 0, images.shape[0])
-
-      def loss(p):
-        simple = simplifier.apply({"params": p}, images[idx])
-        return objective(classify(cls_params, simple), labels[idx], bits(simple, k_noise),
-                         lam)[0]
-
-      grads = jax.grad(loss)(params)
-      updates, opt = tx.update(grads, opt, params)
-      return (optax.apply_updates(params, updates), opt), None
-
-    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(steps))
-    return params
-
-  keys = jax.random.split(key, members)
-  return jax.jit(jax.vmap(member))(classifier_params, keys)
+  trainer = make_trainer(simplifier, classify, bits, steps=steps, batch_size=batch_size,
+                         learning_rate=learning_rate)
+  return trainer(lam, classifier_params, images, labels, jax.random.key(seed))[0]
