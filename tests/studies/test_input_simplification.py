@@ -159,3 +159,23 @@ def test_a_larger_lambda_buys_fewer_bits():
     generative.simplify.train_simplifiers(simplifier, classify, classifier, bits, images,
                                           labels, lam=-1.0, steps=1, batch_size=2,
                                           learning_rate=1e-3, seed=0)
+
+
+def test_condensation_runs_end_to_end_against_its_real_start(tmp_path):
+  # The smoke config leaves condensation out (time budget); this runs it at smoke size.
+  config = _config(settings=(), lambdas=(), condense_per_class=(1,),
+                   condense_lambdas=(1.0,))
+  result = runner.run(study, config, str(tmp_path / "wd"))
+  by = {r["variant"]: r for r in result.records}
+  assert set(by) == {"classifier", "real_ipc1", "condensed_ipc1_lambda1"}
+  for name in ("real_ipc1", "condensed_ipc1_lambda1"):
+    f = by[name]["study_fields"]
+    assert f["set_size"] == 10 and len(f["per_member_bits_per_dim"]) == 2
+    assert np.asarray(f["examples"]).shape == (10, 8, 8)
+    images = np.asarray(f["examples"])
+    assert images.min() >= 0 and images.max() <= 1
+  # The real subset's shown images are the condensed set's starting images.
+  np.testing.assert_array_equal(by["real_ipc1"]["study_fields"]["examples"],
+                                by["condensed_ipc1_lambda1"]["study_fields"]["originals"])
+  report = (tmp_path / "wd" / "report.md").read_text()
+  assert "Dataset condensation" in report and "input_simplification_condensed_ipc1" in report

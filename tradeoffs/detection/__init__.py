@@ -1,6 +1,7 @@
 """Object detection as pure functions: boxes and their coding, IoU, jit-able NMS with
 fixed-size outputs, COCO-style mAP, CenterNet- and SSD-style targets/losses/decoding, a
-compact jitted training loop, and a seeded procedural detection set.
+compact jitted training loop, RoI Align for a second stage, and a seeded procedural
+detection set.
 
     from tradeoffs.detection import boxes, metrics, nms, synthetic
     data = synthetic.generate(seed=0, count=256)
@@ -15,8 +16,9 @@ from tradeoffs.detection import boxes
 from tradeoffs.detection import centernet
 from tradeoffs.detection import metrics
 from tradeoffs.detection import nms
+from tradeoffs.detection import roi
 from tradeoffs.detection import ssd
 from tradeoffs.detection import synthetic
 from tradeoffs.detection import training
 
-__all__ = ["boxes", "centernet", "metrics", "nms", "ssd", "synthetic", "training"]
+__all__ = ["boxes", "centernet", "metrics", "nms", "roi", "ssd", "synthetic", "training"]

@@ -84,12 +84,13 @@ def validate(config: Any) -> None:
     raise ValueError("config has no 'study' section; use "
                      "experiments/configs/input_simplification.py")
   s = config.study
-  _check_lambdas(s.lambdas, "study.lambdas")
   settings = _tuple(s.settings)
-  if not settings or len(set(settings)) != len(settings) or any(
+  per_class = _tuple(s.condense_per_class)
+  if (not settings and not per_class) or len(set(settings)) != len(settings) or any(
       x not in SETTINGS for x in settings):
     raise ValueError(f"--config.study.settings={settings!r}: expected distinct names from "
-                     f"{SETTINGS}")
+                     f"{SETTINGS} (may be empty only with condense_per_class)")
+  _check_lambdas(s.lambdas, "study.lambdas", allow_empty=not settings)
   _number(s.levels, "study.levels", 2, integer=True)
   for key in ("flow_layers", "flow_hidden", "flow_steps", "simplifier_steps", "batch_size",
               "condense_steps", "condense_batch_size", "inner_steps"):
@@ -97,7 +98,6 @@ def validate(config: Any) -> None:
   for key in ("flow_learning_rate", "simplifier_learning_rate", "condense_learning_rate",
               "inner_learning_rate"):
     _number(s[key], f"study.{key}", 0.0, low_open=True)
-  per_class = _tuple(s.condense_per_class)
   for value in per_class:
     _number(value, "study.condense_per_class", 1, integer=True)
   if len(set(per_class)) != len(per_class):
