@@ -1,5 +1,7 @@
-r"""Simplified inputs: a simplifier per classifier trained on CE + λ·bits under a flow prior,
-swept over λ; accuracy against bits per dimension, with the images side by side.
+r"""Simplified inputs: a simplifier per classifier trained on CE + λ·bits under a flow prior
+(post hoc, classifier fixed, and jointly with the classifier), swept over λ, plus condensed
+training sets under the same λ·bits term; accuracy against bits per dimension, with the
+images side by side.
 
     python -m experiments.input_simplification                    # offline
     python -m experiments.input_simplification \

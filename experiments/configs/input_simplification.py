@@ -23,9 +23,8 @@ default (21 variants) 849 s wall, 237.5 s CPU (231.5 user + 6.0 sys) at load ave
 simplifier steps, no condensation — tests/studies/test_input_simplification.py runs
 condensation end to end at smoke size) took 140 s wall, 31.5 s CPU (30.0 user + 1.6
 sys) at load average 16-19; before the joint variant it took 22.6 s CPU, 22.4 s wall at
-load 1.5-1.9. With condensation (1 image per
-class, λ = 1) in it, it took 39.1 s CPU at load 10-17: over the 30 s budget. None of it
-measured on idle cores.
+load 1.5-1.9. With condensation (1 image per class, λ = 1) in it, it took 39.1 s CPU
+at load 10-17: over the 30 s budget. None of it measured on idle cores.
 
 Result of the default run (not tuned; 8 members, 360 test images, 95% t intervals over
 members, one Holm family of 42 paired claims): the prior gives the original test images
