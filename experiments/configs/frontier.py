@@ -79,9 +79,19 @@ def get_config(arg=None):
       divided=(2, 4), width_rule="sqrt", cotraining_loss="js_divergence",
       cotraining_weight=0.5, cotraining_warmup_fraction=0.25, combine="mean_logits",
       # Distilled students at the smallest width, taught by the source (CE + w·T²·KL), per
-      # objective: 'standard' or 'robust' (worst-class weights; digits_groups has no
-      # validation split for EG rounds, so one round: class-balanced weights).
+      # objective: 'standard' or 'robust' (worst-class weights by exponentiated-gradient
+      # rounds, as in the robust distillation study's config: α = 1, step 2, 4 rounds).
+      # digits_groups has no validation split: both students hold out
+      # distill_validation_per_class training images of every class (stratified, seeded)
+      # and train on the rest; the robust one's EG rounds measure per-class error there.
       distilled=("standard", "robust"), distill_temperature=3.0, distill_weight=1.0,
+      distill_alpha=1.0, distill_eg_step=2.0, distill_eg_rounds=4,
+      distill_validation_per_class=10, distill_validation_seed=0,
+      # Loss-prioritized training at the source's width from scratch (the shared
+      # loss_prioritized recipe, clean labels): per method, round(backward_fraction ·
+      # batch) rows of each forward-passed batch backpropagated (Selective Backprop at
+      # selectivity selection_beta; or 'loss_proportional', 'uniform').
+      loss_prioritized=("selective_backprop",), backward_fraction=0.5, selection_beta=1.0,
       # Fast/slow cascades: the smallest dense model, the source on the given fraction of
       # least confident inputs; expected cost from the two measured latencies.
       cascade_rates=(0.2, 0.5),
@@ -109,7 +119,8 @@ def get_config(arg=None):
     c.study.update(dict(width_multipliers=(0.5, 1.0), sparsities=(0.8,), bits=(8,),
                         divided=(2,), finetune_steps=10, channel_sparsities=(0.5,),
                         nm=((2, 4),), finetune_steps_axis=(), distilled=("robust",),
-                        cascade_rates=(0.5,), dp_noise_multipliers=(1.0,)))
+                        cascade_rates=(0.5,), dp_noise_multipliers=(1.0,),
+                        distill_eg_rounds=2))
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
   elif args.variant == "full":
     # The expensive extras: 16 members per population, the fine-tune axis to 1,600
@@ -118,6 +129,8 @@ def get_config(arg=None):
     c.study.update(dict(width_multipliers=(0.0625, 0.125, 0.25, 0.5, 1.0),
                         sparsities=(0.5, 0.8, 0.9, 0.95), finetune_steps_axis=(400, 1600),
                         bits=(8, 4, 2), cascade_rates=(0.1, 0.2, 0.5),
+                        loss_prioritized=("selective_backprop", "loss_proportional",
+                                          "uniform"),
                         dp_noise_multipliers=(0.7, 1.0, 3.0)))
   elif args.variant == "cifar10":
     # The standard ResNet-20 CIFAR-10 training, for half as many steps.
@@ -131,5 +144,5 @@ def get_config(arg=None):
                            finetune_learning_rate=0.01, width_rule="paper", divided=(2, 4),
                            channel_sparsities=(),  # unit pruning knows mlp/cnn only
                            finetune_steps_axis=(32000,), distilled=(),
-                           dp_noise_multipliers=()))
+                           dp_noise_multipliers=(), loss_prioritized=()))
   return c
