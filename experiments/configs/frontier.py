@@ -17,26 +17,47 @@ Variants, each a population of 8 (so variance, churn and CIE are measured):
     Zhao et al.), trained with co-training (JS divergence, weight 0.5 ramped over the
     first quarter), 8 ensembles per S, combined by mean logits;
   * distilled: the smallest width (w = 32) taught by the source's member 0 at T = 3
-    (CE + T²·KL), standard and worst-class robust (one round: class-balanced weights;
-    digits_groups has no validation split for the EG rounds);
+    (CE + T²·KL), standard and worst-class robust (α = 1, 4 rounds of exponentiated
+    gradient at step 2, as the robust distillation study runs them); both hold out 10
+    training images per class (100, stratified, seed 0) as the validation split the
+    robust rounds measure per-class error on, and train on the other 1,337;
   * cascades: w = 32 always, the source on the 20% / 50% least confident inputs;
     expected latency from the two measured latencies (not timed);
+  * loss-prioritized: the source's width from scratch with Selective Backprop (β = 1),
+    64 of each batch of 128 backpropagated (clean labels): half the backward rows,
+    1.2× fewer counted training FLOPs (the selection forward-passes the whole batch);
   * DP-SGD: w = 32 from scratch, clip 1, noise multiplier 1 and 3 (ε ≈ 14 and ≈ 2.8 at
     δ = 1e-5, RDP accountant), 400 steps at batch 128.
-Measured runtime (`/usr/bin/time python -m experiments.frontier`, fresh process,
-compilation included): 1 min 27 s wall, 123 s of CPU (user + sys), on 2 nearly idle CPU
-cores (load average 0.2 at the start; the 14-variant job before took 140 s of CPU, 1 min
-45 s wall). `:smoke`: 49 s of CPU under a load of ~9-20.
+Measured runtime (`/usr/bin/time python -m experiments.frontier --workdir=<fresh>`, fresh
+process and workdir, compilation included), 21 variants: 127 s of CPU (122.5 user + 4.3
+sys; 745 s wall on 2 cores shared with other jobs, load average 8 at the start, 20 at the
+end). The 20-variant job before it took 154 s of CPU side by side under the same load
+(549 s wall, load 6-14) and 123 s of CPU / 1 min 27 s wall on nearly idle cores, so expect
+~100 s of CPU, roughly 70 s wall, on 2 idle cores: the binary's compilation cache
+(<workdir>/xla_cache) compiles each program once per run (the pruned and N:M fine-tunes
+share one step, populations of one shape one evaluation, the EG rounds one step), which
+more than pays for the two added variants. Where CPU goes (per variant, same run shape):
+the two divided ensembles ~12 s each (16 and 32 networks trained), DP-SGD ~11-13 s each
+(its per-example-gradient step compiles anew for each noise multiplier),
+dense_w256 ~9 s, Selective Backprop ~8 s. `:smoke` (11 variants): 55-59 s of CPU under a
+load of 8-17 (49 s for 10 variants before); most of it is per-population compilation in
+the library (training and evaluation programs, DP-SGD's step, the sheet's per-record
+ops), not in the frontier's own code.
 The report's "Seconds" column gives each variant's time. Populations (8 members) and steps
 are unchanged from the 14-variant job.
 Variants: `:smoke` (2 members, 2 widths, one variant of every technique: one sparsity,
-channels, 2:4, int8, S=2, the robust student, a cascade at 50%, DP-SGD at σ = 1; used by
-tests), `:full` (the expensive extras: 16 members, a wider sweep, the fine-tune axis to
-1,600 steps, more bits, rates and noise multipliers; not measured), `:cifar10` (ResNet-20 width sweep on CIFAR-10 for accelerators; prepare
+channels, 2:4, int8, S=2, the robust student with 2 EG rounds, a cascade at 50%, Selective
+Backprop, DP-SGD at σ = 1; used by tests), `:full` (the expensive extras: 16 members, a
+wider sweep, the fine-tune axis to 1,600 steps, more bits, rates and noise multipliers,
+loss-proportional and uniform selection beside Selective Backprop; not measured), `:cifar10` (ResNet-20 width sweep on CIFAR-10 for accelerators; prepare
 the data once with `python -m tradeoffs.data.prepare --datasets=cifar10`; not measured
 here, expect roughly 1-2 GPU-hours for 4 members), `:members=16`.
 Rebuild the report only: `python -m experiments.frontier --report_only`; merge several
 runs: `python -m experiments.frontier --workdir=workdirs/merged --merge=a,b`.
+The README's headline figure and caption come from the default run:
+`python -m experiments.frontier --workdir=workdirs/frontier && cp
+workdirs/frontier/frontier_headline.png docs/frontier_headline.png`; the caption's numbers
+are the "Verdicts against the dense source" section of workdirs/frontier/report.md.
 """
 
 from __future__ import annotations
