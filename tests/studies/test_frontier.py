@@ -209,6 +209,8 @@ def test_selective_backprop_records_what_its_training_saves(smoke_run):
       es["train_seconds"] / e["train_seconds"])
   report = open(os.path.join(smoke_run, "report.md")).read()
   assert "Training took" in report and "train_backward_examples 2.00×" in report
+  assert "1.92k of 3.84k forward-passed rows" in report
+  assert "The distilled students train on 1337 training images; 100 (10 per class" in report
 
 
 def test_hardware_lottery_sets_counted_beside_measured(smoke_run):

@@ -544,6 +544,29 @@ def group_label(group: str) -> str:
           "subgroup=0": "upright digits (subgroup=0)"}.get(group, group)
 
 
+def _training_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
+  """What the loss-prioritized and distilled variants changed in training, from their
+  records (the held-out split, the rows backpropagated)."""
+  out = []
+  split = next(((r.get("study_fields") or {}).get("validation") for r in records
+                if (r.get("study_fields") or {}).get("validation")), None)
+  if split:
+    out.append(f"The distilled students train on {split['train_examples']} training images; "
+               f"{split['examples']} ({split['per_class']} per class, seed {split['seed']}) "
+               "are held out as the validation split on which the robust student's "
+               "exponentiated-gradient rounds measure per-class error; the test split is "
+               "untouched.")
+  for r in records:
+    if r.get("technique") == "loss_prioritized":
+      e = r.get("efficiency") or {}
+      out.append(f"{r['variant']} changes training only (the source's model): "
+                 f"{fmt.count(e.get('train_backward_examples'))} of "
+                 f"{fmt.count(e.get('train_forward_examples'))} forward-passed rows per "
+                 "member were backpropagated; its inference columns are the source's, and "
+                 "what it saved in training is in the hardware lottery and the ledger.")
+  return out
+
+
 def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[Any, ...]]:
   records = list(records)
   source = _source_record(records)
@@ -560,6 +583,7 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
             "mostly call overhead on this CPU; the larger batch shows what a smaller "
             "model saves. The divided members have no distinct augmented views here "
             "(digits MLP, no augmentation), unlike the paper's.")]
+  blocks += [("p", text) for text in _training_notes(records)]
   headline = plot_headline(records)
   if headline is not None:
     blocks.append(("figure", "frontier_headline.png", headline,
