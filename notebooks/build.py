@@ -133,7 +133,8 @@ if not WORKDIRS:
         config.seeds.init = config.seeds.data = seed
         if SMOKE:   # dense, pruned 80% and int8 only
             config.study.update(dict(width_multipliers=(1.0,), sparsities=(0.8,), bits=(8,),
-                                     divided=(), channel_sparsities=(), nm=()))
+                                     divided=(), channel_sparsities=(), nm=(),
+                                     loss_prioritized=()))
             config.efficiency.update(dict(latency_repeats=2))
         workdir = os.path.join(ROOT, f"seed{seed}")
         runner.run(studies.get("frontier"), config, workdir)

@@ -17,26 +17,47 @@ Variants, each a population of 8 (so variance, churn and CIE are measured):
     Zhao et al.), trained with co-training (JS divergence, weight 0.5 ramped over the
     first quarter), 8 ensembles per S, combined by mean logits;
   * distilled: the smallest width (w = 32) taught by the source's member 0 at T = 3
-    (CE + T²·KL), standard and worst-class robust (one round: class-balanced weights;
-    digits_groups has no validation split for the EG rounds);
+    (CE + T²·KL), standard and worst-class robust (α = 1, 4 rounds of exponentiated
+    gradient at step 2, as the robust distillation study runs them); both hold out 10
+    training images per class (100, stratified, seed 0) as the validation split the
+    robust rounds measure per-class error on, and train on the other 1,337;
   * cascades: w = 32 always, the source on the 20% / 50% least confident inputs;
     expected latency from the two measured latencies (not timed);
+  * loss-prioritized: the source's width from scratch with Selective Backprop (β = 1),
+    64 of each batch of 128 backpropagated (clean labels): half the backward rows,
+    1.2× fewer counted training FLOPs (the selection forward-passes the whole batch);
   * DP-SGD: w = 32 from scratch, clip 1, noise multiplier 1 and 3 (ε ≈ 14 and ≈ 2.8 at
     δ = 1e-5, RDP accountant), 400 steps at batch 128.
-Measured runtime (`/usr/bin/time python -m experiments.frontier`, fresh process,
-compilation included): 1 min 27 s wall, 123 s of CPU (user + sys), on 2 nearly idle CPU
-cores (load average 0.2 at the start; the 14-variant job before took 140 s of CPU, 1 min
-45 s wall). `:smoke`: 49 s of CPU under a load of ~9-20.
+Measured runtime (`/usr/bin/time python -m experiments.frontier --workdir=<fresh>`, fresh
+process and workdir, compilation included), 21 variants: 127 s of CPU (122.5 user + 4.3
+sys; 745 s wall on 2 cores shared with other jobs, load average 8 at the start, 20 at the
+end). The 20-variant job before it took 154 s of CPU side by side under the same load
+(549 s wall, load 6-14) and 123 s of CPU / 1 min 27 s wall on nearly idle cores, so expect
+~100 s of CPU, roughly 70 s wall, on 2 idle cores: the binary's compilation cache
+(<workdir>/xla_cache) compiles each program once per run (the pruned and N:M fine-tunes
+share one step, populations of one shape one evaluation, the EG rounds one step), which
+more than pays for the two added variants. Where CPU goes (per variant, same run shape):
+the two divided ensembles ~12 s each (16 and 32 networks trained), DP-SGD ~11-13 s each
+(its per-example-gradient step compiles anew for each noise multiplier),
+dense_w256 ~9 s, Selective Backprop ~8 s. `:smoke` (11 variants): 55-59 s of CPU under a
+load of 8-17 (49 s for 10 variants before); most of it is per-population compilation in
+the library (training and evaluation programs, DP-SGD's step, the sheet's per-record
+ops), not in the frontier's own code.
 The report's "Seconds" column gives each variant's time. Populations (8 members) and steps
 are unchanged from the 14-variant job.
 Variants: `:smoke` (2 members, 2 widths, one variant of every technique: one sparsity,
-channels, 2:4, int8, S=2, the robust student, a cascade at 50%, DP-SGD at σ = 1; used by
-tests), `:full` (the expensive extras: 16 members, a wider sweep, the fine-tune axis to
-1,600 steps, more bits, rates and noise multipliers; not measured), `:cifar10` (ResNet-20 width sweep on CIFAR-10 for accelerators; prepare
+channels, 2:4, int8, S=2, the robust student with 2 EG rounds, a cascade at 50%, Selective
+Backprop, DP-SGD at σ = 1; used by tests), `:full` (the expensive extras: 16 members, a
+wider sweep, the fine-tune axis to 1,600 steps, more bits, rates and noise multipliers,
+loss-proportional and uniform selection beside Selective Backprop; not measured), `:cifar10` (ResNet-20 width sweep on CIFAR-10 for accelerators; prepare
 the data once with `python -m tradeoffs.data.prepare --datasets=cifar10`; not measured
 here, expect roughly 1-2 GPU-hours for 4 members), `:members=16`.
 Rebuild the report only: `python -m experiments.frontier --report_only`; merge several
 runs: `python -m experiments.frontier --workdir=workdirs/merged --merge=a,b`.
+The README's headline figure and caption come from the default run:
+`python -m experiments.frontier --workdir=workdirs/frontier && cp
+workdirs/frontier/frontier_headline.png docs/frontier_headline.png`; the caption's numbers
+are the "Verdicts against the dense source" section of workdirs/frontier/report.md.
 """
 
 from __future__ import annotations
@@ -79,9 +100,19 @@ def get_config(arg=None):
       divided=(2, 4), width_rule="sqrt", cotraining_loss="js_divergence",
       cotraining_weight=0.5, cotraining_warmup_fraction=0.25, combine="mean_logits",
       # Distilled students at the smallest width, taught by the source (CE + w·T²·KL), per
-      # objective: 'standard' or 'robust' (worst-class weights; digits_groups has no
-      # validation split for EG rounds, so one round: class-balanced weights).
+      # objective: 'standard' or 'robust' (worst-class weights by exponentiated-gradient
+      # rounds, as in the robust distillation study's config: α = 1, step 2, 4 rounds).
+      # digits_groups has no validation split: both students hold out
+      # distill_validation_per_class training images of every class (stratified, seeded)
+      # and train on the rest; the robust one's EG rounds measure per-class error there.
       distilled=("standard", "robust"), distill_temperature=3.0, distill_weight=1.0,
+      distill_alpha=1.0, distill_eg_step=2.0, distill_eg_rounds=4,
+      distill_validation_per_class=10, distill_validation_seed=0,
+      # Loss-prioritized training at the source's width from scratch (the shared
+      # loss_prioritized recipe, clean labels): per method, round(backward_fraction ·
+      # batch) rows of each forward-passed batch backpropagated (Selective Backprop at
+      # selectivity selection_beta; or 'loss_proportional', 'uniform').
+      loss_prioritized=("selective_backprop",), backward_fraction=0.5, selection_beta=1.0,
       # Fast/slow cascades: the smallest dense model, the source on the given fraction of
       # least confident inputs; expected cost from the two measured latencies.
       cascade_rates=(0.2, 0.5),
@@ -109,7 +140,8 @@ def get_config(arg=None):
     c.study.update(dict(width_multipliers=(0.5, 1.0), sparsities=(0.8,), bits=(8,),
                         divided=(2,), finetune_steps=10, channel_sparsities=(0.5,),
                         nm=((2, 4),), finetune_steps_axis=(), distilled=("robust",),
-                        cascade_rates=(0.5,), dp_noise_multipliers=(1.0,)))
+                        cascade_rates=(0.5,), dp_noise_multipliers=(1.0,),
+                        distill_eg_rounds=2))
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
   elif args.variant == "full":
     # The expensive extras: 16 members per population, the fine-tune axis to 1,600
@@ -118,6 +150,8 @@ def get_config(arg=None):
     c.study.update(dict(width_multipliers=(0.0625, 0.125, 0.25, 0.5, 1.0),
                         sparsities=(0.5, 0.8, 0.9, 0.95), finetune_steps_axis=(400, 1600),
                         bits=(8, 4, 2), cascade_rates=(0.1, 0.2, 0.5),
+                        loss_prioritized=("selective_backprop", "loss_proportional",
+                                          "uniform"),
                         dp_noise_multipliers=(0.7, 1.0, 3.0)))
   elif args.variant == "cifar10":
     # The standard ResNet-20 CIFAR-10 training, for half as many steps.
@@ -131,5 +165,5 @@ def get_config(arg=None):
                            finetune_learning_rate=0.01, width_rule="paper", divided=(2, 4),
                            channel_sparsities=(),  # unit pruning knows mlp/cnn only
                            finetune_steps_axis=(32000,), distilled=(),
-                           dp_noise_multipliers=()))
+                           dp_noise_multipliers=(), loss_prioritized=()))
   return c

@@ -20,9 +20,10 @@ from tradeoffs.studies import runner
 from tradeoffs.train import predictions as predictions_lib
 
 SMOKE_VARIANTS = ["dense_w64", "dense_w32", "pruned_s80", "channels_s50", "nm_2of4", "int8",
-                  "divided_s2", "distilled_robust", "cascade_r50", "dp_sigma1"]
+                  "divided_s2", "distilled_robust", "cascade_r50", "selective_backprop_k50",
+                  "dp_sigma1"]
 TECHNIQUES = {"dense", "pruned_one_shot", "pruned_channels", "pruned_nm", "quantized",
-              "divided", "distilled", "cascade", "dp_sgd"}
+              "divided", "distilled", "cascade", "loss_prioritized", "dp_sgd"}
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +99,10 @@ def test_report_sections_and_verdicts(smoke_run):
     assert heading in report
   for name in ("frontier_headline.png", "frontier_groups.png", "frontier_params.png"):
     assert os.path.getsize(os.path.join(smoke_run, name)) > 1000
-  # 9 variants × 3 metrics, one family: paired for the 5 derived from the source's own
-  # members (pruned, channel-pruned, N:M, int8, the cascade), Welch for the 4 retrained
-  # ones (the narrower dense model, divided, distilled, DP-SGD).
-  assert report.count("| paired t |") == 15 and report.count("| Welch t |") == 12
+  # 10 variants × 3 metrics, one family: paired for the 5 derived from the source's own
+  # members (pruned, channel-pruned, N:M, int8, the cascade), Welch for the 5 retrained
+  # ones (the narrower dense model, divided, distilled, Selective Backprop, DP-SGD).
+  assert report.count("| paired t |") == 15 and report.count("| Welch t |") == 15
   for heading in ("## The hardware lottery", "## Accountability ledger"):
     assert heading in report
   assert "rotated digits (subgroup=1)" not in report or "Who pays" in report
@@ -148,6 +149,68 @@ def test_smoke_has_every_technique_and_a_ledger_per_record(smoke_run):
   student = by["distilled_robust"]
   assert student["efficiency"]["params"] == by["dense_w32"]["efficiency"]["params"]
   assert student["study_fields"]["teacher"] == "dense_w64"
+
+
+def test_robust_student_runs_eg_rounds_on_a_carved_validation_split(smoke_run):
+  from tradeoffs import data as data_lib
+  records = {r["variant"]: r for r in records_lib.read_records(smoke_run)}
+  student = records["distilled_robust"]
+  fields, knobs = student["study_fields"], student["knobs"]
+  split = fields["validation"]
+  ds = data_lib.load("digits_groups")
+  train_ids, test_ids = set(ds.train.ids.tolist()), set(ds.test.ids.tolist())
+  validation, used = set(split["ids"]), set(split["train_ids"])
+  # Stratified: per_class of every class; disjoint from the rows trained on and from test;
+  # together they are the whole training split (the test split untouched).
+  label_of = dict(zip(ds.train.ids.tolist(), ds.train.labels.tolist()))
+  assert np.bincount([label_of[i] for i in validation], minlength=10).tolist() == [10] * 10
+  assert len(validation) == split["examples"] == 100 and len(used) == split["train_examples"]
+  assert not validation & used and not validation & test_ids
+  assert validation | used == train_ids
+  # The objective's class priors are those of the rows trained on, not the whole split.
+  counts = np.bincount([label_of[i] for i in used], minlength=10)
+  np.testing.assert_allclose(fields["class_priors"], counts / counts.sum())
+  # EG rounds: λ moves by λ·exp(η·R̂)/Z between rounds (closed form on the recorded R̂).
+  assert knobs["eg_rounds"] == fields["eg_rounds"] == 2
+  lam = np.asarray(fields["lambda_history"])
+  risks = np.asarray(fields["validation_error_history"])
+  assert lam.shape == (2, 10) and risks.shape == (1, 10)
+  expected = lam[0] * np.exp(knobs["eg_step"] * risks[0])
+  np.testing.assert_allclose(lam[1], expected / expected.sum(), rtol=1e-9)
+  np.testing.assert_allclose(fields["target_weights"], lam[1])  # α = 1: λ itself.
+  assert os.path.isdir(os.path.join(smoke_run, "checkpoints", "distilled_robust_round0"))
+
+
+def test_selective_backprop_records_what_its_training_saves(smoke_run):
+  records = {r["variant"]: r for r in records_lib.read_records(smoke_run)}
+  source, sb = records["dense_w64"], records["selective_backprop_k50"]
+  steps, batch = 30, 128
+  k = round(0.5 * batch)
+  assert sb["technique"] == "loss_prioritized" and sb["knobs"]["method"] == "selective_backprop"
+  assert sb["study_fields"]["backward_examples"] == [k * steps] * 2
+  assert sb["study_fields"]["forward_examples"] == [batch * steps] * 2
+  assert all(0 < n <= k * steps for n in sb["study_fields"]["selected_examples"])
+  e, es = sb["efficiency"], source["efficiency"]
+  assert e["params"] == es["params"] and e["flops"] == es["flops"]  # The same model.
+  assert (e["train_forward_examples"], e["train_backward_examples"]) == (batch * steps,
+                                                                       k * steps)
+  assert es["train_backward_examples"] == batch * steps
+  # Forward FLOPs × (the selection pass over the batch + 3 × the backpropagated rows).
+  assert e["train_flops"] == pytest.approx(e["flops"] * steps * (batch + 3 * k))
+  assert es["train_flops"] == pytest.approx(es["flops"] * steps * 3 * batch)
+  assert e["train_seconds"] > 0 and es["train_seconds"] > 0
+  saved = sb["ledger"]["saved"]
+  assert saved["train_backward_examples"] == pytest.approx(2.0)
+  assert saved["train_flops"] == pytest.approx(3 * batch / (batch + 3 * k))  # 1.2×
+  row = next(r for r in hardware.lottery(list(records.values()))["rows"]
+             if r["variant"] == "selective_backprop_k50")
+  assert row["theoretical"]["training FLOPs"] == pytest.approx(saved["train_flops"])
+  assert row["measured"]["cpu"]["train"]["ratio"] == pytest.approx(
+      es["train_seconds"] / e["train_seconds"])
+  report = open(os.path.join(smoke_run, "report.md")).read()
+  assert "Training took" in report and "train_backward_examples 2.00×" in report
+  assert "1.92k of 3.84k forward-passed rows" in report
+  assert "The distilled students train on 1337 training images; 100 (10 per class" in report
 
 
 def test_hardware_lottery_sets_counted_beside_measured(smoke_run):
@@ -248,6 +311,11 @@ def test_report_only_merges_and_rejects_unknown_axis(smoke_run, tmp_path):
     ("cascade_rates", (1.5,), r"--config.study.cascade_rates=1.5: expected a number in"),
     ("dp_noise_multipliers", (0.0,),
      r"--config.study.dp_noise_multipliers=0.0: expected a number in \(0, inf\)"),
+    ("loss_prioritized", ("full",), r"--config.study.loss_prioritized=\('full',\): each"),
+    ("backward_fraction", 1.0, r"--config.study.backward_fraction=1.0: expected a number"),
+    ("distill_validation_per_class", 0,
+     r"--config.study.distill_validation_per_class=0: expected an integer in \[1, inf\)"),
+    ("distill_eg_rounds", 31, r"--config.study.distill_eg_rounds=31: expected an integer"),
 ])
 def test_bad_config_raises_before_compiling(key, value, match):
   config = config_lib.get_config("smoke")
@@ -269,7 +337,7 @@ def test_plans_of_default_and_cifar10_configs():
       "dense_w256", "dense_w128", "dense_w64", "dense_w32", "pruned_s50", "pruned_s80",
       "pruned_s90", "pruned_s90_ft400", "channels_s50", "nm_2of4", "int8", "int4",
       "divided_s2", "divided_s4", "distilled_standard", "distilled_robust", "cascade_r20",
-      "cascade_r50", "dp_sigma1", "dp_sigma3"]
+      "cascade_r50", "selective_backprop_k50", "dp_sigma1", "dp_sigma3"]
   variants = {v.name: v for v in default}
   assert variants["divided_s4"].train_config.model.kwargs.hidden == (128, 128)
   assert variants["divided_s4"].train_config.population.members == 32

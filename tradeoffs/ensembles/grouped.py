@@ -104,4 +104,5 @@ def member_diversity(member_logits: Any, num_members: int, loss: str) -> float |
   if num_members < 2:
     return None
   cot_fn = losses_lib.get_cotraining_loss(loss)
-  return float(jnp.mean(jax.vmap(cot_fn)(_grouped(member_logits, num_members))))
+  # One program, not one per primitive (the loss runs once per variant, eagerly otherwise).
+  return float(jnp.mean(jax.jit(jax.vmap(cot_fn))(_grouped(member_logits, num_members))))

@@ -4,7 +4,10 @@ Per variant, the theoretical saving against its backend's dense source — param
 non-zero parameters, FLOPs, sparse FLOPs (zeros skipped), weight bytes: ratios
 source / variant, the same on every backend — beside the measured one on each backend the
 variant ran: latency at batch 1 and at the larger measured batch (source median / variant
-median, with the variant's p10–p90) and peak memory of the compiled forward pass.
+median, with the variant's p10–p90) and peak memory of the compiled forward pass. Where
+a study counts training cost (`efficiency.train_flops`, `efficiency.train_seconds`: e.g.
+loss-prioritized training against dense training), counted training FLOPs sit beside the
+measured training wall-clock, one run each (no spread, so no verdict).
 
 Records merged from several runs are grouped by backend (`efficiency.backend`, else
 `environment.backend`): a variant is one row, each backend its own columns (never one row
@@ -28,7 +31,8 @@ THEORETICAL = (("params", "efficiency.params"),
                ("non-zero params", "efficiency.nonzero_params"),
                ("FLOPs", "efficiency.flops"),
                ("sparse FLOPs", "efficiency.sparse_flops"),
-               ("weight bytes", "efficiency.weight_bytes"))
+               ("weight bytes", "efficiency.weight_bytes"),
+               ("training FLOPs", "efficiency.train_flops"))
 REALISED, SLOWER, UNCHANGED = "realised", "slower", "no measurable change"
 EXPECTED = "expected"  # Computed from measured latencies (a cascade), not timed.
 
@@ -86,6 +90,16 @@ def measured_saving(record: Mapping[str, Any], source: Mapping[str, Any],
           "verdict": verdict, "batch": 1 if batch is None else int(batch)}
 
 
+def training_saving(record: Mapping[str, Any], source: Mapping[str, Any]
+                    ) -> dict[str, Any] | None:
+  """Training wall-clock saving source/variant, where both record it: one run each,
+  compilation included and no spread, so it gets no realised/unchanged verdict."""
+  v, s = (as_number(get_path(r, "efficiency.train_seconds")) for r in (record, source))
+  if v is None or s is None or v <= 0:
+    return None
+  return {"ratio": s / v, "seconds": v, "source_seconds": s}
+
+
 def theoretical_savings(record: Mapping[str, Any], source: Mapping[str, Any]
                         ) -> dict[str, float]:
   """{name: source / variant} for the counted (backend-independent) quantities."""
@@ -120,6 +134,7 @@ def lottery(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "b1": measured_saving(record, source, None),
         "bN": measured_saving(record, source, batch) if batch else None,
         "peak_bytes": peak_s / peak_v if peak_s and peak_v else None,
+        "train": training_saving(record, source),
         "device_kind": get_path(record, "efficiency.device_kind")
         or get_path(record, "environment.device_kind")}
   return {"backends": names, "rows": list(rows.values())}
@@ -154,17 +169,21 @@ def sentence(row: Mapping[str, Any], backend: str) -> str:
           " (computed from its models' measured latencies)")
   if m.get("peak_bytes") and m["peak_bytes"] > 1.05:
     realised.append(f"peak memory {m['peak_bytes']:.2f}× smaller")
+  train = m.get("train")
+  note = "" if not (train and "training FLOPs" in row["theoretical"]) else (
+      f" Training took {train['seconds']:.1f} s of wall-clock against the source's "
+      f"{train['source_seconds']:.1f} s (one run each, compilation included: no verdict).")
   paper = ", ".join(f"{v:.2f}× fewer {k}" for k, v in theory.items())
   if not theory and not realised:
     head = f"{row['variant']} saves nothing counted against the dense source"
-    return head + (f"; on {backend}: {'; '.join(slower)}." if slower else ".")
+    return head + (f"; on {backend}: {'; '.join(slower)}." if slower else ".") + note
   if realised:
     text = f"On {backend}, {row['variant']} realises {'; '.join(realised)}"
     return text + (f" (counted: {paper})." if paper else ".") + (
-        f" But {'; '.join(slower)}." if slower else "")
+        f" But {'; '.join(slower)}." if slower else "") + note
   text = (f"On {backend}, {row['variant']}'s savings exist only on paper ({paper}): "
           "no latency difference beyond the spread")
-  return text + (f", and {'; '.join(slower)}." if slower else ".")
+  return text + (f", and {'; '.join(slower)}." if slower else ".") + note
 
 
 def blocks(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
@@ -176,9 +195,10 @@ def blocks(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     return []
   theory_names = [n for n, _ in THEORETICAL if any(n in r["theoretical"] for r in rows)]
   headers = ["Variant"] + [f"{n} (counted)" for n in theory_names]
+  trains = any(m.get("train") for r in rows for m in r["measured"].values())
   for backend in result["backends"]:
     headers += [f"{backend}: latency b=1", f"{backend}: latency b=N",
-                f"{backend}: peak memory"]
+                f"{backend}: peak memory"] + ([f"{backend}: training wall"] if trains else [])
   table = []
   for row in rows:
     cells = [row["variant"]] + [_ratio(row["theoretical"].get(n)) for n in theory_names]
@@ -186,6 +206,9 @@ def blocks(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
       m = row["measured"].get(backend) or {}
       cells += [_measured_cell(m.get("b1")), _measured_cell(m.get("bN")),
                 _ratio(m.get("peak_bytes"))]
+      if trains:
+        t = m.get("train")
+        cells.append("–" if not t else f"{t['ratio']:.2f}×; {t['seconds']:.1f} s")
     table.append(cells)
   kinds = sorted({f"{b}: {m['device_kind']}" for r in rows for b, m in r["measured"].items()
                   if m.get("device_kind")})
@@ -198,7 +221,10 @@ def blocks(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
             "median (p10–p90); '(≈)' marks spreads that overlap the source's (no measurable "
             "change), b=N the larger measured batch; peak memory is XLA's buffer peak of "
             "the compiled forward pass. Cascades' latency is expected, computed from the "
-            "measured latencies of their two models, not timed. Backends: "
+            "measured latencies of their two models, not timed. Training FLOPs (counted "
+            "where a variant was trained from scratch: rows forward-passed plus 3 × rows "
+            "backpropagated, × forward FLOPs per example) sit beside the training "
+            "wall-clock (one run each, compilation included, no spread). Backends: "
             + (", ".join(kinds) or ", ".join(result["backends"])) + "."),
       ("table", headers, table)]
   out += [("p", sentence(row, backend)) for row in rows for backend in result["backends"]

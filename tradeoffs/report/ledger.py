@@ -244,7 +244,10 @@ PAYER_PATHS = (("top1", "accuracy.per_member_top1"),
                ("worst_group", "accuracy.per_member_worst_group"))
 SAVING_PATHS = (("params", "efficiency.params"), ("nonzero_params", "efficiency.nonzero_params"),
                 ("flops", "efficiency.flops"), ("weight_bytes", "efficiency.weight_bytes"),
-                ("latency_ms", "efficiency.latency_ms"))
+                ("latency_ms", "efficiency.latency_ms"),
+                # Training cost, where a study counts it (frontier: from-scratch variants).
+                ("train_backward_examples", "efficiency.train_backward_examples"),
+                ("train_flops", "efficiency.train_flops"))
 
 
 def accountability(record: Mapping[str, Any], reference: Mapping[str, Any] | None
@@ -316,7 +319,8 @@ def accountability_table(records: Sequence[Mapping[str, Any]],
       continue
     knobs = ", ".join(f"{k['knob']}={k['value']}" for k in entry["knobs"][1:]) or "–"
     saved = ", ".join(f"{k} {v:.2f}×" for k, v in entry["saved"].items()
-                      if k in ("nonzero_params", "flops", "weight_bytes", "latency_ms")) or "–"
+                      if k in ("nonzero_params", "flops", "weight_bytes", "latency_ms",
+                               "train_backward_examples", "train_flops")) or "–"
     cells = [str(record.get("variant")), knobs, saved]
     for key in ("top1", "worst_class", "worst_group"):
       payer = entry["payers"].get(key)

@@ -67,8 +67,8 @@ def measured_sparsity(params: Any, filter_fn=None) -> dict[str, float]:
   >>> measured_sparsity(pop)
   {'mean': 0.5, 'min': 0.25, 'max': 0.75}
   """
-  summary = jax.vmap(lambda p: masks_lib.summarize_sparsity(
-      p, filter_fn or masks_lib.default_filter)["total"]["sparsity"])(params)
+  summary = jax.jit(jax.vmap(lambda p: masks_lib.summarize_sparsity(  # One program.
+      p, filter_fn or masks_lib.default_filter)["total"]["sparsity"]))(params)
   values = np.asarray(jax.device_get(summary), np.float64)
   return {"mean": float(values.mean()), "min": float(values.min()),
           "max": float(values.max())}

@@ -1,7 +1,8 @@
 """The main job: one efficiency frontier with the hidden costs beside it.
 
     config → dense width sweep → compressions of the widest dense model (pruned,
-    quantized, divided into a co-trained ensemble) → per-example predictions →
+    quantized, divided into a co-trained ensemble, distilled, cascaded) and other
+    trainings (loss-prioritized, DP-SGD) → per-example predictions →
     trade-off records → frontier plots, verdicts and the report
 
 Every variant is a population (config.population.members), so top-1 comes with its
@@ -25,10 +26,22 @@ Formulations chosen (documented because they are choices; the recipes are in
     (`study_fields.params_ratio`): the width rule rounds, so it is not exactly 1.
   * distilled students (`distilled` recipe): the smallest dense width trained from
     labels and the source's member-0 train logits (CE + w·T²·KL), objective 'standard'
-    or 'robust' (worst-class weights, α = 1). digits_groups has no validation split for
-    the exponentiated-gradient rounds, so the robust student runs one round: uniform
-    class targets, i.e. class-balanced weights (digits' classes are nearly balanced, so
-    expect it close to the standard one).
+    or 'robust' (worst-class weights, `distill_alpha`, λ by `distill_eg_rounds` rounds of
+    exponentiated gradient with step `distill_eg_step`, as the robust distillation study
+    runs them). digits_groups has no validation split, so both students hold out
+    `distill_validation_per_class` training images of every class (`recipes.
+    carved_validation`: stratified, seeded by `distill_validation_seed`; the ids are in
+    `study_fields.validation`) and train on the rest; the robust student's per-class
+    error between rounds is measured there; the test split is untouched. The teacher
+    trained on the whole training split (held-out rows included), so the held-out rows
+    are unseen by the student only.
+  * loss-prioritized training (`loss_prioritized` recipe, clean labels): the source's
+    width from scratch, round(`backward_fraction` · batch) rows of each forward-passed
+    batch backpropagated, chosen by Selective Backprop (Jiang et al. 2019) at β =
+    `selection_beta` (or loss-proportional / uniform). It saves training, not inference:
+    for it and every dense width the records count training rows and FLOPs
+    (`training_cost`, `efficiency.train_*`, in the ledger's `saved`) beside the training
+    wall-clock (`efficiency.train_seconds`, compilation included).
   * cascades (`cascade` recipe, no training): the smallest dense population always,
     the source on the given fraction of its least confident test inputs (member i with
     member i); expected latency and FLOPs fast + rate × slow from the two measured
@@ -77,6 +90,9 @@ from tradeoffs.train import experiment
 NAME = "frontier"
 TITLE = "What efficiency costs: the frontier and its hidden costs"
 PRUNE_SCHEDULES = {"one_shot": "pruned_one_shot", "gradual": "pruned_gradual_finetune"}
+# Selection methods of the loss_prioritized recipe that backpropagate a part of each batch.
+LOSS_PRIORITIZED_METHODS = ("selective_backprop", "loss_proportional", "uniform")
+TRAINED_FROM_SCRATCH = ("dense", "loss_prioritized")  # Training cost counted for these.
 
 
 training_config = base.training_config
@@ -219,6 +235,28 @@ def validate(config: Any) -> None:
     _number(s.distill_temperature, "study.distill_temperature", 0, math.inf, low_open=True,
             high_open=True)
     _number(s.distill_weight, "study.distill_weight", 0, math.inf, high_open=True)
+    _number(s.distill_validation_per_class, "study.distill_validation_per_class", 1,
+            math.inf, integer=True, high_open=True)
+    _number(s.distill_validation_seed, "study.distill_validation_seed", 0, math.inf,
+            integer=True, high_open=True)
+  if "robust" in objectives:
+    _number(s.distill_alpha, "study.distill_alpha", 0, 1)
+    _number(s.distill_eg_step, "study.distill_eg_step", 0, math.inf, high_open=True)
+    _number(s.distill_eg_rounds, "study.distill_eg_rounds", 1,
+            int(config.train.steps), integer=True)
+  methods = _tuple(s.get("loss_prioritized", ()))
+  for method in methods:
+    if method not in LOSS_PRIORITIZED_METHODS:
+      raise ValueError(f"--config.study.loss_prioritized={methods!r}: each method is one of "
+                       f"{list(LOSS_PRIORITIZED_METHODS)}")
+  if len(set(methods)) != len(methods):
+    raise ValueError(f"--config.study.loss_prioritized={methods!r} has duplicates")
+  if methods:
+    _number(s.backward_fraction, "study.backward_fraction", 0, 1, low_open=True,
+            high_open=True)
+    if "selective_backprop" in methods:
+      _number(s.selection_beta, "study.selection_beta", 0, math.inf, low_open=True,
+              high_open=True)
   for rate in _tuple(s.get("cascade_rates", ())):
     _number(rate, "study.cascade_rates", 0, 1)
   if len(set(_tuple(s.get("cascade_rates", ())))) != len(_tuple(s.get("cascade_rates", ()))):
@@ -241,7 +279,8 @@ def validate(config: Any) -> None:
 
 def plan(config: Any) -> list[base.Variant]:
   """The dense sweep widest first (the source of every comparison), then pruned,
-  channel-pruned, N:M, quantized and divided variants."""
+  channel-pruned, N:M, quantized, divided, distilled, cascaded, loss-prioritized and
+  DP-SGD variants."""
   validate(config)
   s = config.study
   source = dense_name(config, source_multiplier(config))
@@ -294,11 +333,15 @@ def plan(config: Any) -> list[base.Variant]:
   smallest = dense_name(config, min(float(m) for m in _tuple(s.width_multipliers)))
   student_config = dense_config(config, min(float(m) for m in _tuple(s.width_multipliers)))
   for objective in _tuple(s.get("distilled", ())):  # The smallest width, taught by the source.
+    robust = {"alpha": float(s.distill_alpha), "eg_step": float(s.distill_eg_step),
+              "eg_rounds": int(s.distill_eg_rounds)} if objective == "robust" else {}
     out.append(base.Variant(
         f"distilled_{objective}", "distilled",
-        {"objective": str(objective), "alpha": 1.0, "eg_rounds": 1,
+        {"objective": str(objective), **robust,
          "temperature": float(s.distill_temperature),
          "distill_weight": float(s.distill_weight), "teacher_member": 0,
+         "validation_per_class": int(s.distill_validation_per_class),
+         "validation_seed": int(s.distill_validation_seed),
          "student_width_multiplier": min(float(m) for m in _tuple(s.width_multipliers))},
         source, student_config))
   for rate in _tuple(s.get("cascade_rates", ())):  # No training: saved predictions.
@@ -308,6 +351,14 @@ def plan(config: Any) -> list[base.Variant]:
         f"cascade_r{round(100 * float(rate)):d}", "cascade",
         {"fast": smallest, "slow": source, "rate": float(rate), "policy": "confidence",
          "cost": "latency_ms"}, source))
+  for method in _tuple(s.get("loss_prioritized", ())):  # The source's width, from scratch.
+    fraction = float(s.backward_fraction)
+    out.append(base.Variant(
+        f"{method}_k{round(100 * fraction):d}", "loss_prioritized",
+        {"method": str(method), "backward_fraction": fraction,
+         **({"beta": float(s.selection_beta)} if method == "selective_backprop" else {}),
+         "label_noise": 0.0, "width_multiplier": source_multiplier(config)}, source,
+        dense_config(config, source_multiplier(config))))
   for sigma in _tuple(s.get("dp_noise_multipliers", ())):
     out.append(base.Variant(
         f"dp_sigma{float(sigma):g}".replace(".", "p"), "dp_sgd",
@@ -318,12 +369,44 @@ def plan(config: Any) -> list[base.Variant]:
   return out
 
 
+def training_cost(flops_per_example: float | None, steps: int, batch: int,
+                  backward_size: int | None = None) -> dict[str, Any]:
+  """Counted training cost of one member: rows forward-passed and backpropagated, and
+  FLOPs ≈ forward FLOPs per example × (forward-only rows + 3 × backpropagated rows), the
+  backward pass taken as twice the forward (Selective Backprop's accounting: a selected
+  batch forward-passes all `batch` rows to choose `backward_size` of them, which then go
+  through forward + backward again).
+
+  >>> training_cost(10.0, steps=2, batch=4)
+  {'train_forward_examples': 8, 'train_backward_examples': 8, 'train_flops': 240.0}
+  >>> training_cost(10.0, steps=2, batch=4, backward_size=1)["train_flops"]
+  140.0
+  """
+  backward = batch if backward_size is None else int(backward_size)
+  selection_pass = 0 if backward_size is None else batch
+  out: dict[str, Any] = {"train_forward_examples": steps * batch,
+                         "train_backward_examples": steps * backward}
+  if flops_per_example is not None:
+    out["train_flops"] = float(flops_per_example) * steps * (selection_pass + 3 * backward)
+  return out
+
+
 def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
   outcome = recipes.produce(ctx, variant)
   if variant.technique == "divided":  # The width rule rounds: say how far from parity.
     src_params = ctx.records[variant.source]["efficiency"]["params"]
     outcome.study_fields = {**outcome.study_fields,
                             "params_ratio": float(outcome.efficiency["params"]) / src_params}
+  if variant.technique in TRAINED_FROM_SCRATCH:  # What training cost, beside inference.
+    c = variant.train_config
+    backward_size = (outcome.study_fields.get("backward_size")
+                     if variant.technique == "loss_prioritized" else None)
+    trained = ctx.cache.get(f"trained:{variant.name}")
+    outcome.efficiency = {
+        **outcome.efficiency,
+        **training_cost(outcome.efficiency.get("flops"), int(c.train.steps),
+                        int(c.train.batch_size), backward_size),
+        "train_seconds": None if trained is None else float(trained.seconds)}
   return outcome
 
 
@@ -461,6 +544,29 @@ def group_label(group: str) -> str:
           "subgroup=0": "upright digits (subgroup=0)"}.get(group, group)
 
 
+def _training_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
+  """What the loss-prioritized and distilled variants changed in training, from their
+  records (the held-out split, the rows backpropagated)."""
+  out = []
+  split = next(((r.get("study_fields") or {}).get("validation") for r in records
+                if (r.get("study_fields") or {}).get("validation")), None)
+  if split:
+    out.append(f"The distilled students train on {split['train_examples']} training images; "
+               f"{split['examples']} ({split['per_class']} per class, seed {split['seed']}) "
+               "are held out as the validation split on which the robust student's "
+               "exponentiated-gradient rounds measure per-class error; the test split is "
+               "untouched.")
+  for r in records:
+    if r.get("technique") == "loss_prioritized":
+      e = r.get("efficiency") or {}
+      out.append(f"{r['variant']} changes training only (the source's model): "
+                 f"{fmt.count(e.get('train_backward_examples'))} of "
+                 f"{fmt.count(e.get('train_forward_examples'))} forward-passed rows per "
+                 "member were backpropagated; its inference columns are the source's, and "
+                 "what it saved in training is in the hardware lottery and the ledger.")
+  return out
+
+
 def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[Any, ...]]:
   records = list(records)
   source = _source_record(records)
@@ -477,6 +583,7 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
             "mostly call overhead on this CPU; the larger batch shows what a smaller "
             "model saves. The divided members have no distinct augmented views here "
             "(digits MLP, no augmentation), unlike the paper's.")]
+  blocks += [("p", text) for text in _training_notes(records)]
   headline = plot_headline(records)
   if headline is not None:
     blocks.append(("figure", "frontier_headline.png", headline,

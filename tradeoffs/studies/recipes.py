@@ -531,6 +531,41 @@ def validation_split(ctx: Any, train_config: Any) -> Any:
   return ctx.cache[key]
 
 
+@dataclasses.dataclass(frozen=True)
+class Holdout:
+  """The data an objective-trained variant trains on, its validation split (None: the
+  dataset's own, loaded when first needed), the rows of the config's training split
+  trained on (None: all) and what the record says about it."""
+  data: Any
+  validation: Any
+  train_rows: np.ndarray | None
+  fields: Mapping[str, Any]
+
+
+def carved_validation(ctx: Any, variant: base.Variant) -> Holdout:
+  """Knob `validation_per_class` (an integer >= 1) carves a seeded, stratified validation
+  split from the config's training split (`long_tail.subsample` with knob
+  `validation_seed`, default 0: per class one permutation, its first n rows held out),
+  for datasets without one (digits_groups); the variant trains on the remaining rows and
+  the test split is untouched. Without the knob: the config's dataset as it is."""
+  k, config = variant.knobs, variant.train_config
+  data = ctx.dataset(config)
+  if k.get("validation_per_class") is None:
+    return Holdout(data, None, None, {})
+  per_class, seed = k["validation_per_class"], k.get("validation_seed", 0)
+  if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+    raise ValueError(f"knob 'validation_per_class'={per_class!r}: expected an integer >= 1")
+  train_rows, validation_rows = data_lib.subsample(
+      data.train.labels, None, validation_per_class=int(per_class), seed=int(seed))
+  carved = dataclasses.replace(data, train=data.train.take(train_rows))
+  validation = data.train.take(validation_rows)
+  fields = {"validation": {
+      "carved_from": "train", "per_class": int(per_class), "seed": int(seed),
+      "examples": len(validation_rows), "ids": validation.ids.tolist(),
+      "train_examples": len(train_rows), "train_ids": carved.train.ids.tolist()}}
+  return Holdout(carved, validation, train_rows, fields)
+
+
 def _population_logits(state: Any, mesh: Any, split: Any, train_config: Any) -> np.ndarray:
   batch = int((train_config.get("eval") or {}).get("batch_size", 512) or 512)
   return np.asarray(pop_lib.predict(state, split.images, batch_size=batch, mesh=mesh))
@@ -547,17 +582,23 @@ def _objective_knobs(k: Mapping[str, Any]) -> tuple[str, float, float, int]:
 
 
 def train_objective(ctx: Any, variant: base.Variant, extensions: Sequence[Any] = (),
-                    extras: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+                    extras: Mapping[str, Any] | None = None,
+                    holdout: Holdout | None = None) -> tuple[Any, dict[str, Any]]:
   """Trains `variant` under its worst-class objective (knobs `objective`, `alpha`,
   `eg_step`, `eg_rounds`; `tradeoffs.distill.robust`): examples of class y weighted by
   target_y / π_y. `robust` trains in `eg_rounds` equal rounds; after each but the last,
   λ takes one exponentiated-gradient step on the population's mean per-class error on
   the validation split (λ is one vector for the population: the trainer's per-example
   inputs are shared by members). Each round resumes from the last (one optimizer, one
-  schedule over all steps); the last round's checkpoint is the variant's own."""
+  schedule over all steps); the last round's checkpoint is the variant's own. The data
+  and validation split are `carved_validation`'s (`holdout`: its result, computed once
+  by a caller whose per-example `extras` follow the carved training rows)."""
   objective, alpha, eg_step, rounds = _objective_knobs(variant.knobs)
   config = variant.train_config
-  data = ctx.dataset(config)
+  holdout = holdout or carved_validation(ctx, variant)
+  data, validation = holdout.data, holdout.validation
+  if validation is None and rounds > 1:
+    validation = validation_split(ctx, config)
   labels = np.asarray(data.train.labels)
   priors = distill.class_priors(labels, data.num_classes)
   total = int(config.train.steps)
@@ -578,18 +619,18 @@ def train_objective(ctx: Any, variant: base.Variant, extensions: Sequence[Any] =
                         name=variant.name if last else f"{variant.name}_round{r}", tx=tx,
                         extensions=[weights_ext, *extensions],
                         extras={"class_weight": weights, **dict(extras or {})},
-                        state_fn=None if trained is None else _carry_state(trained.state))
+                        state_fn=None if trained is None else _carry_state(trained.state),
+                        dataset=data)
     if not last:
-      logits = _population_logits(trained.state, trained.mesh, validation_split(ctx, config),
-                                  config)
-      risk = np.nanmean(distill.per_class_error(
-          logits, validation_split(ctx, config).labels, data.num_classes), 0)
+      logits = _population_logits(trained.state, trained.mesh, validation, config)
+      risk = np.nanmean(distill.per_class_error(logits, validation.labels,
+                                                data.num_classes), 0)
       lam = distill.eg_update(lam, risk, eg_step)
       history.append(lam.tolist())
       risks.append(risk.tolist())
   fields = {"objective": objective, "alpha": alpha, "class_priors": priors.tolist(),
             "target_weights": target.tolist(), "lambda_history": history,
-            "validation_error_history": risks, "eg_rounds": rounds}
+            "validation_error_history": risks, "eg_rounds": rounds, **holdout.fields}
   return trained, fields
 
 
@@ -626,7 +667,9 @@ def distilled(ctx: Any, variant: base.Variant) -> base.Outcome:
   """Knowledge distillation from the variant's source (the teacher): per example
   CE + distill_weight·T²·KL(softmax(t/T) ‖ softmax(s/T)) (`tradeoffs.distill.kd`), both
   terms weighted by the student's worst-class objective (knobs `objective`, `alpha`,
-  `eg_step`, `eg_rounds`); knobs `temperature`, `distill_weight` (default 1),
+  `eg_step`, `eg_rounds`; `validation_per_class`, `validation_seed`: a validation split
+  carved from the training split, `carved_validation`); knobs `temperature`,
+  `distill_weight` (default 1),
   `teacher_member` (default 0: every student member distils from that teacher member —
   the trainer's per-example inputs are shared by members). The teacher's train-split
   logits reach the step as the per-example input `teacher_logits`."""
@@ -649,6 +692,9 @@ def distilled(ctx: Any, variant: base.Variant) -> base.Outcome:
   if not 0 <= member < logits.shape[0]:
     raise ValueError(f"knob 'teacher_member'={member}: the teacher has {logits.shape[0]} "
                      "members")
+  holdout = carved_validation(ctx, variant)
+  if holdout.train_rows is not None:  # The teacher's logits of the rows trained on.
+    logits = logits[:, holdout.train_rows]
 
   def member_loss(student_logits, batch):
     w = batch.extras["class_weight"]
@@ -660,7 +706,8 @@ def distilled(ctx: Any, variant: base.Variant) -> base.Outcome:
                                      inputs=("teacher_logits", "class_weight"),
                                      member_loss=member_loss)
   trained, fields = train_objective(ctx, variant, [kd],
-                                    {"teacher_logits": logits[member].astype(np.float32)})
+                                    {"teacher_logits": logits[member].astype(np.float32)},
+                                    holdout)
   ctx.cache[f"trained:{variant.name}"] = trained
   fields.update(temperature=temperature, distill_weight=weight, teacher=variant.source,
                 teacher_member=member)
