@@ -357,3 +357,23 @@ def test_plans_of_default_and_cifar10_configs():
   assert full["dense_w256"].train_config.population.members == 16
   cifar = [v.name for v in frontier.plan(config_lib.get_config("cifar10"))]
   assert cifar[:3] == ["dense_w32", "dense_w16", "dense_w8"]
+
+
+def _timed(batch, ratio, verdict):
+  return {"batch": batch, "ratio": ratio, "verdict": verdict}
+
+
+@pytest.mark.parametrize("b1, bn, says, never", [
+    # Slower at batch 1, unchanged at batch N: the sentence must not also claim "no difference".
+    (_timed(1, 1 / 2.6, hardware.SLOWER), _timed(256, 1.0, hardware.UNCHANGED),
+     "latency at batch 1 2.60× slower.", "no latency difference"),
+    (_timed(1, 1.01, hardware.UNCHANGED), _timed(256, 0.99, hardware.UNCHANGED),
+     "no latency difference beyond the spread.", "slower"),
+    (_timed(1, 3.0, hardware.REALISED), None, "realises latency at batch 1 3.00× faster",
+     "only on paper"),
+])
+def test_hardware_sentence_is_consistent(b1, bn, says, never):
+  row = {"variant": "int8", "theoretical": {"weight bytes": 4.0},
+         "measured": {"cpu": {"b1": b1, "bN": bn, "peak_bytes": None}}}
+  text = hardware.sentence(row, "cpu")
+  assert says in text and never not in text, text

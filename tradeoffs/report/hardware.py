@@ -181,9 +181,9 @@ def sentence(row: Mapping[str, Any], backend: str) -> str:
     text = f"On {backend}, {row['variant']} realises {'; '.join(realised)}"
     return text + (f" (counted: {paper})." if paper else ".") + (
         f" But {'; '.join(slower)}." if slower else "") + note
-  text = (f"On {backend}, {row['variant']}'s savings exist only on paper ({paper}): "
-          "no latency difference beyond the spread")
-  return text + (f", and {'; '.join(slower)}." if slower else ".") + note
+  text = f"On {backend}, {row['variant']}'s savings exist only on paper ({paper}): "
+  # "No difference beyond the spread" only when no measured latency came out slower.
+  return text + (f"{'; '.join(slower)}." if slower else "no latency difference beyond the spread.") + note
 
 
 def blocks(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
