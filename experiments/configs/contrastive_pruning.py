@@ -55,7 +55,11 @@ AUGMENT_SIZES = {"digits": dict(pad=1, size=3), "mnist_5k": dict(pad=3, size=10)
 
 
 def get_config(arg=None):
-  args = common.parse_arg(arg, variants=("smoke",), dataset="digits", members=0)
+  args = common.parse_arg(arg, variants=("smoke", "mnist_5k"), dataset="", members=0)
+  if args.variant == "mnist_5k" and args.dataset not in ("", "mnist_5k"):
+    raise ValueError(f"config arg dataset={args.dataset!r} for contrastive_pruning.py: the "
+                     "mnist_5k variant trains on mnist_5k (use dataset= without it)")
+  args.dataset = args.dataset or ("mnist_5k" if args.variant == "mnist_5k" else "digits")
   if args.dataset not in AUGMENT_SIZES:
     raise ValueError(f"config arg dataset={args.dataset!r} for contrastive_pruning.py: "
                      f"choose from {sorted(AUGMENT_SIZES)}")
@@ -83,11 +87,16 @@ def get_config(arg=None):
   c.report = ml_collections.ConfigDict(dict(
       title="Pruning contrastive models: PIEs of SupCon against cross-entropy",
       axes=("efficiency.nonzero_params",), metrics=(), reference="cross_entropy_dense"))
+  if args.variant == "mnist_5k":
+    # 784 inputs: a wider encoder, narrowing to the same 64-dim embedding.
+    c.model.kwargs.hidden = (256, 128, 64)
   if args.variant == "smoke":
     c.population.members = args.members or 4
-    c.train.update(dict(steps=60, steps_per_dispatch=60, log_every=60, checkpoint_every=60,
+    # Every stage a multiple of 20 steps: each training of one model and loss then runs
+    # the same compiled 20-step program (compiling dominates the smoke's time).
+    c.train.update(dict(steps=60, steps_per_dispatch=20, log_every=60, checkpoint_every=60,
                         eval_every=60))
-    c.study.update(dict(sparsities=(0.9,), prunings=("one_shot",), linear_steps=30,
+    c.study.update(dict(sparsities=(0.9,), prunings=("one_shot",), linear_steps=20,
                         finetune_steps=20))
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1, time_latency=False))
   return c
