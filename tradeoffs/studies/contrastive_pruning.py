@@ -610,8 +610,9 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       "that PIEs are largely unique to each (learning method, pruning method) pair, that "
       "pruning early in training (GMP) does the most damage, and that PIEs have lower "
       "Q-scores and higher prediction depth; numeric PIE counts were not found (PAPERS.md "
-      "§9). This study runs the same design on a small MLP encoder over 8×8 digits with "
-      f"{any_record.get('members', '?')} members and 360 test images: a PIE count below "
+      f"§9). This study runs the same design on a small MLP encoder over "
+      f"{config.dataset.name} with {any_record.get('members', '?')} members and "
+      f"{len(f0.get('q_score') or []) or '?'} test images: a PIE count below "
       "its noise floor is no evidence of forgetting, and the verdict tables say which of "
       "the paper's findings show at this scale."))]
   return blocks
