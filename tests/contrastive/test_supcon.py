@@ -1,5 +1,6 @@
 """The SupCon loss against a numpy transcription of Khosla et al.'s eq. 2, the trainer's
-multi-view batches, and the frozen-encoder optimizer of linear evaluation."""
+multi-view batches, and per-leaf learning rates (linear evaluation's frozen encoder)
+against optax's Adam."""
 
 from __future__ import annotations
 
@@ -88,14 +89,48 @@ def test_step_views_tile_the_batch_view_major():
     pop_lib.StepConfig(batch_size=2, views=0)
 
 
-def test_linear_probe_freezes_everything_but_the_head():
-  params = {"dense_0": {"kernel": jnp.ones((3, 2))}, "head": {"kernel": jnp.ones((2, 2)),
-                                                              "bias": jnp.zeros(2)}}
+def test_leaf_rates_match_adam_at_each_rate_and_freeze_at_zero():
+  """Adam built at rate 1 and scaled per leaf is optax's Adam at that leaf's rate
+  (bitwise, over several steps); rate 0 leaves a leaf (and its exact zeros) untouched."""
+  rng = np.random.default_rng(0)
+  params = {"dense_0": {"kernel": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32)},
+            "head": {"kernel": jnp.asarray(rng.normal(size=(2, 2)), jnp.float32),
+                     "bias": jnp.zeros(2)}}
+  params["dense_0"]["kernel"] = params["dense_0"]["kernel"].at[0].set(0.0)  # "pruned"
+  tx = contrastive.leaf_rates(optax.adam(1.0), learning_rate=1e-3)
+  probe = contrastive.with_rates(tx.init(params), lambda n: 1e-2 if "head" in n else 0.0)
+  reference = optax.adam(1e-2)
+  head = params["head"]
+  ref_state = reference.init(head)
+  ours = params
+  for step in range(3):
+    grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), ours)
+    updates, probe = tx.update(grads, probe, ours)
+    ours = optax.apply_updates(ours, updates)
+    ref_updates, ref_state = reference.update(grads["head"], ref_state, head)
+    head = optax.apply_updates(head, ref_updates)
+  np.testing.assert_array_equal(ours["dense_0"]["kernel"], params["dense_0"]["kernel"])
+  assert np.all(np.asarray(ours["dense_0"]["kernel"])[0] == 0.0)
+  for name in ("kernel", "bias"):
+    np.testing.assert_array_equal(ours["head"][name], head[name])
+  # The default rate is the learning rate everywhere: plain Adam at 1e-3.
+  state = tx.init(params)
   grads = jax.tree.map(jnp.ones_like, params)
-  tx = contrastive.linear_probe(optax.sgd(0.5), ("head",))
-  updates, _ = tx.update(grads, tx.init(params), params)
-  np.testing.assert_array_equal(updates["dense_0"]["kernel"], 0.0)
-  np.testing.assert_allclose(updates["head"]["kernel"], -0.5)
-  np.testing.assert_allclose(updates["head"]["bias"], -0.5)
-  with pytest.raises(ValueError, match="at least one"):
-    contrastive.linear_probe(optax.sgd(0.1), ())
+  updates, _ = tx.update(grads, state, params)
+  expected, _ = optax.adam(1e-3).update(grads, optax.adam(1e-3).init(params), params)
+  for got, want in zip(jax.tree.leaves(updates), jax.tree.leaves(expected)):
+    np.testing.assert_array_equal(got, want)
+
+
+def test_with_rates_keeps_a_populations_member_axis_and_checks_rates():
+  tx = contrastive.leaf_rates(optax.sgd(1.0), learning_rate=0.1)
+  population = jax.vmap(tx.init)({"w": jnp.ones((4, 3))})  # 4 members
+  state = contrastive.with_rates(population, lambda name: 0.25)
+  assert state.rates["w"].shape == (4,)
+  np.testing.assert_array_equal(state.rates["w"], 0.25)
+  with pytest.raises(ValueError, match="rate of w=-1"):
+    contrastive.with_rates(population, lambda name: -1)
+  with pytest.raises(ValueError, match="no LeafRatesState"):
+    contrastive.with_rates(optax.sgd(0.1).init({"w": jnp.ones(2)}), lambda name: 0.1)
+  with pytest.raises(ValueError, match="learning_rate=nan"):
+    contrastive.leaf_rates(optax.sgd(1.0), learning_rate=float("nan"))

@@ -173,5 +173,10 @@ def test_make_augment_rejects_unknown_and_empty_is_none():
   assert data.make_augment(()) is None
   assert data.make_augment(("", )) is None
   assert data.make_augment("flip") is not None
+  # Equal settings give equal (hashable) augmentations, so equal step configs share a
+  # compiled step; other settings do not.
+  assert data.make_augment(("pad_crop",), pad=1, size=3) == data.make_augment(["pad_crop"], pad=1)
+  assert hash(data.make_augment(("pad_crop",), pad=1)) == hash(data.make_augment("pad_crop", pad=1))
+  assert data.make_augment(("pad_crop",), pad=2) != data.make_augment(("pad_crop",), pad=1)
   with pytest.raises(ValueError, match=r"unknown augmentation.*rotate_by_magic.*choose from"):
     data.make_augment(("rotate_by_magic",))

@@ -307,6 +307,21 @@ def test_registry_errors():
     models.register("mlp")(models.MLP)
 
 
+def test_equal_settings_share_one_instance_and_its_apply():
+  a = models.get("mlp", num_classes=10, hidden=(8, 4))
+  assert a is models.get("mlp", num_classes=10, hidden=(8, 4))
+  assert a.apply == models.get("mlp", num_classes=10, hidden=(8, 4)).apply
+  assert models.get("mlp", num_classes=10, hidden=(8, 5)) is not a
+  assert models.get("mlp", num_classes=9, hidden=(8, 4)) is not a
+  # 1 == 1.0, but the settings differ in type: not shared.
+  one = models.get("mlp", num_classes=10, width_multiplier=1)
+  assert models.get("mlp", num_classes=10, width_multiplier=1.0) is not one
+  # Unhashable values still build (unshared).
+  listed = models.get("mlp", num_classes=10, hidden=[8, 4])
+  assert listed is not models.get("mlp", num_classes=10, hidden=[8, 4])
+  assert listed == a  # the module itself normalises the widths
+
+
 @pytest.mark.parametrize("name,kwargs,match", [
     ("mlp", dict(num_classes=0), "num_classes"),
     ("mlp", dict(num_classes=10, activation="sigmoid"), "activation.*relu"),

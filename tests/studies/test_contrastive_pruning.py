@@ -12,12 +12,14 @@ import optax
 import pytest
 
 from experiments.configs import contrastive_pruning as config_lib
+from tradeoffs import data
 from tradeoffs import errors
 from tradeoffs import exemplars
 from tradeoffs import models
 from tradeoffs import stats
 from tradeoffs.studies import contrastive_pruning as study
 from tradeoffs.studies import runner
+from tradeoffs.train import experiment
 from tradeoffs.train import population as pop_lib
 from tradeoffs.train import seeds as seeds_lib
 
@@ -139,3 +141,39 @@ def test_claims_on_constructed_records():
   assert ce_q.p_holm >= ce_q.p
   (row,) = study.overlap_rows(records)
   assert row[-3:] == ["2", "1", "0.33"]  # {0, 1} and {1, 2}: 1 shared of 3
+
+
+@pytest.mark.slow
+def test_the_mnist_5k_variant_runs_on_a_slice(tmp_path):
+  """The `:mnist_5k` config end to end on 300 training and 100 test images (cross-entropy
+  only, a few steps: one compiled training program): the 784-input encoder trains,
+  prunes, and is scored."""
+  c = config_lib.get_config("mnist_5k")
+  assert c.dataset.name == "mnist_5k" and tuple(c.model.kwargs.hidden) == (256, 128, 64)
+  c.dataset.update(dict(max_train_examples=300, max_test_examples=100))
+  c.population.members = 2
+  c.train.update(dict(steps=20, steps_per_dispatch=10, log_every=20, checkpoint_every=20,
+                      eval_every=20))
+  c.study.update(dict(methods=("cross_entropy",), prunings=("one_shot",), sparsities=(0.9,),
+                      finetune_steps=10, gradual_frequency=5))
+  c.efficiency.update(dict(latency_repeats=1, measure_batch=1, time_latency=False))
+  runners_before = pop_lib.make_runner.cache_info().misses
+  result = runner.run(study, c, str(tmp_path / "wd"), write=False)
+  assert result.finished
+  # Training from scratch (2 chunks) and the one-shot fine-tune (1 chunk) ran one program,
+  # compiled once: equal step configs, and one model and optimizer object in the states.
+  assert pop_lib.make_runner.cache_info().misses == runners_before + 1
+  augment = data.make_augment(tuple(c.augment.names), pad=3, size=10, probability=0.5)
+  program = pop_lib._scan_program(pop_lib.StepConfig(batch_size=64, augment_fn=augment),
+                                  experiment.make_mesh(c), 10)
+  assert program._cache_size() == 1
+  by = {r["variant"]: r for r in result.records}
+  assert sorted(by) == ["cross_entropy_dense", "cross_entropy_one_shot_s90"]
+  pruned = by["cross_entropy_one_shot_s90"]["study_fields"]
+  assert len(pruned["q_score"]) == len(pruned["prediction_depth"]) == 100
+  assert pruned["depth_layers"] == 4  # three hidden layers and the logits
+  # 90% of the encoder's 784·256 + 256·128 + 128·64 kernel weights are exact zeros.
+  assert abs(pruned["achieved_sparsity"]["mean"] - 0.9) < 1e-4
+  assert by["cross_entropy_dense"]["study_fields"]["achieved_sparsity"]["mean"] == 0.0
+  with pytest.raises(ValueError, match="mnist_5k variant trains on mnist_5k"):
+    config_lib.get_config("mnist_5k,dataset=digits")

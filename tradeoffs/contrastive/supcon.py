@@ -1,14 +1,13 @@
-"""The SupCon loss and linear evaluation's optimizer (pure jnp / optax)."""
+"""The SupCon loss (pure jnp)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 
 def check_temperature(value: Any, name: str = "temperature") -> float:
@@ -70,21 +69,3 @@ class SupConLoss:
   def __call__(self, embeddings: jax.Array, labels: jax.Array) -> jax.Array:
     return supcon_loss(embeddings, labels, temperature=self.temperature,
                        base_temperature=self.base_temperature)
-
-
-def linear_probe(inner: optax.GradientTransformation, trainable: Sequence[str] = ("head",)
-                 ) -> optax.GradientTransformation:
-  """`inner` on the parameters whose path contains one of `trainable`; every other
-  parameter (the encoder) gets zero updates: linear evaluation on a frozen encoder
-  (zeros stay zeros, so a pruned encoder stays exactly as sparse)."""
-  trainable = tuple(trainable)
-  if not trainable:
-    raise ValueError("linear_probe needs at least one trainable path substring")
-
-  def labels(params):
-    def label(path, _):
-      name = "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
-      return "probe" if any(s in name for s in trainable) else "frozen"
-    return jax.tree_util.tree_map_with_path(label, params)
-
-  return optax.multi_transform({"probe": inner, "frozen": optax.set_to_zero()}, labels)

@@ -6,8 +6,9 @@ drawn from `key`, so a population member's augmentation is a function of its own
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +60,21 @@ AUGMENTATIONS: dict[str, Callable[..., jax.Array]] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class Composed:
+  """Named augmentations applied in order, each with its own fold of the key.
+
+  A value (equal and hashable by names and kwargs, not by identity), so two step configs
+  built from the same augmentation settings are equal and share their compiled step.
+  """
+  steps: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+
+  def __call__(self, key: jax.Array, images: jax.Array) -> jax.Array:
+    for i, (name, kwargs) in enumerate(self.steps):
+      images = AUGMENTATIONS[name](jax.random.fold_in(key, i), images, **dict(kwargs))
+    return images
+
+
 def make_augment(names: Sequence[str], **kwargs) -> Augment | None:
   """Composes named augmentations; `kwargs` go to those that accept them (e.g. pad=4)."""
   names = [n for n in ([names] if isinstance(names, str) else names) if n]
@@ -67,15 +83,8 @@ def make_augment(names: Sequence[str], **kwargs) -> Augment | None:
     raise ValueError(f"unknown augmentation(s) {unknown}; choose from {sorted(AUGMENTATIONS)}")
   if not names:
     return None
-  fns = []
+  steps = []
   for name in names:
-    fn = AUGMENTATIONS[name]
-    accepted = inspect.signature(fn).parameters
-    fns.append((fn, {k: v for k, v in kwargs.items() if k in accepted}))
-
-  def augment(key: jax.Array, images: jax.Array) -> jax.Array:
-    for i, (fn, kw) in enumerate(fns):
-      images = fn(jax.random.fold_in(key, i), images, **kw)
-    return images
-
-  return augment
+    accepted = inspect.signature(AUGMENTATIONS[name]).parameters
+    steps.append((name, tuple(sorted((k, v) for k, v in kwargs.items() if k in accepted))))
+  return Composed(tuple(steps))

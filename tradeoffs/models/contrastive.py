@@ -98,11 +98,18 @@ def layer_representations(apply_fn: Any, variables: Any, images: Any, batch_size
                           ) -> tuple[list[np.ndarray], np.ndarray]:
   """(per-layer representations [[M, N, F_l] for each layer in forward order, the logits
   last], the embedding [M, N, F]) of a population (`variables` with a leading member
-  axis) on `images`, in eval mode, batched."""
+  axis) on `images`, in eval mode, in batches of `batch_size` (the last one zero-padded,
+  so every split of every population of one model runs one compiled program)."""
   images = np.asarray(images)
+  n = len(images)
   run = _representations_program(apply_fn)
-  chunks = [run(variables, images[i:i + batch_size])
-            for i in range(0, len(images), batch_size)]
-  per_layer = [np.concatenate([np.asarray(c[0][l]) for c in chunks], axis=1)
+  chunks = []
+  for i in range(0, n, batch_size):
+    batch = images[i:i + batch_size]
+    pad = batch_size - len(batch)
+    if pad:
+      batch = np.concatenate([batch, np.zeros((pad, *batch.shape[1:]), batch.dtype)])
+    chunks.append(run(variables, batch))
+  per_layer = [np.concatenate([np.asarray(c[0][l]) for c in chunks], axis=1)[:, :n]
                for l in range(len(chunks[0][0]))]
-  return per_layer, np.concatenate([np.asarray(c[1]) for c in chunks], axis=1)
+  return per_layer, np.concatenate([np.asarray(c[1]) for c in chunks], axis=1)[:, :n]

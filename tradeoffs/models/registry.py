@@ -17,6 +17,12 @@ import flax.linen as nn
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {}
 # Dataclass fields every Linen module has that are not model hyperparameters.
 _MODULE_INTERNALS = frozenset({"parent", "name"})
+# One instance per (name, num_classes, kwargs): an unbound Linen module is an immutable
+# value, and sharing it makes `model.apply` the same bound method for equal settings, so
+# the training states of two populations of the same model have equal tree structures and
+# share their compiled training and evaluation programs (bound methods compare by the
+# identity of their instance).
+_INSTANCES: dict[tuple[Any, ...], nn.Module] = {}
 
 
 def register(name: str, **preset: Any) -> Callable:
@@ -82,4 +88,14 @@ def get(name: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
     valid = False
   if not valid:
     raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-  return factory(num_classes=operator.index(num_classes), **preset, **kwargs)
+  # Types too: 1 == 1.0 == True, but a module built with one may differ from the others.
+  key = (name, operator.index(num_classes),
+         tuple(sorted((k, type(v).__name__, v) for k, v in kwargs.items())))
+  try:
+    return _INSTANCES[key]
+  except TypeError:  # An unhashable kwarg value: build without sharing.
+    return factory(num_classes=operator.index(num_classes), **preset, **kwargs)
+  except KeyError:
+    model = _INSTANCES[key] = factory(num_classes=operator.index(num_classes), **preset,
+                                      **kwargs)
+    return model

@@ -10,14 +10,20 @@ Formulations chosen (Corti, Entezari, Hooker, Bacciu, Saukh 2022; PAPERS.md §9)
     embedding, a linear classifier `head` on it, and for SupCon a projection head
     (`proj_*`) used only while training the encoder. Both methods end as the same
     architecture (encoder + linear head); the projection head is dropped afterwards.
-  * cross-entropy: the encoder and head trained end to end (`recipes.dense`, and
-    `recipes.pruned_gradual` / `recipes.pruned_one_shot` for its pruned variants).
+  * cross-entropy: the encoder and head trained end to end (techniques as
+    `recipes.dense`, `recipes.pruned_gradual` and `recipes.pruned_one_shot` define them,
+    produced here with the study's shared optimizer, below).
   * SupCon (Khosla et al. 2020): the encoder + projection head trained on the SupCon loss
     (`tradeoffs.contrastive.supcon_loss`, τ = `study.temperature`, τ_b =
     `study.base_temperature`) over two augmented views of each batch (the trainer's
     `StepConfig.views`), then linear evaluation: the head alone trained with
-    cross-entropy for `study.linear_steps` on the frozen encoder
-    (`contrastive.linear_probe`).
+    cross-entropy for `study.linear_steps` at `study.linear_learning_rate` on the frozen
+    encoder (every other leaf's rate 0, `contrastive.leaf_rates`).
+  * compiled programs: every training uses the config's optimizer with per-leaf rates and
+    pruning masks in its state, so the trainings of one model and loss (cross-entropy
+    dense, fine-tuned and linear evaluation; SupCon dense and fine-tuned) run one compiled
+    step when their lengths are multiples of `train.steps_per_dispatch`. Gradual pruning's
+    ramp is a constant of its step (one program per sparsity).
   * pruning: unstructured magnitude pruning of the encoder's kernels, global ranking; the
     heads (projection and classifier) stay dense (knob `keep_dense`) in both methods, so
     sparsity means the same thing for both. Gradual: the cubic ramp from
@@ -43,8 +49,9 @@ Formulations chosen (Corti, Entezari, Hooker, Bacciu, Saukh 2022; PAPERS.md §9)
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import itertools
+import json
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -177,6 +184,95 @@ def plan(config: Any) -> list[base.Variant]:
 
 # ---------------------------------------------------------------------------------------
 # Producing a variant.
+#
+# Every training of the study — cross-entropy from scratch or fine-tuned, the SupCon
+# encoder from scratch or fine-tuned, linear evaluation — uses one optimizer object per
+# distinct setting (`_optimizer`): the config's optimizer at rate 1 with per-leaf rates in
+# its state, inside the pruning wrapper with its masks in its state. What differs between
+# trainings of the same model and loss (masks, which leaves train, at what rate, the
+# starting weights) is then an argument of the compiled step, not a constant, and they
+# share one program (step lengths are multiples of `train.steps_per_dispatch`).
+
+
+def _optimizer(ctx: Any, train_config: Any, gradual: tuple | None = None) -> Any:
+  """The shared optimizer for `train_config`'s optimizer settings (its learning rate is a
+  state value, set per training) and, for gradual pruning, the cubic ramp
+  `gradual` = (sparsity, begin, end, frequency); fixed masks otherwise."""
+  settings = dict(train_config.optimizer.to_dict())
+  rate = float(settings.pop("learning_rate"))
+  steps = int(train_config.train.steps)
+  constant = settings.get("schedule", "constant") == "constant"
+  key = "optimizer:" + json.dumps({"settings": settings, "gradual": gradual,
+                                   "steps": None if constant else steps}, sort_keys=True)
+  if key not in ctx.cache:
+    inner = optimizers.make_optimizer({**settings, "learning_rate": 1.0}, steps)
+    schedule = None if gradual is None else sparsity.gradual(*gradual)
+    ctx.cache[key] = sparsity.masked(contrastive.leaf_rates(inner, rate), schedule,
+                                     keep_dense=HEADS)
+  return ctx.cache[key]
+
+
+def _gradual(knobs: Mapping[str, Any]) -> tuple | None:
+  if knobs["pruning"] != "gradual":
+    return None
+  return (float(knobs["sparsity"]), int(knobs["begin_step"]), int(knobs["end_step"]),
+          int(knobs["frequency"]))
+
+
+def _is_probe_head(name: str) -> bool:
+  return name.split("/")[0] == "head"
+
+
+def _train(ctx: Any, variant: base.Variant, config: Any, *, name: str | None = None,
+           start: Any = None, rate_of: Any = None, step_overrides: Any = None,
+           gradual: tuple | None = None) -> Any:
+  """ctx.train with the shared optimizer; `start` (a state_fn) sets the starting weights
+  and masks, `rate_of(leaf name)` the rates (default: the config's learning rate)."""
+  learning_rate = float(config.optimizer.learning_rate)
+  rate_of = rate_of or (lambda _: learning_rate)
+
+  def state_fn(state):
+    state = start(state) if start is not None else state
+    return state.replace(opt_state=contrastive.with_rates(state.opt_state, rate_of))
+
+  return ctx.train(variant, train_config=config, name=name, step_overrides=step_overrides,
+                   tx=_optimizer(ctx, config, gradual), state_fn=state_fn)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _encoder_masks(encoder: Any, level: float) -> Any:
+  """Per-member global magnitude masks of the encoder's kernels [M, ...]. The encoder alone
+  (the same tree for both methods) so that one compiled program prunes both."""
+  return jax.vmap(lambda p: sparsity.magnitude_masks(p, level))(encoder)
+
+
+def _pruned_start(source: Any, level: float) -> Any:
+  """state_fn: the source population's weights pruned one-shot by magnitude (encoder
+  kernels, global ranking; the heads dense), with the masks fixed in the optimizer
+  state."""
+  params = recipes.host_copy(source.state.params)
+  encoder = {name: layer for name, layer in params.items()
+             if not any(h in name for h in HEADS)}
+  masks = jax.tree.map(lambda x: np.ones(np.shape(x), bool), params)
+  masks.update(jax.tree.map(np.asarray, jax.device_get(_encoder_masks(encoder, level))))
+  pruned = jax.tree.map(lambda p, m: np.where(m, p, np.zeros_like(p)), params, masks)
+  return recipes._from_source(source.state, pruned, masks)
+
+
+def _cross_entropy(ctx: Any, variant: base.Variant) -> Any:
+  """Trains (or restores) a cross-entropy population: dense, gradually pruned, or
+  one-shot pruned from the dense population and fine-tuned."""
+  k = variant.knobs
+  if k["pruning"] == "none":
+    key = f"trained:{variant.name}"
+    if key not in ctx.cache:
+      ctx.cache[key] = _train(ctx, variant, variant.train_config)
+    return ctx.cache[key]
+  if k["pruning"] == "one_shot":
+    source = _cross_entropy(ctx, ctx.variants[variant.source])
+    return _train(ctx, variant, variant.train_config,
+                  start=_pruned_start(source, float(k["sparsity"])))
+  return _train(ctx, variant, variant.train_config, gradual=_gradual(k))
 
 
 def _supcon_config(ctx: Any, variant: base.Variant, steps: int) -> Any:
@@ -190,35 +286,23 @@ def _supcon_encoder(ctx: Any, variant: base.Variant) -> Any:
   """Trains (or restores) the variant's SupCon encoder + projection head: dense, gradually
   pruned, or one-shot pruned from the dense SupCon encoder and fine-tuned."""
   k = variant.knobs
+  key = f"encoder:{variant.name}"
+  if key in ctx.cache:
+    return ctx.cache[key]
   loss = contrastive.SupConLoss(float(k["temperature"]), float(k["base_temperature"]))
   overrides = {"views": 2, "loss_fn": loss}
-  pruning = k["pruning"]
-  if pruning == "one_shot":
-    config = _supcon_config(ctx, variant, int(k["finetune_steps"]))
-    src = _dense_supcon_encoder(ctx, variant.source)
-    params, masks = sparsity.prune_population(src.state.params, float(k["sparsity"]),
-                                              keep_dense=HEADS)
-    tx = sparsity.masked(optimizers.make_optimizer(config.optimizer, int(config.train.steps)),
-                         None)
-    return ctx.train(variant, train_config=config, name=f"{variant.name}_encoder", tx=tx,
-                     step_overrides=overrides,
-                     state_fn=recipes._from_source(src.state, params, masks))
-  config = _supcon_config(ctx, variant, int(ctx.config.train.steps))
-  tx = None
-  if pruning == "gradual":
-    schedule = sparsity.gradual(float(k["sparsity"]), int(k["begin_step"]),
-                                int(k["end_step"]), int(k["frequency"]))
-    tx = sparsity.masked(optimizers.make_optimizer(config.optimizer, int(config.train.steps)),
-                         schedule, keep_dense=HEADS)
-  return ctx.train(variant, train_config=config, name=f"{variant.name}_encoder", tx=tx,
-                   step_overrides=overrides)
-
-
-def _dense_supcon_encoder(ctx: Any, name: str) -> Any:
-  key = f"encoder:{name}"
-  if key not in ctx.cache:
-    ctx.cache[key] = _supcon_encoder(ctx, ctx.variants[name])
-  return ctx.cache[key]
+  name = f"{variant.name}_encoder"
+  if k["pruning"] == "one_shot":
+    source = _supcon_encoder(ctx, ctx.variants[variant.source])
+    trained = _train(ctx, variant, _supcon_config(ctx, variant, int(k["finetune_steps"])),
+                     name=name, step_overrides=overrides,
+                     start=_pruned_start(source, float(k["sparsity"])))
+  else:
+    trained = _train(ctx, variant, _supcon_config(ctx, variant, int(ctx.config.train.steps)),
+                     name=name, step_overrides=overrides, gradual=_gradual(k))
+  if k["pruning"] == "none":  # The source of the one-shot variants.
+    ctx.cache[key] = trained
+  return trained
 
 
 def _without_projection(encoder_state: Any):
@@ -234,25 +318,16 @@ def _without_projection(encoder_state: Any):
   return state_fn
 
 
-def _supcon(ctx: Any, variant: base.Variant) -> Any:
+def _supcon(ctx: Any, variant: base.Variant) -> tuple[Any, Any, dict[str, Any]]:
+  """The SupCon encoder, then linear evaluation: the classifier head alone trained with
+  cross-entropy on the frozen encoder (rate 0 on every other leaf)."""
   k = variant.knobs
-  encoder = (_dense_supcon_encoder(ctx, variant.name) if k["pruning"] == "none"
-             else _supcon_encoder(ctx, variant))
-  config = _with_steps(variant.train_config, int(k["linear_steps"]),
-                       float(k["linear_learning_rate"]))
-  tx = contrastive.linear_probe(optimizers.make_optimizer(config.optimizer,
-                                                          int(config.train.steps)), ("head",))
-  trained = ctx.train(variant, train_config=config, tx=tx,
-                      state_fn=_without_projection(encoder.state))
-  achieved = sparsity.measured_sparsity(recipes.host_copy(trained.state.params),
-                                        recipes.prunable_filter(HEADS))
-  return base.Outcome(members=trained.state.members,
-                      efficiency=recipes.measure_member(ctx, trained.state, config),
-                      logits=ctx.evaluate(trained, config),
-                      derived=k["pruning"] == "one_shot", config=config,
-                      study_fields={"achieved_sparsity": {
-                          key: round(v, 6) for key, v in achieved.items()},
-                          "encoder_seconds": encoder.seconds}), trained
+  encoder = _supcon_encoder(ctx, variant)
+  rate = float(k["linear_learning_rate"])
+  config = _with_steps(variant.train_config, int(k["linear_steps"]), rate)
+  trained = _train(ctx, variant, config, start=_without_projection(encoder.state),
+                   rate_of=lambda name: rate if _is_probe_head(name) else 0.0)
+  return trained, config, {"encoder_seconds": encoder.seconds}
 
 
 def representation_fields(state: Any, dataset: Any, *, k: int, definition: str,
@@ -287,18 +362,26 @@ def representation_fields(state: Any, dataset: Any, *, k: int, definition: str,
 
 
 def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
-  if variant.technique == "supcon":
-    outcome, trained = _supcon(ctx, variant)
+  k = variant.knobs
+  if k["method"] == "supcon":
+    trained, config, fields = _supcon(ctx, variant)
   else:
-    outcome = recipes.produce(ctx, variant)
-    trained = ctx.cache[f"trained:{variant.name}"]  # Cached by the dense/pruned recipes.
+    trained, config, fields = _cross_entropy(ctx, variant), variant.train_config, {}
+  logits = ctx.evaluate(trained, config)
+  achieved = sparsity.measured_sparsity(recipes.host_copy(trained.state.params),
+                                        recipes.prunable_filter(HEADS))
   source_logits = (None if variant.source is None
                    else ctx.predictions(variant.source).logits)
-  fields = representation_fields(
-      trained.state, ctx.dataset(variant.train_config), k=int(variant.knobs["knn_k"]),
-      definition=str(variant.knobs["depth_definition"]), source_logits=source_logits,
-      logits=np.asarray(outcome.logits))
-  return dataclasses.replace(outcome, study_fields={**dict(outcome.study_fields), **fields})
+  fields.update(representation_fields(
+      trained.state, ctx.dataset(config), k=int(k["knn_k"]),
+      definition=str(k["depth_definition"]), source_logits=source_logits,
+      logits=np.asarray(logits)))
+  return base.Outcome(
+      members=trained.state.members, efficiency=recipes.measure_member(ctx, trained.state,
+                                                                       config),
+      logits=logits, derived=k["pruning"] == "one_shot", config=config,
+      study_fields={"achieved_sparsity": {key: round(v, 6) for key, v in achieved.items()},
+                    **fields})
 
 
 # ---------------------------------------------------------------------------------------
@@ -527,8 +610,9 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       "that PIEs are largely unique to each (learning method, pruning method) pair, that "
       "pruning early in training (GMP) does the most damage, and that PIEs have lower "
       "Q-scores and higher prediction depth; numeric PIE counts were not found (PAPERS.md "
-      "§9). This study runs the same design on a small MLP encoder over 8×8 digits with "
-      f"{any_record.get('members', '?')} members and 360 test images: a PIE count below "
+      f"§9). This study runs the same design on a small MLP encoder over "
+      f"{config.dataset.name} with {any_record.get('members', '?')} members and "
+      f"{len(f0.get('q_score') or []) or '?'} test images: a PIE count below "
       "its noise floor is no evidence of forgetting, and the verdict tables say which of "
       "the paper's findings show at this scale."))]
   return blocks
