@@ -27,6 +27,7 @@ Definitions (one each, used everywhere):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from typing import Any, Callable, Mapping, Sequence
@@ -88,13 +89,48 @@ def _finite(value: Any) -> float | None:
   return value if math.isfinite(value) else None
 
 
+# The sheet's array work, one compiled program per shape: run eagerly it compiled ~50 small
+# programs per process (one per operation and shape); the definitions are the library's.
+@functools.partial(jax.jit, static_argnames=("num_classes",))
+def _per_class_and_modal(labels, preds, num_classes):
+  per_class = jax.vmap(
+      lambda p: fairness.per_class_accuracy(labels, p, num_classes=num_classes))(preds)
+  return per_class, exemplars.modal_labels(preds, num_classes)
+
+
+@functools.partial(jax.jit, static_argnames=("num_groups",))
+def _per_group_accuracy(labels, preds, ids, num_groups):
+  return jax.vmap(lambda p: fairness.by_group(
+      "accuracy", labels, p, ids, num_groups=num_groups))(preds)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "num_groups", "is_source"))
+def _cie_arrays(source_logits, logits, labels, ids, num_classes, num_groups, is_source):
+  is_cie = (jax.numpy.zeros(labels.shape, bool) if is_source else
+            exemplars.cie(source_logits, logits, num_classes))
+  out = {"is_cie": is_cie,
+         "split": exemplars.accuracy_split(logits, labels, is_cie, num_classes),
+         "source_split": exemplars.accuracy_split(source_logits, labels, is_cie, num_classes)}
+  if num_groups is not None:
+    out["breakdown"] = exemplars.group_breakdown(source_logits, logits, labels, ids,
+                                                 num_groups=num_groups, is_cie=is_cie)
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes",))
+def _cie_count(a, b, num_classes):
+  return jax.numpy.sum(exemplars.cie(a, b, num_classes))
+
+
+_churn_of = jax.jit(determinism.churn)
+
+
 def quality(inputs: Inputs) -> dict[str, Any]:
   """The quality block: top-1 and the accuracies top-1 averages away."""
   logits, labels = inputs.logits, inputs.labels
   preds = inputs.predicted
   top1 = (preds == labels[None]).mean(-1)
-  per_class = np.asarray(jax.vmap(
-      lambda p: fairness.per_class_accuracy(labels, p, num_classes=inputs.num_classes))(preds))
+  per_class, modal = map(np.asarray, _per_class_and_modal(labels, preds, inputs.num_classes))
   mean_class = np.nanmean(per_class, 0)
   out: dict[str, Any] = {
       "top1": float(top1.mean()),
@@ -106,14 +142,13 @@ def quality(inputs: Inputs) -> dict[str, Any]:
       "worst_class_of_mean": float(np.nanmin(mean_class)),
       "per_member_worst_class": np.nanmin(per_class, -1).tolist(),
       "balanced": float(np.nanmean(np.nanmean(per_class, -1))),
-      "modal_top1": float((np.asarray(exemplars.modal_labels(preds, inputs.num_classes))
-                           == labels).mean()),
+      "modal_top1": float((modal == labels).mean()),
   }
   if inputs.has_groups:
     inter = fairness.intersect(np.asarray(inputs.groups), None,
                                tuple(inputs.group_names) or None)
-    per_group = np.asarray(jax.vmap(lambda p: fairness.by_group(
-        "accuracy", labels, p, inter.ids, num_groups=inter.num_groups))(preds))
+    per_group = np.asarray(_per_group_accuracy(labels, preds, np.asarray(inter.ids),
+                                               inter.num_groups))
     mean_group = np.nanmean(per_group, 0)
     out["per_group"] = {name: _finite(mean_group[i]) for i, name in enumerate(inter.names)}
     out["per_member_per_group"] = {name: per_group[:, i].tolist()
@@ -127,12 +162,14 @@ def quality(inputs: Inputs) -> dict[str, Any]:
 def _cie(inputs: Inputs) -> dict[str, Any]:
   if inputs.source_logits is None:
     return {}
-  labels = inputs.labels
-  is_cie = (np.zeros(labels.shape, bool) if inputs.is_source else
-            np.asarray(exemplars.cie(inputs.source_logits, inputs.logits, inputs.num_classes)))
-  split = exemplars.accuracy_split(inputs.logits, labels, is_cie, inputs.num_classes)
-  source_split = exemplars.accuracy_split(inputs.source_logits, labels, is_cie,
-                                          inputs.num_classes)
+  inter = (fairness.intersect(np.asarray(inputs.groups), None,
+                              tuple(inputs.group_names) or None)
+           if inputs.has_groups else None)
+  arrays = jax.device_get(_cie_arrays(
+      inputs.source_logits, inputs.logits, inputs.labels,
+      None if inter is None else np.asarray(inter.ids), inputs.num_classes,
+      None if inter is None else inter.num_groups, bool(inputs.is_source)))
+  is_cie, split, source_split = arrays["is_cie"], arrays["split"], arrays["source_split"]
   out: dict[str, Any] = {
       "cie_count": int(is_cie.sum()),
       "cie_fraction": float(is_cie.mean()),
@@ -142,12 +179,8 @@ def _cie(inputs: Inputs) -> dict[str, Any]:
       "cie_kind": ("source" if inputs.is_source else
                    "derived" if inputs.derived else "retrained"),
   }
-  if inputs.has_groups:
-    inter = fairness.intersect(np.asarray(inputs.groups), None,
-                               tuple(inputs.group_names) or None)
-    breakdown = exemplars.group_breakdown(inputs.source_logits, inputs.logits, labels,
-                                          inter.ids, num_groups=inter.num_groups,
-                                          is_cie=is_cie)
+  if inter is not None:
+    breakdown = arrays["breakdown"]
     rates = {name: _finite(breakdown["cie_rate"][i]) for i, name in enumerate(inter.names)}
     out["cie_rate"] = rates
     present = [r for r in rates.values() if r is not None]
@@ -171,7 +204,7 @@ def cie_null_counts(source_logits: np.ndarray, *, draws: int = 50, seed: int = 0
   for _ in range(draws):
     order = rng.permutation(members)
     a, b = source_logits[order[:half]], source_logits[order[half:2 * half]]
-    counts.append(int(np.asarray(exemplars.cie(a, b, num_classes)).sum()))
+    counts.append(int(_cie_count(a, b, num_classes)))
   return np.asarray(counts, np.int64)
 
 
@@ -189,7 +222,7 @@ def _cie_null(inputs: Inputs) -> dict[str, Any]:
 
 def _churn(inputs: Inputs) -> dict[str, Any]:
   preds = inputs.predicted
-  return {"churn": float(determinism.churn(preds)) if preds.shape[0] > 1 else None}
+  return {"churn": float(_churn_of(preds)) if preds.shape[0] > 1 else None}
 
 
 register_cost("cie", _cie)

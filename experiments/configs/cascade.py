@@ -14,7 +14,9 @@ confidence-threshold baselines at each cascade's per-member invocation rate.
 Measured (`time python -m experiments.cascade`, fresh process, compilation included):
 1 min 41 s wall, 45 s of CPU, on 2 CPU cores shared with other jobs (load average ~6.5);
 `:smoke` (2 members, 30 steps, one threshold, Δcost from FLOPs; used by the tests) 64 s wall, 29 s of CPU
-at the same load (most of it compiling the CNN).
+at the same load (most of it compiling the CNN). Re-measured (`/usr/bin/time`, user+sys,
+fresh process, no compilation cache) after the library's compile savings: 28.2 s CPU at
+load ~16, against 30.6 s for the code before them back to back at load ~14.
 Result of that run (6 members, top-1 mean [95% t CI]): fast 96.6 [95.7, 97.4], slow 98.0
 [97.3, 98.6] at 0.073 / 0.111 ms measured latency; the binned rule at τ = 0.05 invokes
 the slow model on 15.8% [12.2, 19.3] of inputs for 97.5 [96.9, 98.2] at 0.090 ms

@@ -10,6 +10,9 @@ swish} x {no BN, BN} = 8 settings x {sparse, dense} = 16 populations of 4 seeds,
 
 Runtime: 3.1 min of CPU time (user, 2 CPU cores), so ~2-3 min wall on an idle 2-core
 machine (not measured idle: 9.3 min wall while the cores were shared at load ~7).
+`:smoke` (`/usr/bin/time`, user+sys, fresh process, no compilation cache): 37.4 s CPU at
+load ~15 with the masks compiled unoptimised, against 40.4 s before, back to back;
+still over the 30 s smoke budget under that load (idle cores not measured).
 Expected (seeds 0-3; verdicts two-sided, paired over the 4 seeds, Holm within a section):
 top-1 96.7-98.9% per variant; sparse vs dense over the grid: no detectable difference
 (+0.03 pp, 95% CI [-0.67, 0.72]); per setting: no detectable difference in all 8 (largest

@@ -211,3 +211,13 @@ def test_mask_state_fn_zeroes_pruned_weights_and_fixes_masks_in_opt_state():
   new = optax.apply_updates(state.params, updates)
   np.testing.assert_array_equal(np.asarray(new["head"]["kernel"]) == 0,
                                 ~np.asarray(masks["head"]["kernel"]))
+
+
+def test_member_masks_compiled_for_speed_equal_an_optimised_build():
+  pair = sparsity.same_capacity_pair((64, 48), 0.9, 64, 10)
+  params = _population_params(pair, 64, 10, m=3)
+  args = (_keys(0, 1, 2), params, tuple(sorted(pair["layer_sparsity"].items())), 0.9)
+  fast = members.member_masks(*args[:2], pair["layer_sparsity"], 0.9)
+  optimised = jax.jit(members._member_masks, static_argnums=(2, 3))(*args)
+  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(optimised)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

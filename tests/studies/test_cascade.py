@@ -50,10 +50,8 @@ def test_plan_names_and_sources():
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("cascade") / "wd")
-  assert runner.run(cascade, config_lib.get_config("smoke"), workdir).finished
-  return workdir
+def smoke_run(smoke_workdir):  # The all-studies test's run (tests/studies/conftest.py).
+  return smoke_workdir("cascade")
 
 
 def test_cascade_records_follow_from_saved_predictions(smoke_run):

@@ -22,11 +22,8 @@ from tradeoffs.train import predictions as predictions_lib
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("dp") / "wd")
-  result = runner.run(dp_tradeoff, config_lib.get_config("smoke"), workdir)
-  assert result.finished
-  return workdir
+def smoke_run(smoke_workdir):  # The all-studies test's run (tests/studies/conftest.py).
+  return smoke_workdir("dp_tradeoff")
 
 
 def test_plan_of_the_default_config():

@@ -21,11 +21,8 @@ from tradeoffs.studies import runner
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("exposure") / "wd")
-  result = runner.run(study, config_lib.get_config("smoke"), workdir)
-  assert result.finished
-  return workdir
+def smoke_run(smoke_workdir):  # The all-studies test's run (tests/studies/conftest.py).
+  return smoke_workdir("exposure_notification")
 
 
 def test_plan_of_the_default_config():

@@ -48,10 +48,8 @@ def test_plan_is_every_teacher_times_student():
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("robust_distillation") / "wd")
-  assert runner.run(study, config_lib.get_config("smoke"), workdir).finished
-  return workdir
+def smoke_run(smoke_workdir):  # The all-studies test's run (tests/studies/conftest.py).
+  return smoke_workdir("robust_distillation")
 
 
 def test_smoke_records(smoke_run):

@@ -24,11 +24,8 @@ from tradeoffs.train import predictions as predictions_lib
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("ta") / "wd")
-  result = runner.run(study, config_lib.get_config("smoke"), workdir)
-  assert result.finished
-  return workdir
+def smoke_run(smoke_workdir):  # The all-studies test's run (tests/studies/conftest.py).
+  return smoke_workdir("targeted_augmentation")
 
 
 def test_plan_of_the_default_config():

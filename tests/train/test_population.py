@@ -116,3 +116,21 @@ def test_eval_step_is_each_member_applied_alone(digits):
     params = jax.tree.map(lambda p: p[i], state.params)
     np.testing.assert_allclose(logits[i], net.apply({"params": params}, x), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_a_repeated_init_reuses_its_compiled_program_and_still_honours_the_seeds(digits):
+  from tradeoffs.train import population as pop_lib
+  pop_lib._COMPILED_INITS.clear()
+  mesh = train.make_mesh(2)
+  first = _population(digits, 2, train.Seeds(init=1), mesh)
+  again = _population(digits, 2, train.Seeds(init=2), mesh)
+  assert len(pop_lib._COMPILED_INITS) == 1
+  _population(digits, 2, train.Seeds(init=1), mesh, hidden=(48,))  # Another program.
+  assert len(pop_lib._COMPILED_INITS) == 2
+  pop_lib._COMPILED_INITS.clear()
+  fresh = _population(digits, 2, train.Seeds(init=2), mesh)
+  for b, c in zip(jax.tree.leaves(again.params), jax.tree.leaves(fresh.params)):
+    np.testing.assert_array_equal(np.asarray(b), np.asarray(c))
+    assert b.sharding == c.sharding
+  kernel = [np.asarray(jax.tree.leaves(s.params)[1]) for s in (first, again)]
+  assert not np.allclose(kernel[0], kernel[1])

@@ -34,14 +34,23 @@ def member_masks(init_keys: jax.Array, params: Any, layer_sparsity: Mapping[str,
     layer_sparsity: {kernel name: sparsity}, a `random_masks` distribution mapping.
     nominal_sparsity: the sparsity of prunable leaves the mapping does not name.
   """
-  return _member_masks(init_keys, params, tuple(sorted(layer_sparsity.items())),
-                       float(nominal_sparsity))
+  return _member_masks_program()(init_keys, params, tuple(sorted(layer_sparsity.items())),
+                                 float(nominal_sparsity))
 
 
-@functools.partial(jax.jit, static_argnames=("layer_sparsity", "nominal_sparsity"))
+@functools.cache
+def _member_masks_program():
+  # One jit with static sparsities: populations of the same parameter structure share one
+  # compilation (mask selection is the costliest compile here). Masks are drawn once per
+  # population, so on CPU they compile without LLVM's optimisations (6 -> ~1 CPU s for the
+  # sparse_vs_dense smoke's MLP); integer draws and a ranking give the same masks. Built
+  # on first use: asking for the backend at import would initialise it before XLA flags.
+  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+  return jax.jit(_member_masks, static_argnames=("layer_sparsity", "nominal_sparsity"),
+                 compiler_options=options)
+
+
 def _member_masks(init_keys, params, layer_sparsity, nominal_sparsity):
-  # Module-level jit with static sparsities: populations of the same parameter structure
-  # share one compilation (mask selection is the costliest compile here).
   def one(raw_key, member_params):
     key = jax.random.fold_in(jax.random.wrap_key_data(raw_key), MASK_SALT)
     return masks_lib.random_masks(key, member_params, nominal_sparsity,

@@ -112,6 +112,30 @@ def _variables(params, batch_stats):
   return {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
 
 
+# Compiled inits by program: a study initialises the same model, optimizer and shape again
+# and again (each variant of a sweep, each recipe that retrains), and every call traces a
+# fresh closure, so `jax.jit`'s own cache never hits; the lowered program's text, the
+# devices and the options identify the executable. Bounded: the oldest entry goes first.
+_COMPILED_INITS: dict[tuple[Any, ...], Any] = {}
+_COMPILED_INITS_MAX = 64
+
+
+def _compiled_init(lowered: Any, mesh: Mesh) -> Any:
+  # Init runs once, so on CPU it is compiled without LLVM's optimisations: ~10x faster to
+  # compile (7 s -> 0.6 s for the digits MLP's threefry draws, the main job's largest
+  # fixed cost per population); the weights differ from an optimised build by <= 1 ulp.
+  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else {}
+  key = (lowered.as_text(), tuple(int(d.id) for d in mesh.devices.flat),
+         tuple(mesh.shape.items()), tuple(sorted(options.items())))
+  compiled = _COMPILED_INITS.pop(key, None)
+  if compiled is None:
+    compiled = lowered.compile(compiler_options=options)
+    while len(_COMPILED_INITS) >= _COMPILED_INITS_MAX:
+      _COMPILED_INITS.pop(next(iter(_COMPILED_INITS)))
+  _COMPILED_INITS[key] = compiled  # (Re)inserted last: the most recently used.
+  return compiled
+
+
 def create_population(model: Any, tx: optax.GradientTransformation, input_shape: tuple[int, ...],
                       members: int, seeds: seeds_lib.Seeds, mesh: Mesh | None = None,
                       init_fn: Callable[[Any, jax.Array], Any] | None = None) -> TrainState:
@@ -140,11 +164,7 @@ def create_population(model: Any, tx: optax.GradientTransformation, input_shape:
 
   sharding = mesh_lib.member_sharded(mesh)
   init = jax.jit(jax.vmap(init_one), out_shardings=sharding).lower(keys["init"])
-  # Init runs once, so on CPU it is compiled without LLVM's optimisations: ~10x faster to
-  # compile (7 s -> 0.6 s for the digits MLP's threefry draws, the main job's largest
-  # fixed cost per population); the weights differ from an optimised build by <= 1 ulp.
-  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else {}
-  params, batch_stats, opt_state = init.compile(compiler_options=options)(keys["init"])
+  params, batch_stats, opt_state = _compiled_init(init, mesh)(keys["init"])
   rngs = {k: jax.device_put(keys[k], sharding) for k in ("data", "augment", "dropout")}
   step = jax.device_put(jnp.zeros((members,), jnp.int32), sharding)
   return TrainState(step=step, params=params, batch_stats=batch_stats, opt_state=opt_state,

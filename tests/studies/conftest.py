@@ -1,0 +1,42 @@
+"""A study's `:smoke` run through its binary, once per test process: the all-studies test
+and a study's own record checks read the same workdir instead of each running the smoke."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Study -> its smoke workdir, kept for the worker's session: under pytest-xdist the tests of
+# one study need not arrive in an order that keeps a module-scoped fixture alive between them.
+_SMOKE_RUNS: dict[str, str] = {}
+
+
+def _binary(name, *args, timeout=600):
+  env = {**os.environ, "PYTHONPATH": REPO}
+  return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _config(name, variant="smoke"):
+  return f"--config={os.path.join(REPO, 'experiments', 'configs', name + '.py')}:{variant}"
+
+
+@pytest.fixture(scope="session")
+def smoke_workdir(tmp_path_factory):
+  """`smoke_workdir(name)`: the workdir of study `name`'s finished `:smoke` binary run.
+  Tests may read it but must not change it (others compare it before and after a rerun)."""
+
+  def get(name: str) -> str:
+    if name not in _SMOKE_RUNS:
+      workdir = str(tmp_path_factory.mktemp(name) / "wd")
+      result = _binary(name, _config(name), f"--workdir={workdir}")
+      assert result.returncode == 0, result.stderr[-3000:]
+      _SMOKE_RUNS[name] = workdir
+    return _SMOKE_RUNS[name]
+
+  return get
