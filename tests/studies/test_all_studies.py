@@ -4,6 +4,7 @@ carry the same sections, a rerun changes nothing, and bad input exits 2 with one
 
 from __future__ import annotations
 
+import ast
 import html as html_lib
 import os
 import re
@@ -96,3 +97,15 @@ def test_bad_input_is_one_line_and_exit_2(name, tmp_path):
     _one_line_error(_binary(name, _config(name), f"--workdir={workdir}", "--report_only"),
                     workdir)
   assert not os.path.exists(os.path.join(workdir, "config.json"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_binary_runs_through_the_shared_app(name):
+  """What lets the app-level bad-input checks above run on two binaries only: every
+  binary's main hands its own study name to `experiments.app.run_study` (read, not run)."""
+  source = open(os.path.join(REPO, "experiments", f"{name}.py")).read()
+  calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+           and isinstance(node.func, ast.Attribute) and node.func.attr == "run_study"]
+  assert len(calls) == 1, f"experiments/{name}.py must call app.run_study once"
+  first = calls[0].args[0]
+  assert isinstance(first, ast.Constant) and first.value == name
