@@ -131,6 +131,62 @@ def conv(features: int, kernel: int, stride: int, dtype: Any, name: str | None =
                  dtype=dtype, kernel_init=conv_kernel_init, name=name)
 
 
+# How a model's non-overlapping max-pooling is lowered (chosen by the execution plan,
+# `tradeoffs.train.plan`): 'window' is `lax.reduce_window` (its gradient is XLA's
+# select_and_scatter_add, slow on XLA:CPU); 'reshape' views the input as windows and takes
+# their max, with a VJP that sends each cotangent to the window's first maximum, as
+# select_and_scatter_add does, so both give the same values and gradients bit for bit.
+POOLINGS = ("window", "reshape")
+
+
+def check_pooling(pooling: Any) -> None:
+  if pooling not in POOLINGS:
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+
+
+def max_pool(x: jax.Array, window: int, pooling: str = "window") -> jax.Array:
+  """Max over non-overlapping `window` x `window` patches of [B, H, W, C] ('VALID': trailing
+  rows/columns that do not fill a window are dropped), lowered as `pooling` says."""
+  check_pooling(pooling)
+  if pooling == "window":
+    return nn.max_pool(x, (window, window), strides=(window, window))
+  b, h, w, c = x.shape
+  if h < window or w < window:
+    raise ValueError(f"max_pool: a {window}x{window} window does not fit {h}x{w} inputs")
+  return _reshape_max_pool(x, window)
+
+
+def _windows(x: jax.Array, window: int) -> jax.Array:
+  """[B, H, W, C] → [B, H/k, W/k, C, k·k] (window entries row-major, as reduce_window scans)."""
+  b, h, w, c = x.shape
+  x = x[:, :h // window * window, :w // window * window]
+  x = x.reshape(b, h // window, window, w // window, window, c)
+  return x.transpose(0, 1, 3, 5, 2, 4).reshape(b, h // window, w // window, c, window * window)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _reshape_max_pool(x: jax.Array, window: int) -> jax.Array:
+  return jnp.max(_windows(x, window), axis=-1)
+
+
+def _reshape_max_pool_fwd(x, window):
+  patches = _windows(x, window)
+  return jnp.max(patches, axis=-1), (jnp.argmax(patches, axis=-1), x.shape)
+
+
+def _reshape_max_pool_bwd(window, residuals, cotangent):
+  first, shape = residuals
+  b, h, w, c = shape
+  hp, wp = h // window, w // window
+  scattered = jax.nn.one_hot(first, window * window, dtype=cotangent.dtype) * cotangent[..., None]
+  scattered = scattered.reshape(b, hp, wp, c, window, window).transpose(0, 1, 4, 2, 5, 3)
+  scattered = scattered.reshape(b, hp * window, wp * window, c)
+  return (jnp.pad(scattered, ((0, 0), (0, h - hp * window), (0, w - wp * window), (0, 0))),)
+
+
+_reshape_max_pool.defvjp(_reshape_max_pool_fwd, _reshape_max_pool_bwd)
+
+
 def classifier(num_classes: int, dtype: Any) -> nn.Dense:
   return nn.Dense(num_classes, dtype=dtype, name="head")
 

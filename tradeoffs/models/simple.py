@@ -52,6 +52,8 @@ class CNN(nn.Module):
   layer (-> (BN) -> activation -> (dropout)) and the classifier.
 
   Convs use 'SAME' padding; with `batch_norm`, convs and the hidden Dense drop their bias.
+  `pooling` is how the max-pooling is lowered (`layers.POOLINGS`; the same numbers either
+  way), set by the execution plan (`tradeoffs.train.plan`), not by configs.
   """
   num_classes: int
   channels: Sequence[int] = (32, 64)
@@ -61,9 +63,11 @@ class CNN(nn.Module):
   dropout: float = 0.0
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
+  pooling: str = "window"
 
   def __post_init__(self):
     layers.check_common(self)
+    layers.check_pooling(self.pooling)
     layers.check_widths("channels", self.channels)
     object.__setattr__(self, "channels", tuple(self.channels))  # hashable, like every field
     layers.check_positive_int("dense", self.dense)
@@ -79,7 +83,7 @@ class CNN(nn.Module):
       if self.batch_norm:
         x = layers.batch_norm(train, self.dtype, name=f"conv_bn_{i}")(x)
       x = layers.make_activation(self.activation)(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = layers.max_pool(x, 2, self.pooling)
     x = x.reshape((x.shape[0], -1))
     x = nn.Dense(layers.scale_width(self.dense, self.width_multiplier),
                  use_bias=not self.batch_norm, dtype=self.dtype, name="dense")(x)
