@@ -135,7 +135,8 @@ def conv(features: int, kernel: int, stride: int, dtype: Any, name: str | None =
 # `tradeoffs.train.plan`): 'window' is `lax.reduce_window` (its gradient is XLA's
 # select_and_scatter_add, slow on XLA:CPU); 'reshape' views the input as windows and takes
 # their max, with a VJP that sends each cotangent to the window's first maximum, as
-# select_and_scatter_add does, so both give the same values and gradients bit for bit.
+# select_and_scatter_add does, so both give the same values and gradients bit for bit
+# (the programs around them may still fuse differently: agreement to rounding).
 POOLINGS = ("window", "reshape")
 
 

@@ -53,7 +53,8 @@ class CNN(nn.Module):
 
   Convs use 'SAME' padding; with `batch_norm`, convs and the hidden Dense drop their bias.
   `pooling` is how the max-pooling is lowered (`layers.POOLINGS`; the same numbers either
-  way), set by the execution plan (`tradeoffs.train.plan`), not by configs.
+  way, up to how the surrounding program is fused), set by the execution plan
+  (`tradeoffs.train.plan`), not by configs.
   """
   num_classes: int
   channels: Sequence[int] = (32, 64)
