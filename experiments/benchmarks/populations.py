@@ -5,7 +5,7 @@ r"""Populations against their members trained one after another, and against PyT
 
 Convolutional sections (each population runs under its execution plan, `--plan`, default
 'auto': on CPU a convolutional model is stepped one dispatch per step, members looped,
-max-pooling reshaped; `tradeoffs.train.plan`):
+max-pooling reshaped, convs im2col when vmapped; `tradeoffs.train.plan`):
   cnn     the default digits CNN config (32-64 convs, dense 128, pad-crop, Adam, batch 128)
           as a population of 4 through `experiment.train_population` (logging, eval and
           checkpoint cadence included) against 4 sequential bare per-step loops (a jitted
@@ -64,6 +64,7 @@ _RESNET_STEPS = flags.DEFINE_integer("resnet_steps", 6, "Steps per ResNet-20 run
 _RESNET_BATCH = flags.DEFINE_integer("resnet_batch", 64, "ResNet-20 batch size.")
 _PLAN = flags.DEFINE_string("plan", "auto", "Execution plan of the project's populations.")
 _POOL = flags.DEFINE_string("pool", "auto", "Max-pooling lowering of the project's CNN.")
+_CONV = flags.DEFINE_string("conv", "auto", "Convolution lowering of the project's CNN.")
 
 BATCH = 128
 
@@ -222,6 +223,7 @@ def cnn_section(ds, rounds):
   config.train.steps = steps
   config.train.plan = _PLAN.value
   config.train.pool = _POOL.value
+  config.train.conv = _CONV.value
   mesh, dataset, net, initial, step_config = experiment.build(config, dataset=ds)
 
   def project():
@@ -244,10 +246,10 @@ def cnn_section(ds, rounds):
                             seed=i) for i in range(members)]
     return lambda: [loop() for loop in loops]
 
-  # The usual bare loop runs the model as written (flax max_pool: window); the same loop
-  # with the plan's pooling isolates the framework's own overhead.
+  # The usual bare loop runs the model as written (flax max_pool, lax conv); the same loop
+  # with the plan's pooling and conv lowering isolates the framework's own overhead.
   contenders = {"project/pop4": project, "bare/4x-per-step": bare(net),
-                "bare/4x-plan-pool": bare(net.clone(pooling=plan.pool)),
+                "bare/4x-plan-pool": bare(net.clone(pooling=plan.pool, convolution=plan.conv)),
                 **torch_cnn_sequential(ds, members, steps)}
   seconds = bench(contenders, rounds)
   print(f"\ndigits CNN 32-64-128, population of {members} (plan {plan}), {steps} steps, "
@@ -257,7 +259,7 @@ def cnn_section(ds, rounds):
   pop = seconds["project/pop4"]
   print(f"  project pop of 4 / 4 sequential bare per-step loops: "
         f"{seconds['bare/4x-per-step'] / pop:.2f}x (target >= 0.9)")
-  print(f"  project pop of 4 / 4 sequential bare per-step loops, pool {plan.pool}: "
+  print(f"  project pop of 4 / 4 sequential bare per-step loops, plan's lowering: "
         f"{seconds['bare/4x-plan-pool'] / pop:.2f}x (framework overhead)")
   if "torch/eager-seq" in seconds:
     print(f"  project pop of 4 / PyTorch eager 4 sequential: "

@@ -102,7 +102,7 @@ def test_a_looped_member_is_exactly_a_lone_run(digits):
                       plan="step_loop")
   lone_mesh = mesh_lib.make_mesh(1, 1)
   lone, _ = train.fit(_tiny_cnn(1, lone_mesh), digits.train, steps=5, batch_size=16,
-                      mesh=lone_mesh, plan="step_vmap")
+                      mesh=lone_mesh, plan="step_vmap", conv="lax")  # the loop's lowering
   for a, b in zip(jax.tree.leaves(pair.member(0).params), jax.tree.leaves(lone.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -236,3 +236,49 @@ def test_a_resume_on_another_device_count_keeps_the_recorded_plan(tmp_path, capl
   messages = " ".join(r.getMessage() for r in caplog.records)
   assert "recorded execution plan" in messages and "bits may differ" in messages
   assert plan_lib.read(directory) == recorded  # the record is not rewritten
+
+
+def test_the_conv_rule_follows_the_member_layout():
+  plan = plan_lib.rule("cpu", convolutional=True, coupled=True)[0]
+  assert (plan.name, plan.conv) == ("step_vmap", "im2col")
+  assert plan_lib.rule("cpu", convolutional=True)[0].conv == "lax"  # step_loop
+  assert plan_lib.rule("gpu", convolutional=True)[0].conv == "lax"
+  assert plan_lib.choose("scan_vmap", "cpu", convolutional=True)[0].conv == "im2col"
+  assert plan_lib.choose("auto", "cpu", convolutional=True, conv="im2col")[0] == plan_lib.Plan(
+      "step", "loop", "reshape", "im2col")
+  with pytest.raises(ValueError, match="train.conv='fft'"):
+    plan_lib.choose("auto", "cpu", convolutional=True, conv="fft")
+
+
+@pytest.mark.parametrize("stride,padding,kernel", [
+    (1, "SAME", 3), (2, ((1, 1), (1, 1)), 3), (1, "VALID", 1), (2, "SAME", 5)])
+def test_im2col_conv_matches_lax_outputs_and_gradients(stride, padding, kernel):
+  rng = np.random.default_rng(stride * 10 + kernel)
+  x = jnp.asarray(rng.standard_normal((2, 9, 7, 3)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((kernel, kernel, 3, 4)), jnp.float32)
+  conv = lambda f: lambda a, b: f(a, b, (stride, stride), padding,  # noqa: E731
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  reference, reference_vjp = jax.vjp(conv(jax.lax.conv_general_dilated), x, w)
+  out, vjp = jax.vjp(conv(models.layers.im2col_conv), x, w)
+  cotangent = jnp.asarray(rng.standard_normal(reference.shape), jnp.float32)
+  assert out.shape == reference.shape
+  np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
+  for got, want in zip(vjp(cotangent), reference_vjp(cotangent)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  # Grouped convolutions are not im2col's: they go to lax unchanged.
+  grouped = dict(dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=3)
+  w1 = w[:, :, :1, :3]
+  np.testing.assert_array_equal(
+      models.layers.im2col_conv(x, w1, (1, 1), "SAME", **grouped),
+      jax.lax.conv_general_dilated(x, w1, (1, 1), "SAME", **grouped))
+
+
+def test_the_conv_lowering_trains_the_same_vmapped_model(digits):
+  mesh = mesh_lib.make_mesh(2, 1)
+  trained = {}
+  for conv in plan_lib.CONVS:
+    trained[conv], _ = train.fit(_tiny_cnn(2, mesh), digits.train, steps=4, batch_size=16,
+                                 mesh=mesh, plan="step_vmap", conv=conv)
+  for a, b in zip(jax.tree.leaves(trained["lax"].params),
+                  jax.tree.leaves(trained["im2col"].params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=TOLERANCE, rtol=TOLERANCE)

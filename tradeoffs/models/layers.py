@@ -188,6 +188,54 @@ def _reshape_max_pool_bwd(window, residuals, cotangent):
 _reshape_max_pool.defvjp(_reshape_max_pool_fwd, _reshape_max_pool_bwd)
 
 
+# How a model's convolutions are lowered (chosen by the execution plan): 'lax' is
+# `lax.conv_general_dilated`; 'im2col' stacks the k·k shifted views of the padded input
+# along the channels and multiplies once by the flattened kernel. Vmapped over members,
+# XLA:CPU turns a lax convolution into a grouped convolution and runs it ~7x slower than
+# the im2col form's batched matmul (digits CNN, experiments/benchmarks/populations.py).
+# The sums run in another order: the two agree to float rounding, not bitwise.
+CONVOLUTIONS = ("lax", "im2col")
+
+
+def check_convolution(convolution: Any) -> None:
+  if convolution not in CONVOLUTIONS:
+    raise ValueError(f"convolution must be one of {CONVOLUTIONS}, got {convolution!r}")
+
+
+def conv_general_dilated_for(convolution: str) -> Callable[..., jax.Array]:
+  """The `conv_general_dilated` a Flax `nn.Conv` should call for `convolution`."""
+  check_convolution(convolution)
+  return jax.lax.conv_general_dilated if convolution == "lax" else im2col_conv
+
+
+def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                dimension_numbers=None, feature_group_count=1, precision=None,
+                **kwargs) -> jax.Array:
+  """`lax.conv_general_dilated` for 2-D NHWC inputs and HWIO kernels as one matmul over
+  shifted views; any other case (dilation, groups, layouts) falls back to lax."""
+  plain = (lhs.ndim == 4 and feature_group_count == 1 and not kwargs
+           and all(d in (None, 1) for d in tuple(lhs_dilation or ()) + tuple(rhs_dilation or ()))
+           and dimension_numbers is not None
+           and tuple(jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers))
+           == tuple(jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape,
+                                                   ("NHWC", "HWIO", "NHWC"))))
+  if not plain:
+    return jax.lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count, precision=precision, **kwargs)
+  kh, kw, cin, cout = rhs.shape
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), window_strides, padding)
+  x = jnp.pad(lhs, ((0, 0), *[tuple(p) for p in padding], (0, 0)))
+  sh, sw = window_strides
+  ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+  views = [x[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
+           for i in range(kh) for j in range(kw)]  # (i, j, c) order: HWIO flattened
+  return jnp.einsum("bhwk,ko->bhwo", jnp.concatenate(views, axis=-1),
+                    rhs.reshape(kh * kw * cin, cout), precision=precision)
+
+
 def classifier(num_classes: int, dtype: Any) -> nn.Dense:
   return nn.Dense(num_classes, dtype=dtype, name="head")
 
