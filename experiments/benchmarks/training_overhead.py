@@ -152,7 +152,7 @@ def main(argv):
     rate = {name: steps / s for name, s in seconds.items()}
     print(f"\n{title}: {steps} steps, 1 member")
     for name, r in rate.items():
-      print(f"  {name:10s} {r:8.1f} steps/s")
+      print(f"  {name:16s} {r:8.1f} steps/s")
     print(f"  project / bare-step steps/s: {rate['project'] / rate['bare/step']:.2f}  "
           f"(target >= 0.9)")
     if "bare/scan" in rate:
