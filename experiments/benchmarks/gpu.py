@@ -124,7 +124,8 @@ def measure(model_name: str, dtype: str) -> dict:
     times.append(time.perf_counter() - start)
   seconds = statistics.median(times)
   return {"model": model_name, "dtype": dtype, "members": members, "batch": batch,
-          "plan": plan.name, "steps_per_second": steps / seconds,
+          "plan": plan.name, "pool": plan.pool, "conv": plan.conv,
+          "steps_per_second": steps / seconds,
           "images_per_second": steps * members * batch / seconds,
           "flops_per_step": flops, "achieved_flops": flops * steps / seconds,
           "xla_flags": os.environ.get("XLA_FLAGS", "")}

@@ -4,14 +4,15 @@ r"""Populations against their members trained one after another, and against PyT
         [--sections=mlp,cnn,resnet] [--cnn_steps=60] [--resnet_steps=6]
 
 Convolutional sections (each population runs under its execution plan, `--plan`, default
-'auto': on CPU a convolutional model is stepped one dispatch per step, members looped;
-`tradeoffs.train.plan`):
+'auto': on CPU a convolutional model is stepped one dispatch per step, members looped,
+max-pooling reshaped, convs im2col when vmapped; `tradeoffs.train.plan`):
   cnn     the default digits CNN config (32-64 convs, dense 128, pad-crop, Adam, batch 128)
           as a population of 4 through `experiment.train_population` (logging, eval and
           checkpoint cadence included) against 4 sequential bare per-step loops (a jitted
           (params, opt_state, key, x, y) step with the same augmentation on pre-batched
-          device arrays; target >= 0.9x) and PyTorch eager, 4 models one after another
-          (target >= 1.0x; skipped when torch is not installed)
+          device arrays, the model as written; target >= 0.9x), the same loops with the
+          plan's pooling (the framework's own overhead) and PyTorch eager, 4 models one
+          after another (target >= 1.0x; skipped when torch is not installed)
   resnet  ResNet-20 (batch norm) population of 2 on random 32x32x3 inputs via
           `tradeoffs.train.fit` against 2 sequential bare per-step loops (target >= 0.9x)
 
@@ -62,6 +63,8 @@ _CNN_STEPS = flags.DEFINE_integer("cnn_steps", 60, "Steps per digits CNN run.")
 _RESNET_STEPS = flags.DEFINE_integer("resnet_steps", 6, "Steps per ResNet-20 run.")
 _RESNET_BATCH = flags.DEFINE_integer("resnet_batch", 64, "ResNet-20 batch size.")
 _PLAN = flags.DEFINE_string("plan", "auto", "Execution plan of the project's populations.")
+_POOL = flags.DEFINE_string("pool", "auto", "Max-pooling lowering of the project's CNN.")
+_CONV = flags.DEFINE_string("conv", "auto", "Convolution lowering of the project's CNN.")
 
 BATCH = 128
 
@@ -219,6 +222,8 @@ def cnn_section(ds, rounds):
   config = digits_cnn.get_config(f"members={members}")
   config.train.steps = steps
   config.train.plan = _PLAN.value
+  config.train.pool = _POOL.value
+  config.train.conv = _CONV.value
   mesh, dataset, net, initial, step_config = experiment.build(config, dataset=ds)
 
   def project():
@@ -228,26 +233,34 @@ def cnn_section(ds, rounds):
       state, _, _ = experiment.train_population(config, workdir, state=state, mesh=mesh,
                                                 dataset=dataset, step_config=step_config)
       jax.block_until_ready(state.params)
-      return train.plan.read(os.path.join(workdir, "checkpoints"))["plan"]
+      return train.plan.from_record(train.plan.read(os.path.join(workdir, "checkpoints")))
     finally:
       shutil.rmtree(workdir, ignore_errors=True)
 
-  plan_name = project()
+  plan = project()
   augment = data.make_augment(("pad_crop",), pad=1)
   tx = train.make_optimizer({"name": "adam", "learning_rate": 1e-3}, steps)
-  loops = [bare_step_loop(net, tx, ds.train.images, ds.train.labels, steps, 128, augment,
-                          seed=i) for i in range(members)]
-  contenders = {"project/pop4": project,
-                "bare/4x-per-step": lambda: [loop() for loop in loops],
+
+  def bare(model):
+    loops = [bare_step_loop(model, tx, ds.train.images, ds.train.labels, steps, 128, augment,
+                            seed=i) for i in range(members)]
+    return lambda: [loop() for loop in loops]
+
+  # The usual bare loop runs the model as written (flax max_pool, lax conv); the same loop
+  # with the plan's pooling and conv lowering isolates the framework's own overhead.
+  contenders = {"project/pop4": project, "bare/4x-per-step": bare(net),
+                "bare/4x-plan-pool": bare(net.clone(pooling=plan.pool, convolution=plan.conv)),
                 **torch_cnn_sequential(ds, members, steps)}
   seconds = bench(contenders, rounds)
-  print(f"\ndigits CNN 32-64-128, population of {members} (plan {plan_name}), {steps} steps, "
+  print(f"\ndigits CNN 32-64-128, population of {members} (plan {plan}), {steps} steps, "
         f"batch 128")
   for name, s in seconds.items():
     print(f"  {name:18s} {s:7.3f} s  {steps / s:8.1f} population steps/s")
   pop = seconds["project/pop4"]
   print(f"  project pop of 4 / 4 sequential bare per-step loops: "
         f"{seconds['bare/4x-per-step'] / pop:.2f}x (target >= 0.9)")
+  print(f"  project pop of 4 / 4 sequential bare per-step loops, plan's lowering: "
+        f"{seconds['bare/4x-plan-pool'] / pop:.2f}x (framework overhead)")
   if "torch/eager-seq" in seconds:
     print(f"  project pop of 4 / PyTorch eager 4 sequential: "
           f"{seconds['torch/eager-seq'] / pop:.2f}x (target >= 1.0)")
@@ -279,8 +292,7 @@ def resnet_section(rounds):
            for i in range(members)]
   seconds = bench({"project/pop2": project,
                    "bare/2x-per-step": lambda: [loop() for loop in loops]}, rounds)
-  resolved = plan if plan != "auto" else train.plan.rule(
-      jax.default_backend(), convolutional=True)[0].name
+  resolved = train.plan.choose(plan, jax.default_backend(), convolutional=True)[0]
   print(f"\nResNet-20 on 32x32x3, population of {members} (plan {resolved}), {steps} steps, "
         f"batch {batch}")
   for name, s in seconds.items():

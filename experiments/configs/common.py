@@ -78,8 +78,10 @@ def base_config() -> ml_collections.ConfigDict:
       steps=1100, batch_size=128, steps_per_dispatch=100, log_every=100,
       checkpoint_every=500, eval_every=500,
       # Execution plan (tradeoffs.train.plan): 'auto' (by backend and model), 'scan_vmap',
-      # 'step_vmap', 'scan_loop' or 'step_loop'; a resumed run keeps the plan it started with.
-      plan="auto"))
+      # 'step_vmap', 'scan_loop' or 'step_loop'; pool: how max-pooling is lowered, 'auto',
+      # 'window' or 'reshape'; conv: how convolutions are, 'auto', 'lax' or 'im2col' (same
+      # numbers to rounding). A resumed run keeps the plan it started with.
+      plan="auto", pool="auto", conv="auto"))
   c.augment = ml_collections.ConfigDict(dict(names=()))
   c.mesh = ml_collections.ConfigDict(dict(member_shards=0))  # 0: gcd(members, devices)
   c.eval = ml_collections.ConfigDict(dict(batch_size=512, save_train_predictions=False))

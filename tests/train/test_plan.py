@@ -102,7 +102,7 @@ def test_a_looped_member_is_exactly_a_lone_run(digits):
                       plan="step_loop")
   lone_mesh = mesh_lib.make_mesh(1, 1)
   lone, _ = train.fit(_tiny_cnn(1, lone_mesh), digits.train, steps=5, batch_size=16,
-                      mesh=lone_mesh, plan="step_vmap")
+                      mesh=lone_mesh, plan="step_vmap", conv="lax")  # the loop's lowering
   for a, b in zip(jax.tree.leaves(pair.member(0).params), jax.tree.leaves(lone.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -171,3 +171,114 @@ def test_auto_is_recorded_with_its_reason_and_resumes_bitwise(tmp_path, monkeypa
   experiment.run(mlp, str(tmp_path / "mlp"))
   assert workdir_lib.read_json(os.path.join(tmp_path, "mlp", "environment.json"))[
       "plan"]["plan"] == "scan_vmap"
+
+
+def test_the_pool_rule_and_its_override():
+  assert plan_lib.rule("cpu", convolutional=True)[0].pool == "reshape"
+  assert plan_lib.rule("gpu", convolutional=True)[0].pool == "window"
+  plan, reason = plan_lib.choose("auto", "cpu", convolutional=True, pool="window")
+  assert (plan.name, plan.pool) == ("step_loop", "window") and "train.pool" in reason
+  plan, _ = plan_lib.choose("scan_vmap", "cpu", convolutional=True)
+  assert (plan.name, plan.pool) == ("scan_vmap", "reshape")
+  with pytest.raises(ValueError, match="train.pool='max'"):
+    plan_lib.choose("auto", "cpu", convolutional=True, pool="max")
+  # A record from before pools were recorded resumes with the pooling it ran with.
+  assert plan_lib.from_record({"plan": "step_loop"}) == plan_lib.Plan("step", "loop", "window")
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8, 2), (2, 7, 9, 3), (1, 2, 3, 1)])
+def test_reshaped_max_pool_gives_the_window_pool_values_and_gradients_bitwise(shape):
+  rng = np.random.default_rng(0)
+  # Half-integer values: many ties inside windows, where a gradient rule shows.
+  x = jnp.asarray(np.round(2 * rng.standard_normal(shape)) / 2, jnp.float32)
+  window, window_vjp = jax.vjp(lambda v: models.layers.max_pool(v, 2, "window"), x)
+  reshaped, reshaped_vjp = jax.vjp(lambda v: models.layers.max_pool(v, 2, "reshape"), x)
+  cotangent = jnp.asarray(rng.standard_normal(window.shape), jnp.float32)
+  np.testing.assert_array_equal(reshaped, window)
+  np.testing.assert_array_equal(reshaped_vjp(cotangent)[0], window_vjp(cotangent)[0])
+  # By hand: each cotangent lands on the first maximum of its window (row-major), once.
+  grad = np.asarray(reshaped_vjp(cotangent)[0])
+  xs, g = np.asarray(x), np.asarray(cotangent)
+  for b, i, j, c in np.ndindex(g.shape):
+    patch = xs[b, 2 * i:2 * i + 2, 2 * j:2 * j + 2, c].ravel()
+    di, dj = divmod(int(np.argmax(patch)), 2)
+    assert grad[b, 2 * i + di, 2 * j + dj, c] != 0 or g[b, i, j, c] == 0
+  assert np.count_nonzero(grad) == np.count_nonzero(g)
+  batched = jax.vmap(lambda v: models.layers.max_pool(v, 2, "reshape"))(x[None])
+  np.testing.assert_array_equal(batched[0], window)
+
+
+def test_the_pool_trains_the_same_model(digits):
+  # The pooling op itself is bitwise equal (above); the programs around it may fuse and
+  # reduce in another order, so training agrees to float rounding (~1 ulp seen here).
+  mesh = mesh_lib.make_mesh(2, 1)
+  trained = {}
+  for pool in plan_lib.POOLS:
+    state, _ = train.fit(_tiny_cnn(2, mesh), digits.train, steps=4, batch_size=16, mesh=mesh,
+                         plan="step_loop", pool=pool)
+    trained[pool] = state
+  assert trained["reshape"].apply_fn.__self__.pooling == "window"  # the caller's model back
+  for a, b in zip(jax.tree.leaves(trained["window"].params),
+                  jax.tree.leaves(trained["reshape"].params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_a_resume_on_another_device_count_keeps_the_recorded_plan(tmp_path, caplog):
+  directory = str(tmp_path / "checkpoints")
+  recorded = {"plan": "scan_vmap", "pool": "window", "backend": jax.default_backend(),
+              "device_count": jax.device_count() + 7, "reason": "an earlier attempt"}
+  plan_lib.write(directory, recorded)
+  state = _tiny_cnn(2, mesh_lib.make_mesh(2, 1))
+  with caplog.at_level("WARNING"):
+    plan, record = plan_lib.for_training("auto", directory, state=state,
+                                         input_shape=(8, 8, 1))  # auto: step_loop, reshape
+  assert plan == plan_lib.Plan("scan", "vmap", "window") and record == recorded
+  messages = " ".join(r.getMessage() for r in caplog.records)
+  assert "recorded execution plan" in messages and "bits may differ" in messages
+  assert plan_lib.read(directory) == recorded  # the record is not rewritten
+
+
+def test_the_conv_rule_follows_the_member_layout():
+  plan = plan_lib.rule("cpu", convolutional=True, coupled=True)[0]
+  assert (plan.name, plan.conv) == ("step_vmap", "im2col")
+  assert plan_lib.rule("cpu", convolutional=True)[0].conv == "lax"  # step_loop
+  assert plan_lib.rule("gpu", convolutional=True)[0].conv == "lax"
+  assert plan_lib.choose("scan_vmap", "cpu", convolutional=True)[0].conv == "im2col"
+  assert plan_lib.choose("auto", "cpu", convolutional=True, conv="im2col")[0] == plan_lib.Plan(
+      "step", "loop", "reshape", "im2col")
+  with pytest.raises(ValueError, match="train.conv='fft'"):
+    plan_lib.choose("auto", "cpu", convolutional=True, conv="fft")
+
+
+@pytest.mark.parametrize("stride,padding,kernel", [
+    (1, "SAME", 3), (2, ((1, 1), (1, 1)), 3), (1, "VALID", 1), (2, "SAME", 5)])
+def test_im2col_conv_matches_lax_outputs_and_gradients(stride, padding, kernel):
+  rng = np.random.default_rng(stride * 10 + kernel)
+  x = jnp.asarray(rng.standard_normal((2, 9, 7, 3)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((kernel, kernel, 3, 4)), jnp.float32)
+  conv = lambda f: lambda a, b: f(a, b, (stride, stride), padding,  # noqa: E731
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  reference, reference_vjp = jax.vjp(conv(jax.lax.conv_general_dilated), x, w)
+  out, vjp = jax.vjp(conv(models.layers.im2col_conv), x, w)
+  cotangent = jnp.asarray(rng.standard_normal(reference.shape), jnp.float32)
+  assert out.shape == reference.shape
+  np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
+  for got, want in zip(vjp(cotangent), reference_vjp(cotangent)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  # Grouped convolutions are not im2col's: they go to lax unchanged.
+  grouped = dict(dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=3)
+  w1 = w[:, :, :1, :3]
+  np.testing.assert_array_equal(
+      models.layers.im2col_conv(x, w1, (1, 1), "SAME", **grouped),
+      jax.lax.conv_general_dilated(x, w1, (1, 1), "SAME", **grouped))
+
+
+def test_the_conv_lowering_trains_the_same_vmapped_model(digits):
+  mesh = mesh_lib.make_mesh(2, 1)
+  trained = {}
+  for conv in plan_lib.CONVS:
+    trained[conv], _ = train.fit(_tiny_cnn(2, mesh), digits.train, steps=4, batch_size=16,
+                                 mesh=mesh, plan="step_vmap", conv=conv)
+  for a, b in zip(jax.tree.leaves(trained["lax"].params),
+                  jax.tree.leaves(trained["im2col"].params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=TOLERANCE, rtol=TOLERANCE)

@@ -131,6 +131,111 @@ def conv(features: int, kernel: int, stride: int, dtype: Any, name: str | None =
                  dtype=dtype, kernel_init=conv_kernel_init, name=name)
 
 
+# How a model's non-overlapping max-pooling is lowered (chosen by the execution plan,
+# `tradeoffs.train.plan`): 'window' is `lax.reduce_window` (its gradient is XLA's
+# select_and_scatter_add, slow on XLA:CPU); 'reshape' views the input as windows and takes
+# their max, with a VJP that sends each cotangent to the window's first maximum, as
+# select_and_scatter_add does, so both give the same values and gradients bit for bit
+# (the programs around them may still fuse differently: agreement to rounding).
+POOLINGS = ("window", "reshape")
+
+
+def check_pooling(pooling: Any) -> None:
+  if pooling not in POOLINGS:
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+
+
+def max_pool(x: jax.Array, window: int, pooling: str = "window") -> jax.Array:
+  """Max over non-overlapping `window` x `window` patches of [B, H, W, C] ('VALID': trailing
+  rows/columns that do not fill a window are dropped), lowered as `pooling` says."""
+  check_pooling(pooling)
+  if pooling == "window":
+    return nn.max_pool(x, (window, window), strides=(window, window))
+  b, h, w, c = x.shape
+  if h < window or w < window:
+    raise ValueError(f"max_pool: a {window}x{window} window does not fit {h}x{w} inputs")
+  return _reshape_max_pool(x, window)
+
+
+def _windows(x: jax.Array, window: int) -> jax.Array:
+  """[B, H, W, C] → [B, H/k, W/k, C, k·k] (window entries row-major, as reduce_window scans)."""
+  b, h, w, c = x.shape
+  x = x[:, :h // window * window, :w // window * window]
+  x = x.reshape(b, h // window, window, w // window, window, c)
+  return x.transpose(0, 1, 3, 5, 2, 4).reshape(b, h // window, w // window, c, window * window)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _reshape_max_pool(x: jax.Array, window: int) -> jax.Array:
+  return jnp.max(_windows(x, window), axis=-1)
+
+
+def _reshape_max_pool_fwd(x, window):
+  patches = _windows(x, window)
+  return jnp.max(patches, axis=-1), (jnp.argmax(patches, axis=-1), x.shape)
+
+
+def _reshape_max_pool_bwd(window, residuals, cotangent):
+  first, shape = residuals
+  b, h, w, c = shape
+  hp, wp = h // window, w // window
+  scattered = jax.nn.one_hot(first, window * window, dtype=cotangent.dtype) * cotangent[..., None]
+  scattered = scattered.reshape(b, hp, wp, c, window, window).transpose(0, 1, 4, 2, 5, 3)
+  scattered = scattered.reshape(b, hp * window, wp * window, c)
+  return (jnp.pad(scattered, ((0, 0), (0, h - hp * window), (0, w - wp * window), (0, 0))),)
+
+
+_reshape_max_pool.defvjp(_reshape_max_pool_fwd, _reshape_max_pool_bwd)
+
+
+# How a model's convolutions are lowered (chosen by the execution plan): 'lax' is
+# `lax.conv_general_dilated`; 'im2col' stacks the k·k shifted views of the padded input
+# along the channels and multiplies once by the flattened kernel. Vmapped over members,
+# XLA:CPU turns a lax convolution into a grouped convolution and runs it ~7x slower than
+# the im2col form's batched matmul (digits CNN, experiments/benchmarks/populations.py).
+# The sums run in another order: the two agree to float rounding, not bitwise.
+CONVOLUTIONS = ("lax", "im2col")
+
+
+def check_convolution(convolution: Any) -> None:
+  if convolution not in CONVOLUTIONS:
+    raise ValueError(f"convolution must be one of {CONVOLUTIONS}, got {convolution!r}")
+
+
+def conv_general_dilated_for(convolution: str) -> Callable[..., jax.Array]:
+  """The `conv_general_dilated` a Flax `nn.Conv` should call for `convolution`."""
+  check_convolution(convolution)
+  return jax.lax.conv_general_dilated if convolution == "lax" else im2col_conv
+
+
+def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                dimension_numbers=None, feature_group_count=1, precision=None,
+                **kwargs) -> jax.Array:
+  """`lax.conv_general_dilated` for 2-D NHWC inputs and HWIO kernels as one matmul over
+  shifted views; any other case (dilation, groups, layouts) falls back to lax."""
+  plain = (lhs.ndim == 4 and feature_group_count == 1 and not kwargs
+           and all(d in (None, 1) for d in tuple(lhs_dilation or ()) + tuple(rhs_dilation or ()))
+           and dimension_numbers is not None
+           and tuple(jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers))
+           == tuple(jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape,
+                                                   ("NHWC", "HWIO", "NHWC"))))
+  if not plain:
+    return jax.lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count, precision=precision, **kwargs)
+  kh, kw, cin, cout = rhs.shape
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), window_strides, padding)
+  x = jnp.pad(lhs, ((0, 0), *[tuple(p) for p in padding], (0, 0)))
+  sh, sw = window_strides
+  ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+  views = [x[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
+           for i in range(kh) for j in range(kw)]  # (i, j, c) order: HWIO flattened
+  return jnp.einsum("bhwk,ko->bhwo", jnp.concatenate(views, axis=-1),
+                    rhs.reshape(kh * kw * cin, cout), precision=precision)
+
+
 def classifier(num_classes: int, dtype: Any) -> nn.Dense:
   return nn.Dense(num_classes, dtype=dtype, name="head")
 

@@ -52,6 +52,10 @@ class CNN(nn.Module):
   layer (-> (BN) -> activation -> (dropout)) and the classifier.
 
   Convs use 'SAME' padding; with `batch_norm`, convs and the hidden Dense drop their bias.
+  `pooling` is how the max-pooling is lowered (`layers.POOLINGS`; the same numbers either
+  way, up to how the surrounding program is fused) and `convolution` how the convs are
+  (`layers.CONVOLUTIONS`; the same numbers to rounding); both are set by the execution plan
+  (`tradeoffs.train.plan`), not by configs.
   """
   num_classes: int
   channels: Sequence[int] = (32, 64)
@@ -61,9 +65,13 @@ class CNN(nn.Module):
   dropout: float = 0.0
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
+  pooling: str = "window"
+  convolution: str = "lax"
 
   def __post_init__(self):
     layers.check_common(self)
+    layers.check_pooling(self.pooling)
+    layers.check_convolution(self.convolution)
     layers.check_widths("channels", self.channels)
     object.__setattr__(self, "channels", tuple(self.channels))  # hashable, like every field
     layers.check_positive_int("dense", self.dense)
@@ -75,11 +83,12 @@ class CNN(nn.Module):
     x = images.astype(self.dtype)
     for i, width in enumerate(self.channels):
       x = nn.Conv(layers.scale_width(width, self.width_multiplier), (3, 3), padding="SAME",
-                  use_bias=not self.batch_norm, dtype=self.dtype, name=f"conv_{i}")(x)
+                  use_bias=not self.batch_norm, dtype=self.dtype, name=f"conv_{i}",
+                  conv_general_dilated=layers.conv_general_dilated_for(self.convolution))(x)
       if self.batch_norm:
         x = layers.batch_norm(train, self.dtype, name=f"conv_bn_{i}")(x)
       x = layers.make_activation(self.activation)(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = layers.max_pool(x, 2, self.pooling)
     x = x.reshape((x.shape[0], -1))
     x = nn.Dense(layers.scale_width(self.dense, self.width_multiplier),
                  use_bias=not self.batch_norm, dtype=self.dtype, name="dense")(x)

@@ -87,6 +87,12 @@ def validate(config: Any, device_count: int | None = None) -> None:
   if _opt(train, "plan", "auto") not in plan_lib.CHOICES:
     raise ValueError(f"--config.train.plan={train.plan!r} is unknown; choose from "
                      f"{plan_lib.CHOICES}")
+  if _opt(train, "pool", "auto") not in plan_lib.POOL_CHOICES:
+    raise ValueError(f"--config.train.pool={train.pool!r} is unknown; choose from "
+                     f"{plan_lib.POOL_CHOICES}")
+  if _opt(train, "conv", "auto") not in plan_lib.CONV_CHOICES:
+    raise ValueError(f"--config.train.conv={train.conv!r} is unknown; choose from "
+                     f"{plan_lib.CONV_CHOICES}")
   pipeline = _opt(config.dataset, "pipeline", "memory")
   if pipeline not in ("memory", "grain"):
     raise ValueError(f"--config.dataset.pipeline={pipeline!r}; choose 'memory' (on-device "
@@ -154,12 +160,13 @@ def prepare_workdir(config: Any, workdir: str, *, mesh: Any = None,
 def plan_for(config: Any, state: Any, step_config: Any, input_shape: tuple[int, ...],
              checkpoint_dir: str, name: str = "train") -> tuple[plan_lib.Plan, dict[str, Any]]:
   """The execution plan of the population checkpointed in `checkpoint_dir`: the one it
-  recorded when it started (resume), else `config.train.plan` ('auto': the rules of
-  `tradeoffs.train.plan`), recorded now. Returns (plan, record)."""
+  recorded when it started (resume), else `config.train.plan`, `.pool` and `.conv`
+  ('auto': the rules of `tradeoffs.train.plan`), recorded now. Returns (plan, record)."""
   return plan_lib.for_training(
       _opt(config.train, "plan", "auto"), checkpoint_dir, state=state, input_shape=input_shape,
       coupled=any(e.population_loss is not None for e in step_config.extensions),
-      streamed=_opt(config.dataset, "pipeline", "memory") == "grain", name=name)
+      streamed=_opt(config.dataset, "pipeline", "memory") == "grain", name=name,
+      pool=_opt(config.train, "pool", "auto"), conv=_opt(config.train, "conv", "auto"))
 
 
 def build(config: Any, dataset: data_lib.Dataset | None = None,

@@ -436,6 +436,17 @@ def make_runner(config: StepConfig, mesh: Mesh, num_steps: int,
   rounding, not bitwise.
   """
   plan = plan_lib.get(plan)
+  runner = _dispatch(config, mesh, num_steps, plan)
+
+  def run(state, data):  # The model's pooling and convs lowered as the plan says.
+    model_apply = state.apply_fn
+    state, metrics = runner(state.replace(apply_fn=plan_lib.lowered(model_apply, plan)), data)
+    return state.replace(apply_fn=model_apply), metrics
+
+  return run
+
+
+def _dispatch(config: StepConfig, mesh: Mesh, num_steps: int, plan: plan_lib.Plan):
   if plan.name == "scan_vmap":
     return _scan_program(config, mesh, num_steps)
   if plan.name == "step_vmap":
@@ -624,25 +635,29 @@ def _predict_fn(mesh: Mesh | None):
 
 
 def fit(state: TrainState, split: Any, *, steps: int, batch_size: int, mesh: Mesh | None = None,
-        steps_per_dispatch: int = 100, plan: str | None = "auto",
-        **step_options: Any) -> tuple[TrainState, dict]:
+        steps_per_dispatch: int = 100, plan: str | None = "auto", pool: str | None = "auto",
+        conv: str | None = "auto", **step_options: Any) -> tuple[TrainState, dict]:
   """Trains a population for `steps` more steps on an in-memory split (no checkpoints).
 
   The Colab-sized entry point; binaries use `tradeoffs.train.experiment.train_population`,
   which adds resume, logging and preemption. `plan` is an execution plan name or 'auto'
-  (`tradeoffs.train.plan`: by backend and model). Returns (state, metrics of the last chunk).
+  and `pool`, `conv` lowerings or 'auto' (`tradeoffs.train.plan`: by backend and model).
+  Returns (state, metrics of the last chunk).
   """
   mesh = mesh or mesh_lib.make_mesh(state.members)
   mesh_lib.check_batch(batch_size, mesh, "batch_size")
   config = StepConfig(batch_size=batch_size, **step_options)
   state = init_extension_state(state, config.extensions)
   data = split if isinstance(split, DeviceData) else to_device(split, mesh)
-  if plan == "auto":
-    plan, _ = plan_lib.rule(
-        jax.default_backend(),
+  if isinstance(plan, plan_lib.Plan):
+    plan = plan_lib.get(plan, None if pool == "auto" else pool,
+                        None if conv == "auto" else conv)
+  else:
+    plan, _ = plan_lib.choose(
+        plan, jax.default_backend(),
         convolutional=plan_lib.state_has_convolutions(state, tuple(data.images.shape[1:])),
-        coupled=any(e.population_loss is not None for e in config.extensions))
-  plan = plan_lib.get(plan)
+        coupled=any(e.population_loss is not None for e in config.extensions), pool=pool,
+        conv=conv)
   metrics = {}
   done = 0
   while done < steps:
