@@ -86,3 +86,13 @@ def test_training_rows_give_both_levels_one_shape_and_even_weights():
   assert len(set(high.tolist())) == 24 and high.max() < 27 and np.all(np.diff(high) > 0)
   np.testing.assert_array_equal(study.training_rows(6, 27, "high", seed=0), high)
   assert len(study.training_rows(10, 7, "low")) == 10  # more low than high: no repetition
+
+
+def test_test_sentence_longer_than_max_length_is_one_config_error():
+  import types
+  config = config_lib.get_config("smoke")
+  config.study.max_length = 8
+  ctx = types.SimpleNamespace(config=config, cache={}, records={})
+  with pytest.raises(errors.ConfigError,
+                     match=r"--config.study.max_length=8: .*more than the model's max_length 8"):
+    study._data(ctx, "low")  # noqa: SLF001

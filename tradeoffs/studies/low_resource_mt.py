@@ -174,18 +174,21 @@ def _data(ctx: Any, level: str) -> dict[str, Any]:
   s, vocab = ctx.config.study, _vocab(ctx)
   length = int(s.max_length)
   pairs = bible.load(level, max_test_examples=int(s.max_test_examples) or None)
+  try:
+    test_src = vocab.encode_batch(pairs.test.source, length)
+    ood_src = vocab.encode_batch(pairs.test_ood.source, length)
+  except ValueError as e:
+    raise errors.ConfigError(f"--config.study.max_length={length}: {e}") from None
   train, fits = _usable(ctx, level)
+  if not fits:
+    raise errors.ConfigError(f"--config.study.max_length={length}: no {level}-resource "
+                             "training pair fits (both sides, in subwords); raise it")
   rows = fits
   if set(_tuple(s.resources)) == {"low", "high"}:
     counts = {r: len(_usable(ctx, r)[1]) for r in ("low", "high")}
     rows = [fits[i] for i in training_rows(counts["low"], counts["high"], level)]
   src = vocab.encode_batch([train.source[i] for i in rows], length)
   tgt = vocab.encode_batch([train.target[i] for i in rows], length)
-  try:
-    test_src = vocab.encode_batch(pairs.test.source, length)
-    ood_src = vocab.encode_batch(pairs.test_ood.source, length)
-  except ValueError as e:
-    raise errors.ConfigError(f"--config.study.max_length={length}: {e}") from None
   used = sorted(set(rows))
   freqs = subwords.token_frequencies(vocab, [train.source[i] for i in used])
   ctx.cache[key] = {
