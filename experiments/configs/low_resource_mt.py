@@ -31,12 +31,12 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.study = ml_collections.ConfigDict(dict(
       resources=("low", "high"),
-      sparsities=(0.0, 0.5, 0.9),
+      sparsities=(0.0, 0.7),
       schedules=("gradual", "one_shot"),
       num_buckets=5,
-      members=args.members or 4,
+      members=args.members or 3,
       seed=0,
-      steps=300, batch_size=32, learning_rate=3e-3,
+      steps=200, batch_size=32, learning_rate=3e-3,
       num_merges=2000, max_length=72,
       max_test_examples=200,   # the first test verses (0: all 1,423)
       max_train_examples=0,    # 0: the full resource level

@@ -17,10 +17,10 @@ from tradeoffs.studies import low_resource_mt as study
 def test_plan_names_sources_and_knobs():
   variants = study.plan(config_lib.get_config())
   names = [v.name for v in variants]
-  assert len(names) == 2 * (1 + 2 * 2)  # two levels × (dense + 2 sparsities × 2 schedules)
-  assert names[:3] == ["dense_low", "gradual_s50_low", "oneshot_s50_low"]
+  assert len(names) == 2 * (1 + 1 * 2)  # two levels × (dense + 1 sparsity × 2 schedules)
+  assert names[:3] == ["dense_low", "gradual_s70_low", "oneshot_s70_low"]
   assert {v.source for v in variants if v.name.endswith("_high")} == {None, "dense_high"}
-  assert variants[3].knobs == {"resource": "low", "sparsity": 0.9, "schedule": "gradual"}
+  assert variants[1].knobs == {"resource": "low", "sparsity": 0.7, "schedule": "gradual"}
 
 
 @pytest.mark.parametrize("field,value,match", [
