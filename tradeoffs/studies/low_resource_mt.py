@@ -183,10 +183,9 @@ def _data(ctx: Any, level: str) -> dict[str, Any]:
   if not fits:
     raise errors.ConfigError(f"--config.study.max_length={length}: no {level}-resource "
                              "training pair fits (both sides, in subwords); raise it")
-  rows = fits
-  if set(_tuple(s.resources)) == {"low", "high"}:
-    counts = {r: len(_usable(ctx, r)[1]) for r in ("low", "high")}
-    rows = [fits[i] for i in training_rows(counts["low"], counts["high"], level)]
+  # Whichever levels this run trains, so that a run of one level matches a run of both.
+  counts = {r: len(_usable(ctx, r)[1]) for r in ("low", "high")}
+  rows = [fits[i] for i in training_rows(counts["low"], counts["high"], level)]
   src = vocab.encode_batch([train.source[i] for i in rows], length)
   tgt = vocab.encode_batch([train.target[i] for i in rows], length)
   used = sorted(set(rows))
