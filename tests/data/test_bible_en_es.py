@@ -4,6 +4,7 @@ vocabulary and frequency buckets of `tradeoffs.data.subwords`."""
 from __future__ import annotations
 
 import collections
+import gzip
 import hashlib
 import os
 
@@ -24,6 +25,31 @@ def test_checksums_and_provenance_files():
     assert os.path.exists(os.path.join(FOLDER, name))
   assert "United Kingdom" in open(os.path.join(FOLDER, "LICENSE")).read()
   assert os.path.getsize(bible.FILE) < 4_000_000
+
+
+def test_a_changed_or_missing_file_is_refused(tmp_path):
+  bad = tmp_path / "bible_en_es.tsv.gz"
+  bad.write_bytes(gzip.compress(b"Gen\t1\t1\ttrain\tIn the beginning\tEN el principio\tx\n"))
+  with pytest.raises(ValueError, match="SHA-256"):
+    bible.load_from_file("high", path=str(bad))
+  with pytest.raises(FileNotFoundError, match="package data"):
+    bible.read_rows(str(tmp_path / "absent.tsv.gz"))
+
+
+def test_tfds_splits_have_their_sizes_and_equal_the_file():
+  for split, size in bible.TFDS_SPLIT_SIZES.items():
+    examples = bible.read_split(split)
+    assert len(examples) == size, split
+    assert len({e["id"] for e in examples}) == size
+  for level in ("low", "high"):
+    from_tfds, from_file = bible.load(level), bible.load_from_file(level)
+    for name in ("train", "valid", "test", "test_ood"):
+      assert getattr(from_tfds, name) == getattr(from_file, name), (level, name)
+  assert bible.load("low", max_test_examples=5).test_ood == bible.load_from_file(
+      "low", max_test_examples=5).test_ood
+  assert len(bible.load("high", max_test_examples=5).test) == 5
+  with pytest.raises(ValueError, match="split must be one of"):
+    bible.read_split("training")
 
 
 def test_split_sizes_resource_levels_and_alignment():

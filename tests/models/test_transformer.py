@@ -78,10 +78,12 @@ def test_encoder_classifier_param_count():
   assert models.param_count(params) == want
 
 
-def _tiny(vocab=9):
+def _tiny(vocab=9, **kwargs):
   # Untied embeddings: a fresh tied model predicts nearly the same token everywhere.
-  net = models.get("transformer_seq2seq", num_classes=vocab, d_model=16, num_heads=2,
-                   num_layers=1, ffn_dim=32, max_length=8, dropout=0.0, tie_embeddings=False)
+  options = dict(d_model=16, num_heads=2, num_layers=1, ffn_dim=32, tie_embeddings=False)
+  options.update(kwargs)
+  net = models.get("transformer_seq2seq", num_classes=vocab, max_length=8, dropout=0.0,
+                   **options)
   source = jnp.array([[5, 6, 7, 3, 2, 0], [4, 4, 8, 2, 0, 0]], jnp.int32)
   return net, jax.jit(net.init)(KEY, source), source
 
@@ -91,8 +93,31 @@ def _first_eos_prefix(row):
   return row[:row.index(tf.EOS) + 1] if tf.EOS in row else row
 
 
-def test_greedy_equals_step_by_step_and_teacher_forcing():
-  net, variables, source = _tiny()
+# The cached greedy decoder re-implements the decoder's step from its parameters: check it on
+# both embedding and position options and on more than one block.
+OPTIONS = [{}, dict(positions="learned", num_layers=2, decoder_layers=3, num_heads=4),
+           dict(tie_embeddings=True, positions="none")]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_cached_decoder_step_equals_teacher_forcing(options):
+  net, variables, source = _tiny(**options)
+  targets = jnp.array([[3, 8, 5, 4, 2, 0, 0, 0], [7, 7, 6, 3, 4, 5, 8, 2]], jnp.int32)
+  inputs = tf.shift_right(targets)
+  want = np.array(jax.nn.log_softmax(net.apply(variables, source, inputs)))
+  want[..., [tf.PAD, tf.BOS]] = -np.inf
+  encoded = net.apply(variables, source, method=net.encode)
+  cache, step = tf._cached_decoder(net, variables, source, encoded, 8)  # noqa: SLF001
+  for t in range(8):
+    cache, logp = jax.jit(step)(cache, inputs[:, t], t)
+    for b in range(2):
+      if inputs[b, t] != tf.PAD:  # teacher forcing masks a PAD query; decoding never has one
+        np.testing.assert_allclose(np.asarray(logp[b]), want[b, t], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("options", OPTIONS[:2])
+def test_greedy_equals_step_by_step_and_teacher_forcing(options):
+  net, variables, source = _tiny(**options)
   greedy = np.asarray(tf.jit_greedy_decode(net, variables, source, 8))
   # Independent reference: a Python loop feeding a growing, unpadded prefix.
   decode = jax.jit(lambda prefix: net.apply(variables, source, prefix)[:, -1])

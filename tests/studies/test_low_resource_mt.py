@@ -17,10 +17,10 @@ from tradeoffs.studies import low_resource_mt as study
 def test_plan_names_sources_and_knobs():
   variants = study.plan(config_lib.get_config())
   names = [v.name for v in variants]
-  assert len(names) == 2 * (1 + 3 * 2)
-  assert names[:3] == ["dense_low", "gradual_s50_low", "oneshot_s50_low"]
+  assert len(names) == 2 * (1 + 1 * 2)  # two levels × (dense + 1 sparsity × 2 schedules)
+  assert names[:3] == ["dense_low", "gradual_s70_low", "oneshot_s70_low"]
   assert {v.source for v in variants if v.name.endswith("_high")} == {None, "dense_high"}
-  assert variants[5].knobs == {"resource": "low", "sparsity": 0.9, "schedule": "gradual"}
+  assert variants[1].knobs == {"resource": "low", "sparsity": 0.7, "schedule": "gradual"}
 
 
 @pytest.mark.parametrize("field,value,match", [
@@ -76,3 +76,23 @@ def test_vocabulary_mismatch_is_refused():
   study.check_vocabulary(None, vocab)  # nothing recorded yet
   with pytest.raises(errors.ConfigError, match="vocabulary mismatch"):
     study.check_vocabulary("0" * 16, vocab)
+
+
+def test_training_rows_give_both_levels_one_shape_and_even_weights():
+  low = study.training_rows(6, 27, "low")
+  high = study.training_rows(6, 27, "high")
+  assert len(low) == len(high) == 24  # k = 27 // 6 = 4 copies of the low level
+  np.testing.assert_array_equal(np.bincount(low), np.full(6, 4))  # every low pair 4 times
+  assert len(set(high.tolist())) == 24 and high.max() < 27 and np.all(np.diff(high) > 0)
+  np.testing.assert_array_equal(study.training_rows(6, 27, "high", seed=0), high)
+  assert len(study.training_rows(10, 7, "low")) == 10  # more low than high: no repetition
+
+
+def test_test_sentence_longer_than_max_length_is_one_config_error():
+  import types
+  config = config_lib.get_config("smoke")
+  config.study.max_length = 8
+  ctx = types.SimpleNamespace(config=config, cache={}, records={})
+  with pytest.raises(errors.ConfigError,
+                     match=r"--config.study.max_length=8: .*more than the model's max_length 8"):
+    study._data(ctx, "low")  # noqa: SLF001

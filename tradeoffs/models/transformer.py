@@ -16,9 +16,10 @@ self-attention is also causal. `EncoderStack` runs on any continuous features [B
 speech encoder uses it), the token models embed first. A sequence longer than `max_length`
 is refused (ValueError) at trace time.
 
-Decoding re-runs the decoder over the whole fixed-length prefix at every step (no cache): the
-compiled program has static shapes, and the result equals teacher forcing by construction of
-the causal mask, which the tests check.
+Greedy decoding runs the decoder one position at a time with cached self-attention keys and
+values (static shapes, one compiled `fori_loop`); beam search re-runs the decoder over the
+whole fixed-length prefix at every step (no cache). Both equal teacher forcing by
+construction of the causal mask, which the tests check.
 """
 
 from __future__ import annotations
@@ -320,27 +321,95 @@ def _check_length(model: nn.Module, max_length: int) -> None:
                      f"max_length), got {max_length!r}")
 
 
+def _cached_decoder(model: nn.Module, variables: Any, source: jax.Array, encoded: jax.Array,
+                    max_length: int):
+  """(initial cache, step): the decoder run one position at a time with the self-attention
+  keys/values of earlier positions cached and the cross-attention keys/values of the source
+  computed once — the same parameters and the same functions (`nn.LayerNorm`, `nn.Dense`,
+  `nn.DenseGeneral`, `nn.dot_product_attention`) as `Seq2SeqTransformer.decode`, so a
+  position's output equals teacher forcing on the prefix (the tests check it).
+
+  `step(cache, token [B], t)` returns (cache, log-probabilities [B, V] of the next token,
+  PAD and BOS at -inf). Per output token it costs O(t) attention and one position's
+  projections, instead of a full decoder pass over `max_length` positions.
+  """
+  p, dtype, d = variables["params"], model.dtype, model.d_model
+  heads = model.num_heads
+  layer_norm = lambda q, x: nn.LayerNorm(dtype=dtype).apply({"params": q}, x)  # noqa: E731
+  dense = lambda q, x: nn.Dense(q["kernel"].shape[-1], dtype=dtype).apply(  # noqa: E731
+      {"params": q}, x)
+  project = lambda q, x: nn.DenseGeneral((heads, d // heads), dtype=dtype).apply(  # noqa: E731
+      {"params": q}, x)
+  merge = lambda q, x: nn.DenseGeneral(d, axis=(-2, -1), dtype=dtype).apply(  # noqa: E731
+      {"params": q}, x)
+  blocks = [p[f"decoder_block_{i}"] for i in range(model.decoder_layers or model.num_layers)]
+  embedding = p["embedding" if model.tie_embeddings else "target_embedding"]["embedding"]
+  batch = source.shape[0]
+  source_valid = (source != PAD)[:, None, None, :]                       # [B, 1, 1, S]
+  cross = [(project(b["cross_attention"]["key"], encoded),
+            project(b["cross_attention"]["value"], encoded)) for b in blocks]
+  empty = jnp.zeros((batch, max_length, heads, d // heads), dtype)
+  cache = [(empty, empty) for _ in blocks]
+  if model.positions == "sinusoidal":
+    table = jnp.asarray(sinusoidal_positions(max_length, d), dtype)
+  elif model.positions == "learned":
+    table = p["decoder_position_embedding"][:max_length].astype(dtype)
+  else:
+    table = jnp.zeros((max_length, d), dtype)
+
+  def step(cache, token, t):
+    y = jnp.take(embedding, token, axis=0).astype(dtype) * math.sqrt(d)
+    y = (y + jax.lax.dynamic_index_in_dim(table, t, keepdims=False))[:, None]  # [B, 1, d]
+    seen = (jnp.arange(max_length) <= t)[None, None, None, :]             # causal
+    new_cache = []
+    for b, (keys, values), (cross_k, cross_v) in zip(blocks, cache, cross):
+      h = layer_norm(b["ln_self"], y)
+      a = b["self_attention"]
+      keys = jax.lax.dynamic_update_index_in_dim(keys, project(a["key"], h)[:, 0], t, 1)
+      values = jax.lax.dynamic_update_index_in_dim(values, project(a["value"], h)[:, 0], t, 1)
+      new_cache.append((keys, values))
+      y = y + merge(a["out"], nn.dot_product_attention(project(a["query"], h), keys, values,
+                                                       mask=seen, dtype=dtype))
+      h = layer_norm(b["ln_cross"], y)
+      a = b["cross_attention"]
+      y = y + merge(a["out"], nn.dot_product_attention(project(a["query"], h), cross_k, cross_v,
+                                                       mask=source_valid, dtype=dtype))
+      h = layer_norm(b["ln_ffn"], y)
+      y = y + dense(b["ffn"]["wo"], nn.relu(dense(b["ffn"]["wi"], h)))
+    y = layer_norm(p["decoder_ln_final"], y)[:, 0]
+    if model.tie_embeddings:
+      logits = jnp.dot(y, jnp.asarray(embedding, dtype).T)
+    else:
+      logits = dense(p["output"], y)
+    logp = jax.nn.log_softmax(layers.to_logits(logits))
+    return new_cache, logp.at[:, PAD].set(-jnp.inf).at[:, BOS].set(-jnp.inf)
+
+  return cache, step
+
+
 def greedy_decode(model: nn.Module, variables: Any, source: jax.Array,
                   max_length: int) -> jax.Array:
   """Greedy output tokens [B, max_length]: EOS, then PAD, once a sentence has ended.
 
   Pure and of static shape, so it runs under `jax.jit` (with `model`, `max_length` static).
+  The decoder runs incrementally (`_cached_decoder`: cached self-attention keys/values).
   """
   _check_length(model, max_length)
   source = _check_tokens(jnp.asarray(source), "source")
   encoded = model.apply(variables, source, method=model.encode)
   batch = source.shape[0]
-  tokens = jnp.zeros((batch, max_length + 1), jnp.int32).at[:, 0].set(BOS)
+  cache, step_fn = _cached_decoder(model, variables, source, encoded, max_length)
 
   def step(t, carry):
-    tokens, done = carry
-    logp = _step_logits(model, variables, encoded, source, tokens[:, :max_length], t)
+    cache, tokens, previous, done = carry
+    cache, logp = step_fn(cache, previous, t)
     nxt = jnp.where(done, PAD, jnp.argmax(logp, -1).astype(jnp.int32))
-    tokens = jax.lax.dynamic_update_index_in_dim(tokens, nxt, t + 1, axis=1)
-    return tokens, done | (nxt == EOS)
+    tokens = jax.lax.dynamic_update_index_in_dim(tokens, nxt, t, axis=1)
+    return cache, tokens, nxt, done | (nxt == EOS)
 
-  tokens, _ = jax.lax.fori_loop(0, max_length, step, (tokens, jnp.zeros((batch,), bool)))
-  return tokens[:, 1:]
+  start = (cache, jnp.zeros((batch, max_length), jnp.int32), jnp.full((batch,), BOS, jnp.int32),
+           jnp.zeros((batch,), bool))
+  return jax.lax.fori_loop(0, max_length, step, start)[1]
 
 
 def beam_decode(model: nn.Module, variables: Any, source: jax.Array, max_length: int,

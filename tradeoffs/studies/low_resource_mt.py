@@ -137,6 +137,36 @@ def _limit(side: bible.Side, n: int) -> bible.Side:
   return bible.Side(side.source[:n], side.target[:n], side.refs[:n])
 
 
+def _usable(ctx: Any, level: str) -> tuple[bible.Side, list[int]]:
+  """A level's training pairs and the indices of those whose both sides fit max_length."""
+  key = f"usable:{level}"
+  if key not in ctx.cache:
+    s, vocab, length = ctx.config.study, _vocab(ctx), int(ctx.config.study.max_length)
+    train = bible.load(level).train
+    if int(s.max_train_examples):  # smoke: the low level keeps 1/4 of the high level's size
+      n = int(s.max_train_examples) // (4 if level == "low" else 1)
+      train = _limit(train, max(n, 1))
+    fits = [i for i, (a, b) in enumerate(zip(train.source, train.target))
+            if len(vocab.encode(a)) <= length and len(vocab.encode(b)) <= length]
+    ctx.cache[key] = (train, fits)
+  return ctx.cache[key]
+
+
+def training_rows(low: int, high: int, level: str, seed: int = 0) -> np.ndarray:
+  """Row indices into a level's usable pairs (`low` or `high` of them), the same count
+  at both levels.
+
+  One compiled training program serves both levels only if their arrays have one shape:
+  the low level repeats each of its `low` pairs k = high // low times (every pair equally
+  often, so batches sample the same distribution), the high level keeps a seeded subset of
+  k · low of its `high` pairs (it loses fewer than `low`: ~7% at 6,000 / 25,778).
+  """
+  k = max(high // low, 1)
+  if level == "low":
+    return np.tile(np.arange(low), k)
+  return np.sort(np.random.default_rng(seed).permutation(high)[:k * low])
+
+
 def _data(ctx: Any, level: str) -> dict[str, Any]:
   key = f"data:{level}"
   if key in ctx.cache:
@@ -144,43 +174,60 @@ def _data(ctx: Any, level: str) -> dict[str, Any]:
   s, vocab = ctx.config.study, _vocab(ctx)
   length = int(s.max_length)
   pairs = bible.load(level, max_test_examples=int(s.max_test_examples) or None)
-  train = pairs.train
-  if int(s.max_train_examples):  # smoke: the low level keeps 1/4 of the high level's size
-    n = int(s.max_train_examples) // (4 if level == "low" else 1)
-    train = _limit(train, max(n, 1))
-  fits = [i for i, (a, b) in enumerate(zip(train.source, train.target))
-          if len(vocab.encode(a)) <= length and len(vocab.encode(b)) <= length]
-  src = vocab.encode_batch([train.source[i] for i in fits], length)
-  tgt = vocab.encode_batch([train.target[i] for i in fits], length)
   try:
     test_src = vocab.encode_batch(pairs.test.source, length)
     ood_src = vocab.encode_batch(pairs.test_ood.source, length)
   except ValueError as e:
     raise errors.ConfigError(f"--config.study.max_length={length}: {e}") from None
-  freqs = subwords.token_frequencies(vocab, [train.source[i] for i in fits])
+  train, fits = _usable(ctx, level)
+  if not fits:
+    raise errors.ConfigError(f"--config.study.max_length={length}: no {level}-resource "
+                             "training pair fits (both sides, in subwords); raise it")
+  # Whichever levels this run trains, so that a run of one level matches a run of both.
+  counts = {r: len(_usable(ctx, r)[1]) for r in ("low", "high")}
+  rows = [fits[i] for i in training_rows(counts["low"], counts["high"], level)]
+  src = vocab.encode_batch([train.source[i] for i in rows], length)
+  tgt = vocab.encode_batch([train.target[i] for i in rows], length)
+  used = sorted(set(rows))
+  freqs = subwords.token_frequencies(vocab, [train.source[i] for i in used])
   ctx.cache[key] = {
-      "train_src": src, "train_tgt": tgt, "dropped": len(train) - len(fits),
+      "train_src": src, "train_tgt": tgt, "train_pairs": len(used),
+      "dropped": len(train) - len(fits), "unused": len(fits) - len(used),
       "test_src": test_src, "ood_src": ood_src, "refs": list(pairs.test.target),
       "buckets": subwords.frequency_buckets(test_src, freqs, int(s.num_buckets))}
   return ctx.cache[key]
 
 
 def _model(ctx: Any) -> Any:
-  s = ctx.config.study
-  return models.get("transformer_seq2seq", num_classes=len(_vocab(ctx)),
-                    max_length=int(s.max_length), **dict(s.model))
+  if "model" not in ctx.cache:
+    s = ctx.config.study
+    ctx.cache["model"] = models.get("transformer_seq2seq", num_classes=len(_vocab(ctx)),
+                                    max_length=int(s.max_length), **dict(s.model))
+  return ctx.cache["model"]
+
+
+def _optimizer(ctx: Any, sparsity_level: float) -> optax.GradientTransformation:
+  """One optimizer object per sparsity, shared by both levels: the train state carries it
+  as static data, so a fresh (unequal) one would compile the training program again."""
+  key = f"tx:{sparsity_level}"
+  if key not in ctx.cache:
+    s = ctx.config.study
+    steps = int(s.steps)
+    tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, float(s.learning_rate),
+                                                        max(1, steps // 10), steps),
+                     weight_decay=0.0)
+    if sparsity_level > 0:
+      tx = sparsity.masked(tx, sparsity.gradual(sparsity_level, begin_step=steps // 5,
+                                                end_step=max(steps // 5 + 1, 7 * steps // 10),
+                                                frequency=max(1, steps // 20)))
+    ctx.cache[key] = tx
+  return ctx.cache[key]
 
 
 def _train(ctx: Any, level: str, sparsity_level: float) -> Any:
   s, data = ctx.config.study, _data(ctx, level)
   steps = int(s.steps)
-  tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, float(s.learning_rate),
-                                                      max(1, steps // 10), steps), 
-                   weight_decay=0.0)
-  if sparsity_level > 0:
-    tx = sparsity.masked(tx, sparsity.gradual(sparsity_level, begin_step=steps // 5,
-                                              end_step=max(steps // 5 + 1, 7 * steps // 10),
-                                              frequency=max(1, steps // 20)))
+  tx = _optimizer(ctx, sparsity_level)
   members = int(s.members)
   mesh = mesh_lib.make_mesh(members)
   state = pop_lib.create_population(_model(ctx), tx, (int(s.max_length),), members,
@@ -194,6 +241,18 @@ def _train(ctx: Any, level: str, sparsity_level: float) -> Any:
                          steps_per_dispatch=steps, plan="scan_vmap",
                          loss_fn="token_cross_entropy", model_inputs=("decoder_inputs",))
   return jax.device_get(state.params)
+
+
+def _prune(ctx: Any, sparsity_level: float):
+  """One-shot global magnitude pruning per member, compiled once per sparsity (both levels
+  share the model shape): `sparsity.population_masks` builds a new jit per call."""
+  key = f"prune:{sparsity_level}"
+  if key not in ctx.cache:
+    def prune(params):
+      masks = jax.vmap(lambda p: sparsity.magnitude_masks(p, sparsity_level, "global"))(params)
+      return sparsity.apply_masks(params, masks)
+    ctx.cache[key] = jax.jit(prune)
+  return ctx.cache[key]
 
 
 def _decode(ctx: Any, params: Any, source: np.ndarray) -> list[list[str]]:
@@ -246,8 +305,7 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
       ctx.cache[dense_key] = _train(ctx, level, 0.0)
     params = ctx.cache[dense_key]
     if sp > 0:
-      params, _ = sparsity.prune_population(params, sp)
-      params = jax.device_get(params)
+      params = jax.device_get(_prune(ctx, sp)(params))
   hyps = _decode(ctx, params, data["test_src"])
   ood = _decode(ctx, params, data["ood_src"])
   per_member = score(hyps, ood, data["refs"], data["buckets"], int(s.num_buckets))
@@ -258,8 +316,10 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
   nonzero = int(sum(np.count_nonzero(x) for x in jax.tree.leaves(params))) // int(s.members)
   hidden = {"worst_bucket_chrf": float(buckets.mean(0).min()),
             "ood_chrf_drop": accuracy["chrf"] - accuracy["ood_chrf"]}
-  fields = {"resource": level, "train_pairs": int(len(data["train_src"])),
+  fields = {"resource": level, "train_pairs": int(data["train_pairs"]),
+            "train_rows": int(len(data["train_src"])),
             "train_pairs_too_long": int(data["dropped"]),
+            "train_pairs_unused": int(data["unused"]),
             "test_sentences": len(data["refs"]), "vocabulary": vocab.digest,
             "vocabulary_size": len(vocab),
             "bucket_sizes": np.bincount(data["buckets"], minlength=int(s.num_buckets)).tolist(),
