@@ -23,6 +23,14 @@ def test_plan_names_sources_and_knobs():
   assert variants[1].knobs == {"resource": "low", "sparsity": 0.7, "schedule": "gradual"}
 
 
+def test_full_variant_plans_every_sparsity_of_the_paper_grid():
+  config = config_lib.get_config("full")
+  study.validate(config)
+  names = [v.name for v in study.plan(config)]
+  assert len(names) == 2 * (1 + 3 * 2)
+  assert {"gradual_s50_low", "oneshot_s90_high", "gradual_s70_high"} <= set(names)
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("num_buckets", 0, r"--config.study.num_buckets=0: expected an integer in \[1, 100\]"),
     ("sparsities", (0.0, 1.0), r"--config.study.sparsities=1.0"),
