@@ -95,6 +95,20 @@ def validate(config: Any) -> None:
                        f"samples); choose divisors of {frames}")
   for e in encoders:
     parse_encoder(e)
+  only = base.as_tuple(s.get("only", ()))
+  if only:
+    grid = {_name(e, int(q), enc) for e in extractors for q in squeezes for enc in encoders}
+    unknown = sorted(set(only) - grid)
+    if unknown:
+      raise ValueError(f"--config.study.only has {unknown}, not in the grid; choose from "
+                       f"{sorted(grid)}")
+    missing = sorted({reference_name(config, enc) for enc in encoders} - set(only))
+    if missing:
+      raise ValueError(f"--config.study.only={only!r} leaves out the reference(s) {missing} "
+                       "the verdicts compare against; add them")
+  level = s.get("xla_backend_optimization_level", None)
+  if level is not None:
+    base.check_number(level, "study.xla_backend_optimization_level", 0, 3, integer=True)
   base.check_number(s.original_channels, "study.original_channels", 1, integer=True)
   base.check_number(s.compact_channels, "study.compact_channels", 1, integer=True)
   if config.dataset.name != spoken_digits.NAME:
@@ -106,6 +120,7 @@ def validate(config: Any) -> None:
 def plan(config: Any) -> list[base.Variant]:
   validate(config)
   s = config.study
+  only = set(base.as_tuple(s.get("only", ())))
   out = []
   for encoder in base.as_tuple(s.encoders):
     layers, d = parse_encoder(encoder)
@@ -119,24 +134,42 @@ def plan(config: Any) -> list[base.Variant]:
                       num_layers=layers, d_model=d, ffn_dim=4 * d, num_heads=4)
         tc.model.kwargs = ml_collections.ConfigDict({**tc.model.kwargs.to_dict(), **kwargs})
         name = _name(extractor, int(q), encoder)
+        if only and name not in only:
+          continue
         out.append(base.Variant(name, TECHNIQUE, {**kwargs, "encoder": encoder},
                                 None if name == reference else reference, tc))
   return out
 
 
+def xla_flags(config: Any) -> tuple[str, ...]:
+  """The XLA_FLAGS entries the study config asks for; the binary sets them before JAX's
+  backend starts (the environment of every record then shows them)."""
+  level = config.study.get("xla_backend_optimization_level", None)
+  if level is not None:
+    base.check_number(level, "study.xla_backend_optimization_level", 0, 3, integer=True)
+  return () if level is None else (f"--xla_backend_optimization_level={int(level)}",)
+
+
 def split_scores(logits: np.ndarray, split: Any) -> dict[str, Any]:
-  """Per-member DER overall and per voice family of one split; logits [M, N, T, K]."""
-  per_member, families = [], {f: [] for f in spoken_digits.FAMILIES}
+  """Per-member DER overall and per voice family of one split, and the fraction of
+  utterances decoded to nothing (all blank); logits [M, N, T, K]."""
+  per_member, families, empty = [], {f: [] for f in spoken_digits.FAMILIES}, []
   family = split.groups[:, 0]
   for member_logits in logits:
-    hyp, _ = speech.greedy_ctc_decode(member_logits, blank=logits.shape[-1] - 1)
+    hyp, hyp_lengths = speech.greedy_ctc_decode(member_logits, blank=logits.shape[-1] - 1)
     errors, lengths = speech.error_counts(np.asarray(hyp), split.targets)
+    empty.append(float(np.mean(np.asarray(hyp_lengths) == 0)))
     per_member.append(errors.sum() / lengths.sum())
     for i, f in enumerate(spoken_digits.FAMILIES):
       mask = family == i
       families[f].append(errors[mask].sum() / max(lengths[mask].sum(), 1))
-  return {"der": [float(v) for v in per_member],
+  return {"der": [float(v) for v in per_member], "empty": empty,
           "families": {f: [float(v) for v in v_] for f, v_ in families.items()}}
+
+
+def stuck_members(empty_fractions: Sequence[float]) -> int:
+  """Members that decode every seen-voice test utterance to nothing: CTC stuck at blank."""
+  return int(sum(f >= 1.0 for f in empty_fractions))
 
 
 def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
@@ -157,14 +190,17 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
   accuracy = {"der": mean(test["der"]), "per_member_der": test["der"],
               "der_heldout_voice": mean(held["der"]),
               "per_member_der_heldout_voice": held["der"],
-              "worst_family_der": mean(worst), "per_member_worst_family_der": worst}
+              "worst_family_der": mean(worst), "per_member_worst_family_der": worst,
+              "per_member_empty_fraction": test["empty"],
+              "stuck_members": stuck_members(test["empty"])}
   for split_name, suffix in (("test", ""), ("heldout_voice", "_heldout_voice")):
     for f, values in scores[split_name]["families"].items():
       accuracy[f"per_member_der_{f}{suffix}"] = values
   family_means = {f: mean(v) for f, v in test["families"].items()}
   hidden = {"worst_family": max(family_means, key=family_means.get),
             "worst_family_der": mean(worst),
-            "heldout_voice_gap": mean(held["der"]) - mean(test["der"])}
+            "heldout_voice_gap": mean(held["der"]) - mean(test["der"]),
+            "stuck_members": stuck_members(test["empty"])}
   efficiency = recipes.measure_member(ctx, trained.state, tc)
   fields = {"feature_frames": speech.feature_length(dataset.input_shape[0]),
             "transformer_frames": speech.feature_length(dataset.input_shape[0])
