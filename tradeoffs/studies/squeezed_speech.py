@@ -242,6 +242,12 @@ def _ratio(record: Mapping[str, Any], reference: Mapping[str, Any] | None, key: 
   return f"{value:.2f}×" if np.isfinite(value) else fmt.DASH
 
 
+def _stuck(record: Mapping[str, Any]) -> str:
+  """'k of M': members whose every seen-voice test utterance decodes to nothing."""
+  stuck = (record.get("accuracy") or {}).get("stuck_members")
+  return fmt.DASH if stuck is None else f"{int(stuck)} of {record.get('members', '?')}"
+
+
 def _by_encoder(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
   out: dict[str, list[Mapping[str, Any]]] = {}
   for r in records:
@@ -336,6 +342,14 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       "m8, f5, klatt6); intervals are 95% t intervals over members; latency per utterance "
       "is member 0's median batch-1 forward pass on this machine's CPU, measured once per "
       "variant (its 10-90% spread in the table), not over seeds."))]
+  lowered = sorted({flag for r in records for flag in str(
+      (r.get("environment") or {}).get("xla_flags", "")).split()
+      if flag.startswith("--xla_backend_optimization_level")})
+  if lowered:
+    blocks.append(("p", f"Compiled with XLA_FLAGS {', '.join(lowered)} "
+                        "(`study.xla_backend_optimization_level`): the latencies are of "
+                        "code LLVM did not optimise, not the architectures' own; read FLOPs, "
+                        "parameters and memory, not the latency ratios."))
   figure = plot_frontier(records)
   if figure is not None:
     blocks.append(("figure", "squeezed_speech_frontier.png", figure,
@@ -345,15 +359,19 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
   for encoder, group in _by_encoder(records).items():
     ref = _reference(group)
     headers = ["Variant", "Params", "FLOPs", "Latency ms [p10, p90]", "× ref latency",
-               "Peak bytes", "DER % [95% CI]", "Held-out DER %", "Worst family DER %"]
+               "Peak bytes", "DER % [95% CI]", "Held-out DER %", "Worst family DER %",
+               "Stuck members"]
     rows = [[r["variant"], fmt.number(_eff(r, "params")), fmt.number(_eff(r, "flops")),
              f"{_eff(r, 'latency_ms'):.3g} [{_eff(r, 'latency_p10_ms'):.3g}, "
              f"{_eff(r, 'latency_p90_ms'):.3g}]", _ratio(r, ref, "latency_ms"),
              fmt.number(_eff(r, "peak_bytes")), _ci(_values(r, METRICS["DER"])),
              _ci(_values(r, METRICS["held-out-voice DER"])),
-             _ci(_values(r, METRICS["worst-family DER"]))] for r in group]
+             _ci(_values(r, METRICS["worst-family DER"])), _stuck(r)] for r in group]
     blocks += [("h2", f"Encoder {encoder} (layers × d_model): cost and errors"),
-               ("table", headers, rows)]
+               ("table", headers, rows),
+               ("p", "Stuck members: members that decode every seen-voice test utterance "
+                     "to nothing (CTC stuck at the blank); they stay in every mean and "
+                     "interval (DER 100% each).")]
     fam_headers = ["Variant"] + [f"{f} {where}" for where in ("seen", "held-out")
                                  for f in spoken_digits.FAMILIES]
     fam_rows = [[r["variant"]] + [_ci(_values(r, f"accuracy.per_member_der_{f}{suffix}"))
