@@ -5,22 +5,28 @@ r"""SEW-style squeezed speech encoders on spoken digit strings (Wu et al. 2021),
 Data: `spoken_digits` (900 training utterances of 1-4 digits from 16 espeak-ng voices,
 150 test utterances of the same voices, 150 of 3 held-out voices; 8 kHz, padded to 1.93 s
 = 48 extractor frames). Model: `speech_ctc` — the original (uniform, c = 32 channels) or
-compact (c = 8 growing to 64, one 1x1 conv per stage) waveform feature extractor, squeeze
-s in {1, 2, 4}, and a pre-LN Transformer encoder of 1 layer × d 32 or 2 layers × d 64 (FFN
-4d, 4 heads), a CTC head over 10 digits + blank. Trained from scratch with CTC (no wav2vec
-2.0 pre-training: out of reach on 2 CPU cores): Adam 2e-3, batch 16, 600 steps, dropout
-0.1, 3 members sharing seeds by index.
-Measured (all under heavy load: 2 CPU cores shared by ~8 jobs, load average 12-25): the
-default did NOT complete in this session. Its first variant (original_s1_1x32, 3 members,
-600 steps) took 1,160 s wall at 0.4-0.6 steps/s; at that rate the 12 variants need ~3.5 h.
-On idle cores a rough estimate is 25-30 min (1 member of compact_s2_1x32 trained 600 steps
-in ~130 s wall at load ~12), i.e. over the ~10 min target; not measured. `:smoke` (compact,
-s = 2, encoder 1x16, 2 members, 4 steps on 64 utterances; used by the tests) took 176 s wall
-and 58 s CPU (user + sys) at load ~11-19, re-measured 2026-12-02; ~75% of it is XLA:CPU
-compilation, and most of that is LLVM optimising the narrow convolutions (the vmapped
-population init alone: ~12-29 s CPU). With XLA_FLAGS=--xla_backend_optimization_level=0
-the same smoke took 29 s CPU at load ~20 with identical records; c = 8 without 1x1 convs
-instead of c = 2 did not help (58 s CPU).
+compact (c = 4 growing to 32, one 1x1 conv per stage: SEW's WFE-C/WFE-O width ratio)
+waveform feature extractor, squeeze s in {1, 2, 4}, and a pre-LN Transformer encoder of
+1 layer × d 32 or 2 layers × d 64 (FFN 4d, 4 heads), a CTC head over 10 digits + blank.
+Trained from scratch with CTC (no wav2vec 2.0 pre-training: out of reach on 2 CPU cores):
+Adam 2e-3 with 30 warm-up steps and cosine decay, gradient clipping at norm 1, batch 16,
+300 steps, dropout 0.1, 3 members sharing seeds by index.
+Why these values (runtime budget, not results): 600 steps took ~100 CPU s per member-set
+of the first variant in an earlier session; 300 steps halve that. Warm-up and clipping
+replace a constant 2e-3 from step 0, under which a member stayed at all-blank output (the
+known instability of a Transformer trained from scratch with Adam); with them no member of
+the measured variants is stuck (the report counts stuck members per variant).
+Measured 2026-12-02 (`nice -n 10 /usr/bin/time`, 1 CPU device, load average 14-18 from ~6
+other jobs on 2 cores): DEFAULT_MEASURED
+`:smoke` (the reference original_s1_1x16, c = 16, and compact_s2_1x16, c = 2; 2 members,
+4 steps on 64 utterances, `mesh.member_shards=1` so both members share one compiled step,
+compiled at XLA:CPU backend optimisation level 0 by the binary, recorded in each record's
+environment): 204 s wall, 56.6 s CPU (user + sys) at load ~18 with the tests' 8 simulated
+devices; the same two variants at the default level 2 took 589 s wall, 66.5 s CPU at load
+~15, with identical DERs (every member, every split), FLOPs and parameter counts (only the
+latencies differ; the report says they are of unoptimised code). The smoke is over the
+30 s target: ~60% of its time is XLA compilation of the two models' training steps (SPMD
+over the 8 test devices, ~10 s CPU each), population init and forward passes, ~5 s imports.
 Expected (not tuned): squeezing cuts the Transformer's share of the FLOPs and latency by
 about s; the compact extractor cuts the extractor's FLOPs several-fold; what either costs
 in digit error rate, and for which voices, is what the study measures.

@@ -120,3 +120,20 @@ def test_claims_are_one_holm_family_against_the_reference():
   blocks = study.sections([ref, worse, same], _config())
   text = " ".join(str(b) for b in blocks)
   assert "latency 0.50×" in text and "FLOPs 0.50×" in text  # original_s4 against the ref
+
+
+def test_a_squeeze_that_does_not_divide_the_features_is_one_line_on_the_command_line(tmp_path):
+  import os
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.squeezed_speech",
+       f"--config={repo}/experiments/configs/squeezed_speech.py:smoke",
+       f"--workdir={tmp_path / 'wd'}", "--config.study.squeezes=(5,)"],
+      cwd=repo, env={**os.environ, "PYTHONPATH": repo}, capture_output=True, text=True,
+      timeout=300)
+  errors_ = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+  assert len(errors_) == 1 and "squeeze factor must divide the feature length" in errors_[0]
+  assert not (tmp_path / "wd").exists()

@@ -20,6 +20,11 @@ Formulations chosen:
   * cost: `tradeoffs.efficiency.measure` on member 0: latency per utterance is the median
     of repeated batch-1 forward passes (with its 10-90% spread), FLOPs from XLA's cost
     analysis, peak bytes from XLA's buffer assignment.
+  * stuck members: a member that decodes every seen-voice test utterance to nothing (CTC
+    stuck emitting blanks) is counted per variant in the report and stays in every mean.
+  * `study.only` runs named variants of the grid (each encoder size's reference among
+    them); `study.xla_backend_optimization_level` is applied by the binary to XLA_FLAGS
+    before JAX starts (`xla_flags`), and the report flags latencies measured under it.
   * members of every variant share seeds by index (init, batch order, dropout), so
     verdicts are paired t over members; one Holm family per encoder size (every variant ×
     {DER, held-out DER, worst-family DER} against that size's reference).
