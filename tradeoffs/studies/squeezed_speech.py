@@ -325,6 +325,10 @@ def _cost_sentence(r: Mapping[str, Any], ref: Mapping[str, Any],
     if c is not None:
       parts.append(f"{label} {fmt.signed(100 * c.estimate)} pt "
                    f"{fmt.interval(100 * c.low, 100 * c.high)} ({c.verdict})")
+  hidden = r.get("hidden_costs") or {}
+  if hidden.get("worst_family"):
+    parts.append(f"its worst voice family on the seen-voice test: {hidden['worst_family']} "
+                 f"(reference: {(ref.get('hidden_costs') or {}).get('worst_family', '?')})")
   return "; ".join(parts) + "."
 
 
@@ -346,7 +350,11 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       f"{n('heldout_voice_utterances')} held-out-voice utterances (voices "
       "m8, f5, klatt6); intervals are 95% t intervals over members; latency per utterance "
       "is member 0's median batch-1 forward pass on this machine's CPU, measured once per "
-      "variant (its 10-90% spread in the table), not over seeds."))]
+      "variant (its 10-90% spread in the table), not over seeds. Variants are timed "
+      "minutes apart, so on a shared machine their latency ratios carry the load's drift; "
+      "`experiments/benchmarks/speech_encoder.py` times every extractor × squeeze "
+      "interleaved in one process (ratios per round), the comparison to trust for latency."
+      ))]
   lowered = sorted({flag for r in records for flag in str(
       (r.get("environment") or {}).get("xla_flags", "")).split()
       if flag.startswith("--xla_backend_optimization_level")})
