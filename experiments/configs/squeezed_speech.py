@@ -17,7 +17,24 @@ replace a constant 2e-3 from step 0, under which a member stayed at all-blank ou
 known instability of a Transformer trained from scratch with Adam); with them no member of
 the measured variants is stuck (the report counts stuck members per variant).
 Measured 2026-12-02 (`nice -n 10 /usr/bin/time`, 1 CPU device, load average 14-18 from ~6
-other jobs on 2 cores): DEFAULT_MEASURED
+other jobs on 2 cores): the default (12 variants × 3 members)
+took 2,322 s wall and 982 s CPU (805 user + 177 sys), load falling from ~16 to ~3 during
+the run (the 1x32 variants 76-642 s wall each under load, the 2x64 ones 44-168 s as it
+eased). 982 CPU s is over the ~600 CPU s (~10 min on 2 idle cores) target by ~1.6×; a
+run at the target would need ~180 steps or 2 members (not run). Results (mean over 3
+members, DER %, seen / held-out voices; FLOPs of a batch-1 forward pass):
+    encoder 1x32: original s1 53.2/53.4 (24.5 MFLOPs), s2 58.2/58.4, s4 63.4/66.1;
+                  compact s1 82.6/82.7 (5.4 MFLOPs), s2 90.6/88.0 (1 of 3 members stuck
+                  at all-blank), s4 71.0/73.8 (4.1 MFLOPs)
+    encoder 2x64: original s1 14.2/24.0 (34.5 MFLOPs), s2 33.1/39.2, s4 40.3/44.1;
+                  compact s1 52.9/61.4 (15.4 MFLOPs), s2 67.3/65.5, s4 63.6/66.8 (6.9)
+With 3 members and 15 claims per encoder (Holm), only 2x64 resolves: compact s2 and s4
++41 to +54 pt DER on every measure, compact s1 on the worst family (+40.6 pt), original
+s4 +26.1 pt [19.7, 32.4] DER and +30.2 pt worst family; the 1x32 ones are undertrained
+(DER 53-91%) and nothing there survives Holm. At this scale, trained from scratch for 300
+steps, the compact extractor cuts FLOPs 2-6× and costs digit errors on seen and held-out
+voices alike (no family singled out); the squeeze costs errors at 2x64. Latencies in the
+records drift with the load (see the benchmark for interleaved ratios).
 `:smoke` (the reference original_s1_1x16, c = 16, and compact_s2_1x16, c = 2; 2 members,
 4 steps on 64 utterances, `mesh.member_shards=1` so both members share one compiled step,
 compiled at XLA:CPU backend optimisation level 0 by the binary, recorded in each record's
