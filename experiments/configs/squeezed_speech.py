@@ -33,7 +33,10 @@ With 3 members and 15 claims per encoder (Holm), only 2x64 resolves: compact s2 
 s4 +26.1 pt [19.7, 32.4] DER and +30.2 pt worst family; the 1x32 ones are undertrained
 (DER 53-91%) and nothing there survives Holm. At this scale, trained from scratch for 300
 steps, the compact extractor cuts FLOPs 2-6× and costs digit errors on seen and held-out
-voices alike (no family singled out); the squeeze costs errors at 2x64. Latencies in the
+voices alike; the squeeze costs errors at 2x64. For whom: the best model (original s1
+2x64) errs most on the held-out male voice (39.4% vs 13-16% for every other family and
+split); the cheaper variants are worse for every group (2x64 compact s2: 62-71%), so their
+cost is smallest, in points, for that held-out male voice (per-family intervals overlap). Latencies in the
 records drift with the load (see the benchmark for interleaved ratios).
 `:smoke` (the reference original_s1_1x16, c = 16, and compact_s2_1x16, c = 2; 2 members,
 4 steps on 64 utterances, `mesh.member_shards=1` so both members share one compiled step,
