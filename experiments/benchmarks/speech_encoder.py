@@ -6,10 +6,26 @@ as ratios to the original extractor at s = 1 (prints; asserts nothing).
 Setup: `speech_ctc` as `experiments/configs/squeezed_speech.py` builds it (original c = 32,
 compact c = 8; FFN 4·d, 4 heads), untrained weights (latency does not depend on them), one
 random utterance of 15,440 samples (1.93 s at 8 kHz, 48 extractor frames), batch 1 (and
-`--batch`), eval mode. Each configuration's jitted forward pass is compiled and warmed up
-first; then every round times `--calls` calls of each configuration in a shuffled order;
-the number is the median over rounds of the per-call time. FLOPs are XLA's cost analysis
-of the same compiled program.
+`--batch`), eval mode. Each configuration's jitted forward pass is compiled and called
+`--warmup` times first; then every round times `--calls` calls of each configuration, the
+configurations in a fresh shuffled order each round (interleaved, so a change in the
+machine's load hits all of them alike). Reported: the median over rounds of the per-call
+time with its p10-p90 spread, and the latency ratio to the original at s = 1 computed
+within each round (median and p10-p90 over rounds). FLOPs are XLA's cost analysis of the
+same compiled program.
+
+Measured 2026-12-02 (`flock /tmp/bench.lock`, normal priority, 2 shared CPU cores at load
+average ~16: read the spreads), `--rounds 9 --calls 10 --encoder 2x64`, 178 s wall, 44 s
+CPU; ms per utterance, latency ratio to original s=1 per round [p10-p90], FLOPs ratio:
+    original s=1 1.30 ms 1.00×           FLOPs 1.00
+    original s=2 1.10 ms 0.85× [0.59-1.05] FLOPs 0.83
+    original s=4 0.95 ms 0.83× [0.57-1.09] FLOPs 0.75
+    compact  s=1 1.21 ms 1.03× [0.68-1.22] FLOPs 0.45
+    compact  s=2 0.76 ms 0.58× [0.49-0.97] FLOPs 0.28
+    compact  s=4 0.83 ms 0.71× [0.48-0.86] FLOPs 0.20
+At this size the compact extractor's FLOPs saving (0.45×) buys no latency by itself at
+s = 1; with the squeeze it does (0.58× at s = 2); s = 4 gains nothing over s = 2. On a
+loaded machine the p10-p90 ranges overlap 1.0 for all but compact s = 2 and s = 4.
 """
 
 from __future__ import annotations
@@ -44,14 +60,20 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=1)
   parser.add_argument("--encoder", default="2x64", help="<layers>x<d_model>")
   parser.add_argument("--original_channels", type=int, default=32)
-  parser.add_argument("--compact_channels", type=int, default=8)
+  parser.add_argument("--compact_channels", type=int, default=4)
+  parser.add_argument("--warmup", type=int, default=3)
   args = parser.parse_args()
+  for name in ("rounds", "calls", "batch", "warmup", "original_channels", "compact_channels"):
+    low = 0 if name == "warmup" else 1
+    if getattr(args, name) < low:
+      parser.error(f"--{name}={getattr(args, name)}: expected an integer >= {low}")
   channels = {"original": args.original_channels, "compact": args.compact_channels}
   configs = {(e, s): build(e, s, args.encoder, channels, args.batch)
              for e in ("original", "compact") for s in (1, 2, 4)}
   flops = {}
   for key, (forward, variables, x) in configs.items():
-    jax.block_until_ready(forward(variables, x))  # compile + warm-up
+    for _ in range(max(args.warmup, 1)):  # compile + warm-up
+      jax.block_until_ready(forward(variables, x))
     flops[key] = cost.compiled_cost(forward, variables, x)["flops"]
   times = {key: [] for key in configs}
   rng = np.random.default_rng(0)
@@ -67,14 +89,17 @@ def main() -> None:
   base = ("original", 1)
   median = {k: float(np.median(v)) for k, v in times.items()}
   print(f"speech encoder {args.encoder}, batch {args.batch}, {jax.default_backend()}, "
-        f"{args.rounds} rounds x {args.calls} calls; ratios to original s=1")
-  print(f"{'extractor':<10}{'s':>3}{'ms/utterance':>14}{'latency x':>11}{'FLOPs x':>9}"
-        f"{'p10-p90 ms':>16}")
+        f"{args.rounds} rounds x {args.calls} calls after {max(args.warmup, 1)} warm-up; "
+        "ratios to original s=1 (per round)")
+  print(f"{'extractor':<10}{'s':>3}{'ms/utterance':>14}{'p10-p90 ms':>16}{'latency x':>11}"
+        f"{'p10-p90 x':>13}{'FLOPs x':>9}")
   for key in configs:
     p10, p90 = np.percentile(times[key], [10, 90]) * 1e3 / args.batch
+    ratios = np.asarray(times[key]) / np.asarray(times[base])
+    r10, r50, r90 = np.percentile(ratios, [10, 50, 90])
     print(f"{key[0]:<10}{key[1]:>3}{median[key] * 1e3 / args.batch:>14.3f}"
-          f"{median[key] / median[base]:>11.2f}{flops[key] / flops[base]:>9.2f}"
-          f"{p10:>8.3f}-{p90:.3f}")
+          f"{p10:>8.3f}-{p90:<7.3f}{r50:>11.2f}{r10:>7.2f}-{r90:<5.2f}"
+          f"{flops[key] / flops[base]:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ def _config(**knobs):
     (dict(encoders=("2by64",)), "study.encoders has '2by64'"),
     (dict(encoders=("2x30",)), "study.encoders has '2x30'"),
     (dict(compact_channels=0), "study.compact_channels=0"),
+    (dict(only=("compact_s3_1x16",)), "study.only has \\['compact_s3_1x16'\\], not in the grid"),
+    (dict(only=("compact_s2_1x16",)), "leaves out the reference\\(s\\) \\['original_s1_1x16'\\]"),
+    (dict(xla_backend_optimization_level=4), "study.xla_backend_optimization_level=4"),
 ])
 def test_bad_knobs_are_one_config_error(knobs, needle):
   with pytest.raises(errors.ConfigError, match=needle):
@@ -53,7 +56,7 @@ def test_plan_is_every_encoder_extractor_and_squeeze_against_one_reference():
   assert by["compact_s2_1x32"].source == "original_s1_1x32"
   kwargs = by["compact_s4_2x64"].train_config.model.kwargs
   assert (kwargs.extractor, kwargs.squeeze, kwargs.num_layers, kwargs.d_model,
-          kwargs.ffn_dim, kwargs.conv_channels) == ("compact", 4, 2, 64, 256, 8)
+          kwargs.ffn_dim, kwargs.conv_channels) == ("compact", 4, 2, 64, 256, 4)
   assert by["original_s2_1x32"].train_config.model.kwargs.conv_channels == 32
   assert by["original_s2_1x32"].train_config.train.loss == "ctc"
 
@@ -72,6 +75,20 @@ def test_split_scores_count_digit_errors_overall_and_per_family():
   scores = study.split_scores(logits, split)
   assert scores["der"] == [pytest.approx(2 / 5)]  # 0 + 1 + 1 errors over 2 + 1 + 2 digits
   assert scores["families"] == {"male": [0.0], "female": [1.0], "klatt": [0.5]}
+  assert scores["empty"] == [0.0]
+  # A second member that emits only blanks decodes every utterance to nothing: stuck.
+  all_blank = np.asarray(jax.nn.one_hot(np.full((3, 4), blank), 11))[None]
+  both = study.split_scores(np.concatenate([logits, all_blank]), split)
+  assert both["empty"] == [0.0, 1.0] and both["der"][1] == pytest.approx(1.0)
+  assert study.stuck_members(both["empty"]) == 1
+
+
+def test_the_smoke_runs_the_reference_and_one_compact_variant_at_backend_o0():
+  c = config_lib.get_config("smoke")
+  assert [v.name for v in runner.plan(study, c)] == ["original_s1_1x16", "compact_s2_1x16"]
+  assert runner.plan(study, c)[1].source == "original_s1_1x16"
+  assert study.xla_flags(c) == ("--xla_backend_optimization_level=0",)
+  assert study.xla_flags(config_lib.get_config()) == ()  # Latencies of optimised code.
 
 
 def _record(name, source, der, held, worst, latency):
@@ -103,3 +120,20 @@ def test_claims_are_one_holm_family_against_the_reference():
   blocks = study.sections([ref, worse, same], _config())
   text = " ".join(str(b) for b in blocks)
   assert "latency 0.50×" in text and "FLOPs 0.50×" in text  # original_s4 against the ref
+
+
+def test_a_squeeze_that_does_not_divide_the_features_is_one_line_on_the_command_line(tmp_path):
+  import os
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.squeezed_speech",
+       f"--config={repo}/experiments/configs/squeezed_speech.py:smoke",
+       f"--workdir={tmp_path / 'wd'}", "--config.study.squeezes=(5,)"],
+      cwd=repo, env={**os.environ, "PYTHONPATH": repo}, capture_output=True, text=True,
+      timeout=300)
+  errors_ = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+  assert len(errors_) == 1 and "squeeze factor must divide the feature length" in errors_[0]
+  assert not (tmp_path / "wd").exists()

@@ -20,6 +20,11 @@ Formulations chosen:
   * cost: `tradeoffs.efficiency.measure` on member 0: latency per utterance is the median
     of repeated batch-1 forward passes (with its 10-90% spread), FLOPs from XLA's cost
     analysis, peak bytes from XLA's buffer assignment.
+  * stuck members: a member that decodes every seen-voice test utterance to nothing (CTC
+    stuck emitting blanks) is counted per variant in the report and stays in every mean.
+  * `study.only` runs named variants of the grid (each encoder size's reference among
+    them); `study.xla_backend_optimization_level` is applied by the binary to XLA_FLAGS
+    before JAX starts (`xla_flags`), and the report flags latencies measured under it.
   * members of every variant share seeds by index (init, batch order, dropout), so
     verdicts are paired t over members; one Holm family per encoder size (every variant ×
     {DER, held-out DER, worst-family DER} against that size's reference).
@@ -95,6 +100,20 @@ def validate(config: Any) -> None:
                        f"samples); choose divisors of {frames}")
   for e in encoders:
     parse_encoder(e)
+  only = base.as_tuple(s.get("only", ()))
+  if only:
+    grid = {_name(e, int(q), enc) for e in extractors for q in squeezes for enc in encoders}
+    unknown = sorted(set(only) - grid)
+    if unknown:
+      raise ValueError(f"--config.study.only has {unknown}, not in the grid; choose from "
+                       f"{sorted(grid)}")
+    missing = sorted({reference_name(config, enc) for enc in encoders} - set(only))
+    if missing:
+      raise ValueError(f"--config.study.only={only!r} leaves out the reference(s) {missing} "
+                       "the verdicts compare against; add them")
+  level = s.get("xla_backend_optimization_level", None)
+  if level is not None:
+    base.check_number(level, "study.xla_backend_optimization_level", 0, 3, integer=True)
   base.check_number(s.original_channels, "study.original_channels", 1, integer=True)
   base.check_number(s.compact_channels, "study.compact_channels", 1, integer=True)
   if config.dataset.name != spoken_digits.NAME:
@@ -106,6 +125,7 @@ def validate(config: Any) -> None:
 def plan(config: Any) -> list[base.Variant]:
   validate(config)
   s = config.study
+  only = set(base.as_tuple(s.get("only", ())))
   out = []
   for encoder in base.as_tuple(s.encoders):
     layers, d = parse_encoder(encoder)
@@ -119,24 +139,42 @@ def plan(config: Any) -> list[base.Variant]:
                       num_layers=layers, d_model=d, ffn_dim=4 * d, num_heads=4)
         tc.model.kwargs = ml_collections.ConfigDict({**tc.model.kwargs.to_dict(), **kwargs})
         name = _name(extractor, int(q), encoder)
+        if only and name not in only:
+          continue
         out.append(base.Variant(name, TECHNIQUE, {**kwargs, "encoder": encoder},
                                 None if name == reference else reference, tc))
   return out
 
 
+def xla_flags(config: Any) -> tuple[str, ...]:
+  """The XLA_FLAGS entries the study config asks for; the binary sets them before JAX's
+  backend starts (the environment of every record then shows them)."""
+  level = config.study.get("xla_backend_optimization_level", None)
+  if level is not None:
+    base.check_number(level, "study.xla_backend_optimization_level", 0, 3, integer=True)
+  return () if level is None else (f"--xla_backend_optimization_level={int(level)}",)
+
+
 def split_scores(logits: np.ndarray, split: Any) -> dict[str, Any]:
-  """Per-member DER overall and per voice family of one split; logits [M, N, T, K]."""
-  per_member, families = [], {f: [] for f in spoken_digits.FAMILIES}
+  """Per-member DER overall and per voice family of one split, and the fraction of
+  utterances decoded to nothing (all blank); logits [M, N, T, K]."""
+  per_member, families, empty = [], {f: [] for f in spoken_digits.FAMILIES}, []
   family = split.groups[:, 0]
   for member_logits in logits:
-    hyp, _ = speech.greedy_ctc_decode(member_logits, blank=logits.shape[-1] - 1)
+    hyp, hyp_lengths = speech.greedy_ctc_decode(member_logits, blank=logits.shape[-1] - 1)
     errors, lengths = speech.error_counts(np.asarray(hyp), split.targets)
+    empty.append(float(np.mean(np.asarray(hyp_lengths) == 0)))
     per_member.append(errors.sum() / lengths.sum())
     for i, f in enumerate(spoken_digits.FAMILIES):
       mask = family == i
       families[f].append(errors[mask].sum() / max(lengths[mask].sum(), 1))
-  return {"der": [float(v) for v in per_member],
+  return {"der": [float(v) for v in per_member], "empty": empty,
           "families": {f: [float(v) for v in v_] for f, v_ in families.items()}}
+
+
+def stuck_members(empty_fractions: Sequence[float]) -> int:
+  """Members that decode every seen-voice test utterance to nothing: CTC stuck at blank."""
+  return int(sum(f >= 1.0 for f in empty_fractions))
 
 
 def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
@@ -157,14 +195,17 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
   accuracy = {"der": mean(test["der"]), "per_member_der": test["der"],
               "der_heldout_voice": mean(held["der"]),
               "per_member_der_heldout_voice": held["der"],
-              "worst_family_der": mean(worst), "per_member_worst_family_der": worst}
+              "worst_family_der": mean(worst), "per_member_worst_family_der": worst,
+              "per_member_empty_fraction": test["empty"],
+              "stuck_members": stuck_members(test["empty"])}
   for split_name, suffix in (("test", ""), ("heldout_voice", "_heldout_voice")):
     for f, values in scores[split_name]["families"].items():
       accuracy[f"per_member_der_{f}{suffix}"] = values
   family_means = {f: mean(v) for f, v in test["families"].items()}
   hidden = {"worst_family": max(family_means, key=family_means.get),
             "worst_family_der": mean(worst),
-            "heldout_voice_gap": mean(held["der"]) - mean(test["der"])}
+            "heldout_voice_gap": mean(held["der"]) - mean(test["der"]),
+            "stuck_members": stuck_members(test["empty"])}
   efficiency = recipes.measure_member(ctx, trained.state, tc)
   fields = {"feature_frames": speech.feature_length(dataset.input_shape[0]),
             "transformer_frames": speech.feature_length(dataset.input_shape[0])
@@ -204,6 +245,12 @@ def _ratio(record: Mapping[str, Any], reference: Mapping[str, Any] | None, key: 
     return fmt.DASH
   value = _eff(record, key) / _eff(reference, key)
   return f"{value:.2f}×" if np.isfinite(value) else fmt.DASH
+
+
+def _stuck(record: Mapping[str, Any]) -> str:
+  """'k of M': members whose every seen-voice test utterance decodes to nothing."""
+  stuck = (record.get("accuracy") or {}).get("stuck_members")
+  return fmt.DASH if stuck is None else f"{int(stuck)} of {record.get('members', '?')}"
 
 
 def _by_encoder(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
@@ -278,6 +325,10 @@ def _cost_sentence(r: Mapping[str, Any], ref: Mapping[str, Any],
     if c is not None:
       parts.append(f"{label} {fmt.signed(100 * c.estimate)} pt "
                    f"{fmt.interval(100 * c.low, 100 * c.high)} ({c.verdict})")
+  hidden = r.get("hidden_costs") or {}
+  if hidden.get("worst_family"):
+    parts.append(f"its worst voice family on the seen-voice test: {hidden['worst_family']} "
+                 f"(reference: {(ref.get('hidden_costs') or {}).get('worst_family', '?')})")
   return "; ".join(parts) + "."
 
 
@@ -299,7 +350,19 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       f"{n('heldout_voice_utterances')} held-out-voice utterances (voices "
       "m8, f5, klatt6); intervals are 95% t intervals over members; latency per utterance "
       "is member 0's median batch-1 forward pass on this machine's CPU, measured once per "
-      "variant (its 10-90% spread in the table), not over seeds."))]
+      "variant (its 10-90% spread in the table), not over seeds. Variants are timed "
+      "minutes apart, so on a shared machine their latency ratios carry the load's drift; "
+      "`experiments/benchmarks/speech_encoder.py` times every extractor × squeeze "
+      "interleaved in one process (ratios per round), the comparison to trust for latency."
+      ))]
+  lowered = sorted({flag for r in records for flag in str(
+      (r.get("environment") or {}).get("xla_flags", "")).split()
+      if flag.startswith("--xla_backend_optimization_level")})
+  if lowered:
+    blocks.append(("p", f"Compiled with XLA_FLAGS {', '.join(lowered)} "
+                        "(`study.xla_backend_optimization_level`): the latencies are of "
+                        "code LLVM did not optimise, not the architectures' own; read FLOPs, "
+                        "parameters and memory, not the latency ratios."))
   figure = plot_frontier(records)
   if figure is not None:
     blocks.append(("figure", "squeezed_speech_frontier.png", figure,
@@ -309,15 +372,19 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
   for encoder, group in _by_encoder(records).items():
     ref = _reference(group)
     headers = ["Variant", "Params", "FLOPs", "Latency ms [p10, p90]", "× ref latency",
-               "Peak bytes", "DER % [95% CI]", "Held-out DER %", "Worst family DER %"]
+               "Peak bytes", "DER % [95% CI]", "Held-out DER %", "Worst family DER %",
+               "Stuck members"]
     rows = [[r["variant"], fmt.number(_eff(r, "params")), fmt.number(_eff(r, "flops")),
              f"{_eff(r, 'latency_ms'):.3g} [{_eff(r, 'latency_p10_ms'):.3g}, "
              f"{_eff(r, 'latency_p90_ms'):.3g}]", _ratio(r, ref, "latency_ms"),
              fmt.number(_eff(r, "peak_bytes")), _ci(_values(r, METRICS["DER"])),
              _ci(_values(r, METRICS["held-out-voice DER"])),
-             _ci(_values(r, METRICS["worst-family DER"]))] for r in group]
+             _ci(_values(r, METRICS["worst-family DER"])), _stuck(r)] for r in group]
     blocks += [("h2", f"Encoder {encoder} (layers × d_model): cost and errors"),
-               ("table", headers, rows)]
+               ("table", headers, rows),
+               ("p", "Stuck members: members that decode every seen-voice test utterance "
+                     "to nothing (CTC stuck at the blank); they stay in every mean and "
+                     "interval (DER 100% each).")]
     fam_headers = ["Variant"] + [f"{f} {where}" for where in ("seen", "held-out")
                                  for f in spoken_digits.FAMILIES]
     fam_rows = [[r["variant"]] + [_ci(_values(r, f"accuracy.per_member_der_{f}{suffix}"))
