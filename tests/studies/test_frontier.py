@@ -230,7 +230,13 @@ def test_hardware_lottery_sets_counted_beside_measured(smoke_run):
     assert measured["ratio"] == pytest.approx(
         source["efficiency"]["latency_ms"] / r["efficiency"]["latency_ms"])
     spread_apart = r["efficiency"]["latency_p90_ms"] < source["efficiency"]["latency_p10_ms"]
-    assert (measured["verdict"] == hardware.REALISED) == spread_apart
+    band = result["controls"]["cpu"]["b1"]
+    beyond_noise = not hardware.is_control(row) and measured["ratio"] > band["high"]
+    assert (measured["verdict"] == hardware.REALISED) == (spread_apart and beyond_noise)
+  # Masked zeros run the source's dense program: controls, never a realised saving.
+  assert hardware.is_control(rows["pruned_s80"]) and hardware.is_control(rows["nm_2of4"])
+  assert not hardware.is_control(rows["channels_s50"]) and not hardware.is_control(rows["int8"])
+  assert "pruned_s80" in result["controls"]["cpu"]["b1"]["variants"]
   assert rows["pruned_s80"]["theoretical"]["params"] == pytest.approx(1.0)
   assert rows["int8"]["theoretical"]["weight bytes"] > 3
   assert rows["cascade_r50"]["measured"]["cpu"]["b1"]["verdict"] == hardware.EXPECTED
@@ -378,3 +384,24 @@ def test_hardware_sentence_is_consistent(b1, bn, says, never):
          "measured": {"cpu": {"b1": b1, "bN": bn, "peak_bytes": None}}}
   text = hardware.sentence(row, "cpu")
   assert says in text and never not in text, text
+
+
+def _row(variant, ratio, verdict, **theory):
+  return {"variant": variant, "theoretical": theory,
+          "measured": {"cpu": {"b1": _timed(1, ratio, verdict), "bN": None}}}
+
+
+def test_controls_turn_a_saving_inside_their_noise_band_into_no_change():
+  same = dict(params=1.0, FLOPs=1.0, **{"weight bytes": 1.0})
+  rows = [_row("masked", 3.0, hardware.REALISED, **same),       # The source, mis-timed.
+          _row("slow_control", 0.9, hardware.UNCHANGED, **same),
+          _row("narrow_inside", 2.9, hardware.REALISED, params=4.0, FLOPs=4.0),
+          _row("narrow_beyond", 3.2, hardware.REALISED, params=4.0, FLOPs=4.0),
+          _row("ensemble", 0.5, hardware.SLOWER, params=0.9, FLOPs=0.9)]
+  bands = hardware.apply_controls(rows, ["cpu"])
+  assert bands["cpu"]["b1"]["low"] == 0.9 and bands["cpu"]["b1"]["high"] == 3.0
+  assert bands["cpu"]["b1"]["variants"] == ["masked", "slow_control"]
+  verdicts = [r["measured"]["cpu"]["b1"]["verdict"] for r in rows]
+  assert verdicts == [hardware.UNCHANGED, hardware.UNCHANGED, hardware.UNCHANGED,
+                      hardware.REALISED, hardware.SLOWER]
+  assert "no latency difference beyond the spread" in hardware.sentence(rows[2], "cpu")

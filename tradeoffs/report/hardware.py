@@ -15,7 +15,10 @@ per run), each measured against the dense source recorded on the same backend.
 
 A measured saving counts as realised only when the spreads do not overlap: the variant's
 p90 below the source's p10 (and slower only when its p10 is above the source's p90);
-anything else is "no measurable change" at this number of repeats. A latency without
+anything else is "no measurable change" at this number of repeats. Variants that run the
+source's own inference program (same counted params, FLOPs and weight bytes: masked
+zeros, N:M zeros, a training-only change) are controls: the band of latency ratios they
+read is timing noise, and a saving inside it is no measurable change either. A latency without
 spread (a cascade's, computed from its two models' measured latencies) is "expected".
 """
 
@@ -137,7 +140,55 @@ def lottery(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "train": training_saving(record, source),
         "device_kind": get_path(record, "efficiency.device_kind")
         or get_path(record, "environment.device_kind")}
-  return {"backends": names, "rows": list(rows.values())}
+  controls = apply_controls(list(rows.values()), names)
+  return {"backends": names, "rows": list(rows.values()), "controls": controls}
+
+
+# Counted quantities that fix the inference program: a variant equal to the source in all
+# of them (masked zeros, N:M zeros, a training-only change) runs the source's own program.
+_PROGRAM = ("params", "FLOPs", "weight bytes")
+
+
+def is_control(row: Mapping[str, Any]) -> bool:
+  """Whether a variant runs the dense source's own inference program (its measured latency
+  ratio is then timing noise, whatever it reads)."""
+  theory = row["theoretical"]
+  return all(name in theory and abs(theory[name] - 1) <= 0.01 for name in _PROGRAM)
+
+
+def apply_controls(rows: list[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+  """Per backend and batch, the band of latency ratios the controls (`is_control`) read,
+  with 1 included; a timed saving inside that band is no measurable change, whatever the
+  spreads say (a source measured at a bad moment would otherwise make every variant look
+  faster). Updates the rows' verdicts in place; returns {backend: {"b1"|"bN": band}}.
+
+  >>> same = {"params": 1.0, "FLOPs": 1.0, "weight bytes": 1.0}
+  >>> timed = lambda r, v: {"cpu": {"b1": {"ratio": r, "verdict": v, "batch": 1}}}
+  >>> rows = [{"variant": "masked", "theoretical": same, "measured": timed(2.0, REALISED)},
+  ...         {"variant": "narrow", "theoretical": {"FLOPs": 4.0},
+  ...          "measured": timed(1.5, REALISED)}]
+  >>> apply_controls(rows, ["cpu"])["cpu"]["b1"]["high"]
+  2.0
+  >>> rows[1]["measured"]["cpu"]["b1"]["verdict"]
+  'no measurable change'
+  """
+  bands: dict[str, Any] = {}
+  for backend in names:
+    bands[backend] = {}
+    for key in ("b1", "bN"):
+      ratios = [m["ratio"] for r in rows if is_control(r)
+                for m in [(r["measured"].get(backend) or {}).get(key)]
+                if m and m["verdict"] != EXPECTED]
+      if not ratios:
+        continue
+      low, high = min(ratios + [1.0]), max(ratios + [1.0])
+      bands[backend][key] = {"low": low, "high": high,
+                             "variants": [r["variant"] for r in rows if is_control(r)]}
+      for r in rows:
+        m = (r["measured"].get(backend) or {}).get(key)
+        if m and m["verdict"] in (REALISED, SLOWER) and low <= m["ratio"] <= high:
+          m["verdict"], m["within_controls"] = UNCHANGED, True
+  return bands
 
 
 def _ratio(value: Any) -> str:
@@ -227,6 +278,14 @@ def blocks(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
             "wall-clock (one run each, compilation included, no spread). Backends: "
             + (", ".join(kinds) or ", ".join(result["backends"])) + "."),
       ("table", headers, table)]
+  for backend, band in (result.get("controls") or {}).items():
+    if band:
+      spans = "; ".join(f"{b['low']:.2f}×–{b['high']:.2f}× at {'batch 1' if k == 'b1' else 'b=N'}"
+                        for k, b in band.items())
+      out.append(("p", f"Timing noise on {backend}: {', '.join(next(iter(band.values()))['variants'])} "
+                       "run the source's own inference program (same counted params, FLOPs and "
+                       f"weight bytes), yet their latency ratios read {spans}; a measured "
+                       "saving inside that band is counted as no measurable change."))
   out += [("p", sentence(row, backend)) for row in rows for backend in result["backends"]
           if backend in row["measured"] and row["theoretical"]]
   return out
