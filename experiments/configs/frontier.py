@@ -29,20 +29,17 @@ Variants, each a population of 8 (so variance, churn and CIE are measured):
   * DP-SGD: w = 32 from scratch, clip 1, noise multiplier 1 and 3 (ε ≈ 14 and ≈ 2.8 at
     δ = 1e-5, RDP accountant), 400 steps at batch 128.
 Measured runtime (`/usr/bin/time python -m experiments.frontier --workdir=<fresh>`, fresh
-process and workdir, compilation included), 21 variants: 127 s of CPU (122.5 user + 4.3
-sys; 745 s wall on 2 cores shared with other jobs, load average 8 at the start, 20 at the
-end). The 20-variant job before it took 154 s of CPU side by side under the same load
-(549 s wall, load 6-14) and 123 s of CPU / 1 min 27 s wall on nearly idle cores, so expect
-~100 s of CPU, roughly 70 s wall, on 2 idle cores: the binary's compilation cache
-(<workdir>/xla_cache) compiles each program once per run (the pruned and N:M fine-tunes
-share one step, populations of one shape one evaluation, the EG rounds one step), which
-more than pays for the two added variants. Where CPU goes (per variant, same run shape):
-the two divided ensembles ~12 s each (16 and 32 networks trained), DP-SGD ~11-13 s each
-(its per-example-gradient step compiles anew for each noise multiplier),
-dense_w256 ~9 s, Selective Backprop ~8 s. `:smoke` (11 variants): 55-59 s of CPU under a
-load of 8-17 (49 s for 10 variants before); most of it is per-population compilation in
-the library (training and evaluation programs, DP-SGD's step, the sheet's per-record
-ops), not in the frontier's own code.
+process and workdir, compilation included), 21 variants, 2026-12-02 on 2 idle cores (load
+average 0.9 at the start), after the library's compile savings were merged: 79.6 s wall,
+110.6 s of CPU (106.0 user + 4.7 sys). The 20-variant job before took 1 min 27 s wall /
+123 s of CPU on nearly idle cores. The binary's compilation cache (<workdir>/xla_cache)
+compiles each program once per run (the pruned and N:M fine-tunes share one step,
+populations of one shape one evaluation, the EG rounds one step). Where CPU goes (per
+variant, measured under load): the two divided ensembles ~12 s each (16 and 32 networks),
+DP-SGD ~11-13 s each (its per-example-gradient step compiles anew for each noise
+multiplier), dense_w256 ~9 s, Selective Backprop ~8 s. `:smoke` (11 variants), same
+conditions: 34.1 s wall, 45.1 s of CPU (one device; the report's per-variant seconds sum to
+~24 s, DP-SGD 4.6 s the largest) — over the 30 s smoke budget by ~4 s.
 The report's "Seconds" column gives each variant's time. Populations (8 members) and steps
 are unchanged from the 14-variant job.
 Variants: `:smoke` (2 members, 2 widths, one variant of every technique: one sparsity,
