@@ -27,6 +27,18 @@ def _config(name, variant="smoke"):
 
 
 @pytest.fixture(scope="session")
+def study_binary():
+  """`study_binary(name, *args)`: the finished process of `python -m experiments.<name>`."""
+  return _binary
+
+
+@pytest.fixture(scope="session")
+def config_flag():
+  """`config_flag(name, variant="smoke")`: the --config flag of study `name`'s config file."""
+  return _config
+
+
+@pytest.fixture(scope="session")
 def smoke_workdir(tmp_path_factory):
   """`smoke_workdir(name)`: the workdir of study `name`'s finished `:smoke` binary run.
   Tests may read it but must not change it (others compare it before and after a rerun)."""

@@ -8,8 +8,6 @@ import ast
 import html as html_lib
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -18,16 +16,6 @@ from tradeoffs.report import records as records_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAMES = studies.names()
-
-
-def _binary(name, *args, timeout=600):
-  env = {**os.environ, "PYTHONPATH": REPO}
-  return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=REPO,
-                        env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _config(name, variant="smoke"):
-  return f"--config={os.path.join(REPO, 'experiments', 'configs', name + '.py')}:{variant}"
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -59,11 +47,11 @@ def test_records_validate_and_reports_agree(smoke_run):
   assert md.count("](") == html.count("<img")
 
 
-def test_rerun_of_a_finished_study_changes_nothing(smoke_run):
+def test_rerun_of_a_finished_study_changes_nothing(smoke_run, study_binary, config_flag):
   name, workdir = smoke_run
   files = ("records.jsonl", "report.md", "config.json")
   before = {f: open(os.path.join(workdir, f), "rb").read() for f in files}
-  result = _binary(name, _config(name), f"--workdir={workdir}")
+  result = study_binary(name, config_flag(name), f"--workdir={workdir}")
   assert result.returncode == 0, result.stderr[-2000:]
   assert "nothing to do" in result.stderr
   for f in files:
@@ -87,14 +75,14 @@ APP_CHECKED = (NAMES[0], "determinism")
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_bad_input_is_one_line_and_exit_2(name, tmp_path):
+def test_bad_input_is_one_line_and_exit_2(name, tmp_path, study_binary, config_flag):
   workdir = str(tmp_path / "wd")
-  _one_line_error(_binary(name, _config(name, "smokey"), f"--workdir={workdir}"), "smokey")
+  _one_line_error(study_binary(name, config_flag(name, "smokey"), f"--workdir={workdir}"), "smokey")
   if name in APP_CHECKED:
-    _one_line_error(_binary(name, _config(name), f"--workdir={workdir}", "extra"), "extra")
-    _one_line_error(_binary(name, "--config=experiments/configs/no_such.py",
+    _one_line_error(study_binary(name, config_flag(name), f"--workdir={workdir}", "extra"), "extra")
+    _one_line_error(study_binary(name, "--config=experiments/configs/no_such.py",
                             f"--workdir={workdir}"), "no_such.py")
-    _one_line_error(_binary(name, _config(name), f"--workdir={workdir}", "--report_only"),
+    _one_line_error(study_binary(name, config_flag(name), f"--workdir={workdir}", "--report_only"),
                     workdir)
   assert not os.path.exists(os.path.join(workdir, "config.json"))
 
