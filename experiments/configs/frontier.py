@@ -117,9 +117,11 @@ def get_config(arg=None):
       # from the RDP accountant).
       dp_noise_multipliers=(1.0, 3.0), dp_clip_norm=1.0, dp_delta=1e-5))
   # Efficiency of one member (or one ensemble): latency and FLOPs at batch 1 and at
-  # measure_batch (1: batch 1 only); latency is the median of latency_repeats calls.
+  # measure_batch (1: batch 1 only); latency is the median of latency_repeats calls,
+  # each variant's timed in alternation with the source's (paired_timing), so the
+  # hardware lottery's ratios are paired measurements.
   c.efficiency = ml_collections.ConfigDict(dict(latency_repeats=20, time_latency=True,
-                                                measure_batch=32))
+                                                measure_batch=32, paired_timing=True))
   c.report = ml_collections.ConfigDict(dict(
       title="What efficiency costs: the frontier and its hidden costs",
       # x axes of the frontier plots (weight bytes is where quantization saves); empty

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import jax
 import jax.numpy as jnp
@@ -144,3 +145,37 @@ def test_measure_rejects_bad_arguments(kwargs, match):
 def test_batch_of_cycles_examples():
   x = jnp.arange(6.0).reshape(3, 2)
   np.testing.assert_array_equal(efficiency.batch_of(x, 5)[:, 0], [0, 2, 4, 0, 2])
+
+
+def test_paired_latency_alternates_abba_and_keeps_each_side_apart():
+  calls = []
+
+  def variant(x):
+    calls.append("v")
+    return x
+
+  def reference(x):
+    calls.append("r")
+    time.sleep(0.05)  # Slept time is a floor: the reference's median cannot fall below it.
+    return x
+
+  out = efficiency.measure_latency(variant, jnp.ones(2), repeats=4, warmup=1, jit=False,
+                                   reference=(reference, (jnp.ones(2),)))
+  # One warm-up pair, then ABBA: a swapped or dropped side would change this order.
+  assert "".join(calls) == "vr" + "vr" + "rv" + "vr" + "rv"
+  assert out["reference_latency_ms"] >= 50 > out["latency_ms"]
+  assert out["reference_latency_p10_ms"] >= 50 and out["repeats"] == 4
+  alone = efficiency.measure_latency(variant, jnp.ones(2), repeats=2, warmup=1, jit=False)
+  assert not any(k.startswith("reference_") for k in alone)
+
+
+def test_measure_times_the_reference_at_every_batch_size():
+  params = {"w": jnp.ones((8, 3))}
+  out = efficiency.measure(dense, params, jnp.ones((4, 8)), repeats=3, warmup=1,
+                           reference=(jax.jit(dense), params))
+  for row in out["per_batch"].values():
+    assert row["reference_latency_p10_ms"] <= row["reference_latency_ms"] \
+        <= row["reference_latency_p90_ms"]
+  assert out["reference_latency_ms"] == out["per_batch"]["1"]["reference_latency_ms"]
+  assert "reference_latency_ms" not in efficiency.measure(dense, params, jnp.ones((4, 8)),
+                                                          repeats=2, warmup=1)

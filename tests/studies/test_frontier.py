@@ -222,14 +222,18 @@ def test_hardware_lottery_sets_counted_beside_measured(smoke_run):
   assert result["backends"] == ["cpu"]
   rows = {row["variant"]: row for row in result["rows"]}
   assert "dense_w64" not in rows
+  assert "reference_latency_ms" not in source["efficiency"]  # The source is not self-paired.
+  assert by["divided_s2"]["efficiency"]["reference_latency_ms"] > 0  # Ensembles too.
   for name in ("pruned_s80", "channels_s50", "int8"):
     row, r = rows[name], by[name]
     assert row["theoretical"]["non-zero params"] == pytest.approx(
         source["efficiency"]["nonzero_params"] / r["efficiency"]["nonzero_params"])
     measured = row["measured"]["cpu"]["b1"]
-    assert measured["ratio"] == pytest.approx(
-        source["efficiency"]["latency_ms"] / r["efficiency"]["latency_ms"])
-    spread_apart = r["efficiency"]["latency_p90_ms"] < source["efficiency"]["latency_p10_ms"]
+    # Timed in alternation with the source (paired_timing): the ratio is that pair's.
+    e = r["efficiency"]
+    assert measured["paired"] and e["reference_latency_ms"] > 0
+    assert measured["ratio"] == pytest.approx(e["reference_latency_ms"] / e["latency_ms"])
+    spread_apart = e["latency_p90_ms"] < e["reference_latency_p10_ms"]
     band = result["controls"]["cpu"]["b1"]
     beyond_noise = not hardware.is_control(row) and measured["ratio"] > band["high"]
     assert (measured["verdict"] == hardware.REALISED) == (spread_apart and beyond_noise)
@@ -256,7 +260,9 @@ def test_merged_backends_add_columns_not_rows(smoke_run, tmp_path):
     record = json.loads(line)
     record["environment"]["backend"] = "gpu"
     record["efficiency"]["backend"] = "gpu"
-    record["efficiency"]["latency_ms"] /= 4  # As if the other backend were faster.
+    for key in ("latency_ms", "reference_latency_ms"):  # As if the other backend were
+      if key in record["efficiency"]:                 # faster, its paired source too.
+        record["efficiency"][key] /= 4
     rewritten.append(json.dumps(record))
   open(path, "w").write("\n".join(rewritten) + "\n")
   merged = str(tmp_path / "merged")
@@ -405,3 +411,27 @@ def test_controls_turn_a_saving_inside_their_noise_band_into_no_change():
   assert verdicts == [hardware.UNCHANGED, hardware.UNCHANGED, hardware.UNCHANGED,
                       hardware.REALISED, hardware.SLOWER]
   assert "no latency difference beyond the spread" in hardware.sentence(rows[2], "cpu")
+
+
+def _timed_record(name, median, p10, p90, reference=None):
+  e = {"latency_ms": median, "latency_p10_ms": p10, "latency_p90_ms": p90, "params": 10}
+  if reference:
+    e.update(zip(("reference_latency_ms", "reference_latency_p10_ms",
+                  "reference_latency_p90_ms"), reference))
+  return {"variant": name, "technique": "pruned", "source": "dense", "efficiency": e}
+
+
+def test_measured_saving_divides_by_the_paired_source_timing_when_there_is_one():
+  source = {**_timed_record("dense", 10.0, 9.0, 11.0), "technique": "dense", "source": None}
+  # Timed in alternation with the source, which then read 4 ms (the machine was idle).
+  paired = hardware.measured_saving(_timed_record("v", 2.0, 1.9, 2.1, (4.0, 3.8, 4.2)),
+                                    source, None)
+  assert paired["paired"] and paired["ratio"] == pytest.approx(2.0)
+  assert paired["source_median_ms"] == 4.0 and paired["verdict"] == hardware.REALISED
+  # Without a paired timing: the source record's own (10 ms, taken at another moment).
+  alone = hardware.measured_saving(_timed_record("v", 2.0, 1.9, 2.1), source, None)
+  assert not alone["paired"] and alone["ratio"] == pytest.approx(5.0)
+  # A paired source spread that overlaps the variant's: no measurable change.
+  overlap = hardware.measured_saving(_timed_record("v", 2.0, 1.9, 2.1, (2.2, 2.0, 2.4)),
+                                     source, None)
+  assert overlap["verdict"] == hardware.UNCHANGED

@@ -16,19 +16,23 @@ import numpy as np
 
 from tradeoffs import ensembles
 from tradeoffs.efficiency.latency import measure_latency
-from tradeoffs.efficiency.measure import batch_of, measure
+from tradeoffs.efficiency.measure import REFERENCE_KEYS, batch_of, measure
 
 
-def _timed(fn: Callable[..., Any], *args: Any, repeats: int, warmup: int) -> dict[str, float]:
+def _timed(fn: Callable[..., Any], *args: Any, repeats: int, warmup: int,
+           reference: Any = None) -> dict[str, float]:
   """Latency of fn(*args) (median and spread, ms); fn is not re-jitted, so a Python loop
   over members stays a loop."""
-  return measure_latency(fn, *args, repeats=repeats, warmup=max(warmup, 1), jit=False)
+  return measure_latency(fn, *args, repeats=repeats, warmup=max(warmup, 1), jit=False,
+                         reference=reference)
 
 
 def measure_ensemble(member_apply: Callable[[Any, Any], Any], variables: Any,
                      example_images: np.ndarray, *, combine: str = "mean_logits",
                      batch_sizes: Sequence[int] = (1,), repeats: int = 20, warmup: int = 3,
-                     member_loop: str = "vmap") -> dict[str, Any]:
+                     member_loop: str = "vmap",
+                     reference: tuple[Callable[[Any, Any], Any], Any] | None = None
+                     ) -> dict[str, Any]:
   """Efficiency of one ensemble of S members (S = 1: the wide model).
 
   `member_apply(variables, x)` is one member's forward pass; `variables` are the S
@@ -39,7 +43,8 @@ def measure_ensemble(member_apply: Callable[[Any, Any], Any], variables: Any,
   at every batch size: `concurrent` (members sharded over a `members` mesh of up to S
   devices; on one device it is the vmapped ensemble), `sequential` (one compiled member
   call after another, then combine), and for S = 1 the model itself. `latency_ms` is the
-  concurrent one at the first batch size.
+  concurrent one at the first batch size. `reference` = (jitted apply, params) of a model
+  timed in alternation with the concurrent ensemble (`efficiency.measure`'s `reference`).
 
   >>> import jax.numpy as jnp
   >>> stacked = {"w": jnp.ones((3, 2, 4))}  # S = 3 members of a 2 -> 4 linear layer
@@ -75,17 +80,20 @@ def measure_ensemble(member_apply: Callable[[Any, Any], Any], variables: Any,
   for b in dict.fromkeys(int(b) for b in batch_sizes):
     x = batch_of(example_images, b)
     row = {}
+    paired = None if reference is None else (reference[0], (reference[1], x))
     if num_members == 1:
-      spread = _timed(single, member_list[0], x, **timing)
+      spread = _timed(single, member_list[0], x, reference=paired, **timing)
       row["wide_ms"] = spread["latency_ms"]
       row["concurrent_ms"] = row["sequential_ms"] = row["wide_ms"]
     else:
-      spread = _timed(lambda p, x: combiner(concurrent(p, x)), sharded, x, **timing)
+      spread = _timed(lambda p, x: combiner(concurrent(p, x)), sharded, x, reference=paired,
+                      **timing)
       row["concurrent_ms"] = spread["latency_ms"]
       row["sequential_ms"] = _timed(lambda p, x: combiner(sequential(p, x)), member_list, x,
                                     **timing)["latency_ms"]
     row["concurrent_p10_ms"] = spread["latency_p10_ms"]
     row["concurrent_p90_ms"] = spread["latency_p90_ms"]
+    row.update({k: spread[k] for k in REFERENCE_KEYS if k in spread})
     row["throughput_per_s"] = b / (row["concurrent_ms"] / 1e3)
     per_batch[str(b)] = row
   first, largest = per_batch[str(batch_sizes[0])], str(max(batch_sizes))
@@ -103,6 +111,7 @@ def measure_ensemble(member_apply: Callable[[Any, Any], Any], variables: Any,
       "latency_ms": first["concurrent_ms"],
       "latency_p10_ms": first["concurrent_p10_ms"],
       "latency_p90_ms": first["concurrent_p90_ms"],
+      **{k: first[k] for k in REFERENCE_KEYS if k in first},
       "latency_concurrent_ms": first["concurrent_ms"],
       "latency_sequential_ms": first["sequential_ms"],
       "latency_batch_size": int(batch_sizes[0]),

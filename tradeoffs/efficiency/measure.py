@@ -18,6 +18,10 @@ from tradeoffs.efficiency import counting
 from tradeoffs.efficiency import latency as latency_lib
 
 
+REFERENCE_KEYS = ("reference_latency_ms", "reference_latency_p10_ms",
+                  "reference_latency_p90_ms")
+
+
 def batch_of(example_input: Any, batch_size: int) -> Any:
   """A batch of `batch_size` built by cycling the examples of `example_input` (axis 0).
 
@@ -47,7 +51,9 @@ def measure(apply_fn: Callable[[Any, Any], Any], params: Any, example_input: Any
             batch_sizes: Sequence[int] | None = None, repeats: int = 20, warmup: int = 3,
             nonzero_params: int | None = None, weight_bytes: int | None = None,
             bits_per_leaf: counting.BitsPerLeaf | None = None,
-            time_it: bool = True) -> dict[str, Any]:
+            time_it: bool = True,
+            reference: tuple[Callable[[Any, Any], Any], Any] | None = None
+            ) -> dict[str, Any]:
   """Measures `apply_fn(params, x)` for a trade-off record's `efficiency` field.
 
   Args:
@@ -64,6 +70,9 @@ def measure(apply_fn: Callable[[Any, Any], Any], params: Any, example_input: Any
     weight_bytes: overrides the weight bytes (e.g. an exact packed size).
     bits_per_leaf: bit widths for `counting.weight_bytes` (quantized weights).
     time_it: False skips latency (theoretical numbers and memory only).
+    reference: (jitted apply, params) of a model to time in alternation with this one at
+      every batch size (e.g. the dense source a compression is compared with): adds
+      reference_latency_ms (+ p10/p90), so a latency ratio is one paired measurement.
 
   Returns:
     params, nonzero_params, density, weight_bytes, flops, sparse_flops, bytes,
@@ -110,8 +119,9 @@ def measure(apply_fn: Callable[[Any, Any], Any], params: Any, example_input: Any
                                                 dense_flops=row["flops"])["sparse_flops"]
     row["flops_per_example"] = row["flops"] / b
     if time_it:
+      paired = None if reference is None else (reference[0], (reference[1], x))
       row.update(latency_lib.measure_latency(apply_fn, params, x, repeats=repeats,
-                                             warmup=warmup))
+                                             warmup=warmup, reference=paired))
       row["throughput_per_s"] = b / (row["latency_ms"] / 1e3) if row["latency_ms"] else None
     per_batch[str(b)] = row
 
@@ -130,6 +140,7 @@ def measure(apply_fn: Callable[[Any, Any], Any], params: Any, example_input: Any
       "latency_ms": first.get("latency_ms"),
       "latency_p10_ms": first.get("latency_p10_ms"),
       "latency_p90_ms": first.get("latency_p90_ms"),
+      **{k: first[k] for k in REFERENCE_KEYS if k in first},
       "latency_batch_size": batch_sizes[0],
       "batch_size": largest,
       "throughput_per_s": per_batch[str(largest)].get("throughput_per_s"),

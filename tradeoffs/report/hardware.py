@@ -9,6 +9,8 @@ a study counts training cost (`efficiency.train_flops`, `efficiency.train_second
 loss-prioritized training against dense training), counted training FLOPs sit beside the
 measured training wall-clock, one run each (no spread, so no verdict).
 
+Where a study times each variant in alternation with its source (`paired_timing`), the
+measured ratio is that paired one: both medians saw the same moments of machine load.
 Records merged from several runs are grouped by backend (`efficiency.backend`, else
 `environment.backend`): a variant is one row, each backend its own columns (never one row
 per run), each measured against the dense source recorded on the same backend.
@@ -75,10 +77,24 @@ def _latency(record: Mapping[str, Any], batch: str | None) -> tuple[Any, Any, An
                for q in ("", "_p10", "_p90"))
 
 
+def _paired_source_latency(record: Mapping[str, Any], batch: str | None
+                           ) -> tuple[Any, Any, Any]:
+  """(median, p10, p90) of the source timed in alternation with this variant
+  (`efficiency.measure(reference=...)`), or Nones when it was not."""
+  at = (record.get("efficiency") or {}) if batch is None else (
+      get_path(record, f"efficiency.per_batch.{batch}") or {})
+  return tuple(as_number(at.get(f"reference_latency{q}_ms")) for q in ("", "_p10", "_p90"))
+
+
 def measured_saving(record: Mapping[str, Any], source: Mapping[str, Any],
                     batch: str | None) -> dict[str, Any] | None:
-  """Latency saving source/variant at one batch, with both spreads and the verdict."""
-  v, s = _latency(record, batch), _latency(source, batch)
+  """Latency saving source/variant at one batch, with both spreads and the verdict: against
+  the source timed in alternation with the variant where the record has it (`paired`),
+  else against the source record's own timing."""
+  v, s = _latency(record, batch), _paired_source_latency(record, batch)
+  paired = s[0] is not None
+  if not paired:
+    s = _latency(source, batch)
   if v[0] is None or s[0] is None or v[0] <= 0:
     return None
   verdict = UNCHANGED
@@ -90,7 +106,7 @@ def measured_saving(record: Mapping[str, Any], source: Mapping[str, Any],
     verdict = SLOWER
   return {"ratio": s[0] / v[0], "median_ms": v[0], "p10_ms": v[1], "p90_ms": v[2],
           "source_median_ms": s[0], "source_p10_ms": s[1], "source_p90_ms": s[2],
-          "verdict": verdict, "batch": 1 if batch is None else int(batch)}
+          "verdict": verdict, "batch": 1 if batch is None else int(batch), "paired": paired}
 
 
 def training_saving(record: Mapping[str, Any], source: Mapping[str, Any]
@@ -237,6 +253,20 @@ def sentence(row: Mapping[str, Any], backend: str) -> str:
   return text + (f"{'; '.join(slower)}." if slower else "no latency difference beyond the spread.") + note
 
 
+def _pairing_note(rows: Sequence[Mapping[str, Any]]) -> str:
+  timed = [m for r in rows for by_backend in r["measured"].values()
+           for m in (by_backend.get("b1"), by_backend.get("bN"))
+           if m and m["verdict"] != EXPECTED]
+  paired = sum(bool(m.get("paired")) for m in timed)
+  if timed and paired == len(timed):
+    return ("each variant was timed in alternation with the source (paired: both medians "
+            "saw the same machine load)")
+  if paired:
+    return (f"{paired} of {len(timed)} timings were paired with the source (timed in "
+            "alternation); the others divide by the source's own timing")
+  return "each ratio divides by the source's own timing, taken at another moment"
+
+
 def blocks(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
   """The report section: a table (theoretical columns, then per backend the measured
   ones) and one sentence per variant and backend."""
@@ -270,7 +300,8 @@ def blocks(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
             "zeros skipped, weight bytes) hold on any hardware; the measured columns are "
             "what each backend delivered: latency ratio of medians, then the variant's "
             "median (p10–p90); '(≈)' marks spreads that overlap the source's (no measurable "
-            "change), b=N the larger measured batch; peak memory is XLA's buffer peak of "
+            "change), b=N the larger measured batch; "
+            + _pairing_note(rows) + "; peak memory is XLA's buffer peak of "
             "the compiled forward pass. Cascades' latency is expected, computed from the "
             "measured latencies of their two models, not timed. Training FLOPs (counted "
             "where a variant was trained from scratch: rows forward-passed plus 3 × rows "

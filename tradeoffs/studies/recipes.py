@@ -88,9 +88,34 @@ def member_variables(state: Any, index: int = 0) -> dict[str, Any]:
   return out
 
 
+def timing_reference(ctx: Any, state: Any = None, params_override: Any = None
+                     ) -> tuple[Any, Any] | None:
+  """(jitted apply, member-0 variables) of the study's timing reference — its first
+  dense variant without a source, the one the hardware lottery divides by — to time in
+  alternation with every other measurement (`config.efficiency.paired_timing`); None when
+  that is off, timing is off, the study has no such variant, or `state` is the reference
+  itself (and `params_override` does not replace its parameters)."""
+  opts = ctx.efficiency
+  if not (opts.get("paired_timing") and opts["time_it"]):
+    return None
+  name = next((v.name for v in ctx.variants.values()
+               if v.technique == "dense" and v.source is None), None)
+  if name is None:
+    return None
+  if "timing_reference" not in ctx.cache:
+    ref = source(ctx, name).state
+    ctx.cache["timing_reference"] = (
+        ref, jax.jit(lambda v, x: ref.apply_fn(v, x, train=False)), member_variables(ref))
+  ref, apply, variables = ctx.cache["timing_reference"]
+  if state is ref and params_override is None:
+    return None
+  return apply, variables
+
+
 def measure_member(ctx: Any, state: Any, train_config: Any, *, params_override: Any = None,
                    bits_per_leaf: Any = None) -> dict[str, Any]:
-  """Efficiency of one member (theoretical and measured side by side)."""
+  """Efficiency of one member (theoretical and measured side by side; timed in
+  alternation with the study's `timing_reference` where there is one)."""
   variables = member_variables(state)
   if params_override is not None:
     variables = {**variables, "params": params_override}
@@ -102,7 +127,8 @@ def measure_member(ctx: Any, state: Any, train_config: Any, *, params_override: 
   opts = ctx.efficiency
   return efficiency.measure(apply, variables, ctx.example_images(train_config),
                             repeats=opts["repeats"], time_it=opts["time_it"],
-                            bits_per_leaf=bits)
+                            bits_per_leaf=bits,
+                            reference=timing_reference(ctx, state, params_override))
 
 
 def source(ctx: Any, name: str) -> Any:
@@ -260,7 +286,7 @@ def divided(ctx: Any, variant: base.Variant) -> base.Outcome:
   eff = efficiency.measure_ensemble(
       lambda v, x: state.apply_fn(v, x, train=False), ensemble_variables(state, size),
       ctx.example_images(config), combine=combine, repeats=opts["repeats"],
-      batch_sizes=(1, opts["measure_batch"]))
+      batch_sizes=(1, opts["measure_batch"]), reference=timing_reference(ctx))
   member_top1 = float((member_logits.argmax(-1) ==
                        ctx.dataset(config).test.labels[None]).mean())
   fields: dict[str, Any] = {"networks": int(state.members), "ensemble_size": size}

@@ -65,11 +65,13 @@ def _get(section: Any, key: str, default: Any) -> Any:
 
 def efficiency_options(config: Any) -> dict[str, Any]:
   """The one spelling of the measurement knobs: `config.efficiency.{latency_repeats,
-  measure_batch, time_latency}`."""
+  measure_batch, time_latency, paired_timing}` (paired_timing: time every variant in
+  alternation with the study's dense source, `recipes.timing_reference`)."""
   e = config.get("efficiency") if hasattr(config, "get") else None
   return {"repeats": int(_get(e, "latency_repeats", 20)),
           "measure_batch": int(_get(e, "measure_batch", 64)),
-          "time_it": bool(_get(e, "time_latency", True))}
+          "time_it": bool(_get(e, "time_latency", True)),
+          "paired_timing": bool(_get(e, "paired_timing", False))}
 
 
 class Context:
