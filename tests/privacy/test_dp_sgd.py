@@ -2,6 +2,8 @@
 examples, the noise std σ·C/B over many draws, noise a pure function of (seed, step), and
 the trainer handing it per-example gradients."""
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -173,3 +175,18 @@ def test_trainer_hands_per_example_gradients_to_dp_sgd():
   delta = [np.asarray(a) - np.asarray(b) for a, b in
            zip(jax.tree.leaves(noisy.params), jax.tree.leaves(plain.params))]
   assert all(np.abs(d).max() > 0 for d in delta)
+
+
+def test_gaussian_noise_is_one_draw_cut_into_the_leaves():
+  dp = importlib.import_module("tradeoffs.privacy.dp_sgd")
+  like = {"a": jnp.zeros((100, 50)), "b": jnp.zeros((100, 50)), "c": jnp.zeros(7)}
+  noise = dp.gaussian_noise(jax.random.PRNGKey(3), like, 2.0)
+  assert jax.tree.map(jnp.shape, noise) == jax.tree.map(jnp.shape, like)
+  flat = np.concatenate([np.asarray(noise[k]).ravel() for k in ("a", "b", "c")])
+  # 10,007 N(0, 4) draws: the sample std is within 5 standard errors of 2.
+  assert abs(flat.std() - 2.0) < 5 * 2.0 / np.sqrt(2 * flat.size)
+  assert abs(flat.mean()) < 5 * 2.0 / np.sqrt(flat.size)
+  # Leaves of one shape are different draws, not one draw repeated.
+  assert abs(np.corrcoef(np.asarray(noise["a"]).ravel(), np.asarray(noise["b"]).ravel())[0, 1]) < 0.05
+  np.testing.assert_array_equal(flat, 2.0 * np.asarray(
+      jax.random.normal(jax.random.PRNGKey(3), (flat.size,))))

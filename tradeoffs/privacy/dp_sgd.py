@@ -70,11 +70,24 @@ def noise_key(seed: jax.Array | int, count: jax.Array | int) -> jax.Array:
 
 
 def gaussian_noise(key: jax.Array, like: Any, std: jax.Array | float) -> Any:
-  """N(0, std²) noise shaped like the pytree `like` (one subkey per leaf)."""
+  """N(0, std²) noise shaped like the pytree `like`: one draw of every coordinate at once,
+  cut into the leaves in tree order. (One subkey per leaf would give each leaf its own
+  threefry kernel: XLA:CPU took ~8× longer to compile that for a 6-leaf MLP.)
+
+  >>> like = {"b": jnp.zeros(2), "w": jnp.zeros((2, 3))}
+  >>> noise = gaussian_noise(jax.random.PRNGKey(0), like, 1.0)
+  >>> flat = jax.random.normal(jax.random.PRNGKey(0), (8,))
+  >>> bool(jnp.all(noise["b"] == flat[:2]))
+  True
+  >>> bool(jnp.all(noise["w"] == flat[2:].reshape(2, 3)))
+  True
+  """
   leaves, treedef = jax.tree.flatten(like)
-  keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(treedef, [
-      std * jax.random.normal(k, leaf.shape, jnp.float32) for k, leaf in zip(keys, leaves)])
+  sizes = [int(np.prod(leaf.shape)) for leaf in leaves]
+  draw = std * jax.random.normal(key, (sum(sizes),), jnp.float32)
+  cuts = np.cumsum([0] + sizes)
+  return jax.tree.unflatten(treedef, [draw[a:b].reshape(leaf.shape)
+                                      for a, b, leaf in zip(cuts[:-1], cuts[1:], leaves)])
 
 
 def dp_aggregate(clip_norm: float, noise_multiplier: float, seed: int = 0
