@@ -10,21 +10,24 @@ and DP-SGD (the `dp_sgd` recipe, clip C = 1) at σ = 0 (clipping only, ε = inf)
 4, i.e. ε = 16.3, 7.32, 2.44, 1.05 at δ = 1e-5 (dp-accounting RDP, 'improved' conversion;
 the shuffled fixed-size batches are accounted as Poisson sampling).
 
-Measured runtime (fresh process, compilation included): default 3 min 56 s wall (2 min 42 s
-CPU) on 2 cores shared with other jobs (load ~6); each noisy DP variant ~52 s, of which
-most is drawing the Gaussian noise (threefry on CPU) — clipping alone costs 18 s against
-11 s non-private. `:smoke` (2 members, one hidden layer of 32, 20 steps, σ = 1 only) 31 s
-wall at load ~4.
+Measured runtime (fresh process, compilation included): default 4 min 49 s wall, 2 min 19 s
+CPU (user + sys) on 2 cores shared with other jobs (load ~10; 2026-12-02, after the noise
+became one draw per step: `privacy.dp_sgd.gaussian_noise`; before, 2 min 42 s CPU at load
+~6); each noisy DP variant 46-57 s wall under that load, most of it drawing the Gaussian
+noise (threefry on CPU) — clipping alone 43 s against 22 s non-private. `:smoke` (2 members,
+one hidden layer of 32, 20 steps, σ = 1 only) 31 s wall at load ~4 (before the change).
 
-Result of the default (mean [95% t interval] over 8 members; Welch t, Holm per section):
-  non-private top-1 96.7 [96.2, 97.1], upright 97.0, rotated 94.3 [92.9, 95.8];
+Result of the default (mean [95% t interval] over 8 members; Welch t, Holm per section;
+the noise bits changed with the one-draw noise, so the noisy rows moved within their
+intervals — before: 75.5 / 73.0 / 68.5 / 55.7 top-1):
+  non-private top-1 96.7 [96.3, 97.1], upright 97.0, rotated 94.3 [92.9, 95.8];
   clip only 96.0 (top-1 −0.7 pt, rotated −3.1 pt [−6.7, 0.4]: no detectable difference);
-  ε = 16.3: top-1 75.5 [73.8, 77.1], upright 82.6, rotated 24.7 [21.4, 28.0];
-  ε = 7.32: 73.0 / 79.7 / 24.7; ε = 2.44: 68.5 / 74.7 / 23.6; ε = 1.05: 55.7 / 60.5 / 21.3.
-  The minority pays first and most: already at ε = 16.3 the rotated digits lose 55.2 pt
-  [51.1, 59.3] more than the upright (Holm p = 3e-9); the excess drop is detectable at
-  every noisy σ (36.5-55.2 pt), not for clipping alone. Under noise the rotated digits
-  stay near 21-25% (chance 10%) at every ε here, while the upright digits degrade with ε.
+  ε = 16.3: top-1 75.5 [73.6, 77.4], upright 82.6, rotated 24.4 [21.0, 27.9];
+  ε = 7.32: 72.8 / 79.7 / 23.0; ε = 2.44: 68.0 / 74.5 / 20.7; ε = 1.05: 56.7 / 61.9 / 18.8.
+  The minority pays first and most: already at ε = 16.3 the rotated digits lose 55.4 pt
+  [50.9, 60.0] more than the upright (Holm p = 7e-9); the excess drop is detectable at
+  every noisy σ (40.5-55.4 pt), not for clipping alone. Under noise the rotated digits
+  stay near 19-24% (chance 10%) at every ε here, while the upright digits degrade with ε.
 """
 from __future__ import annotations
 
