@@ -7,22 +7,39 @@ Data: `spoken_digits` (900 training utterances of 1-4 digits from 16 espeak-ng v
 = 48 extractor frames). Model: `speech_ctc` — the original (uniform, c = 32 channels) or
 compact (c = 4 growing to 32, one 1x1 conv per stage: SEW's WFE-C/WFE-O width ratio)
 waveform feature extractor, squeeze s in {1, 2, 4}, and a pre-LN Transformer encoder of
-1 layer × d 32 or 2 layers × d 64 (FFN 4d, 4 heads), a CTC head over 10 digits + blank.
+1 layer × d 64 or 2 layers × d 64 (FFN 4d, 4 heads), a CTC head over 10 digits + blank.
 Trained from scratch with CTC (no wav2vec 2.0 pre-training: out of reach on 2 CPU cores):
 Adam 2e-3 with 30 warm-up steps and cosine decay, gradient clipping at norm 1, batch 16,
-300 steps, dropout 0.1, 3 members sharing seeds by index.
-Why these values (runtime budget, not results): 600 steps took ~100 CPU s per member-set
-of the first variant in an earlier session; 300 steps halve that. Warm-up and clipping
-replace a constant 2e-3 from step 0, under which a member stayed at all-blank output (the
-known instability of a Transformer trained from scratch with Adam); with them no member of
-the measured variants is stuck (the report counts stuck members per variant).
-Measured 2026-12-02 (`nice -n 10 /usr/bin/time`, 1 CPU device, load average 14-18 from ~6
-other jobs on 2 cores): the default (12 variants × 3 members)
-took 2,322 s wall and 982 s CPU (805 user + 177 sys), load falling from ~16 to ~3 during
-the run (the 1x32 variants 76-642 s wall each under load, the 2x64 ones 44-168 s as it
-eased). 982 CPU s is over the ~600 CPU s (~10 min on 2 idle cores) target by ~1.6×; a
-run at the target would need ~180 steps or 2 members (not run). Results (mean over 3
-members, DER %, seen / held-out voices; FLOPs of a batch-1 forward pass):
+300 steps, dropout 0.1, 3 members sharing seeds by index. Compiled at XLA:CPU backend level 1;
+efficiency measured at batch 1 only.
+Warm-up and clipping replace a constant 2e-3 from step 0, under which a member stayed at
+all-blank output (the known instability of a Transformer trained from scratch with Adam).
+
+Changed 2026-12-02 (from 1x32/2x64, XLA's default level, measure batch 16), chosen by
+compile time and training loss, not by test results. Profile (CPU s, 2 cores at load 6-14,
+one variant, batch 16): the train step compiles in 11.7-14.3 s at XLA's default level and
+the population init in 4.8-13.9 s (the compact extractor's most); at level 1 8.6-11.2 s and
+2.7-4.8 s, with the same step time (71.5 vs 74.8 ms original s1 1x32, 57.7 vs 57.7 ms
+compact s1 2x64) and forward latency (the benchmark's `--compare_level 1`, interleaved:
+0.95-1.04x of the default-level program, every p10-p90 range spanning 1). Level 0 compiles
+faster still (step 5.4 s) but steps 2.6x slower (193 ms), so only the smoke uses it. A step
+costs ~60-95 ms (the extractor on 15,440 samples dominates; the Transformer size barely
+matters), so of the old default's 982 CPU s about a third was compiling 12 × (init + step +
+3 forward programs) and two thirds the 10,800 member-steps. Single-member probes (original
+s1, c = 32, 300 steps, training loss at steps 60/120/180/240/300; DER seen/held-out):
+    1x32 7.0 5.8 4.5 3.9 3.5 (46/49)   2x32 6.7 5.4 4.4 3.8 3.3 (47/54)
+    1x64 6.1 3.8 2.2 1.5 1.1 (18/24)   2x64 6.5 3.5 1.7 1.0 0.7 (14/23)
+so d 32 does not learn in 300 steps at either depth and d 64 does at both: the encoder sizes
+are now 1x64 and 2x64 (a depth contrast). Cheaper settings learned too little: batch 8
+(1x64 1.9 final loss, 27% DER; 2x64 2.5, 32%), c = 16 extractors (1x64 2.5, 34%; compact
+c = 2 81%), 150 steps (1x64 3.7, 59%; 2x64 3.6, 53%; compact c = 4 89-100%). So the
+default keeps 300 steps and is NOT within ~600 CPU s: the changes above save an estimated
+~100-150 CPU s of compiling (level 1, one measured batch size), not measured end to end;
+the new default (1x64 replacing 1x32 costs ~20% more per step) was not run this session
+(out of time), so the results below are the OLD default's (1x32 / 2x64).
+Old default measured 2026-12-02 (`nice -n 10 /usr/bin/time`, 1 CPU device, load 14-18):
+2,322 s wall, 982 s CPU (805 user + 177 sys). Results (mean over 3 members, DER %, seen /
+held-out voices; FLOPs of a batch-1 forward pass):
     encoder 1x32: original s1 53.2/53.4 (24.5 MFLOPs), s2 58.2/58.4, s4 63.4/66.1;
                   compact s1 82.6/82.7 (5.4 MFLOPs), s2 90.6/88.0 (1 of 3 members stuck
                   at all-blank), s4 71.0/73.8 (4.1 MFLOPs)
@@ -36,17 +53,19 @@ steps, the compact extractor cuts FLOPs 2-6× and costs digit errors on seen and
 voices alike; the squeeze costs errors at 2x64. For whom: the best model (original s1
 2x64) errs most on the held-out male voice (39.4% vs 13-16% for every other family and
 split); the cheaper variants are worse for every group (2x64 compact s2: 62-71%), so their
-cost is smallest, in points, for that held-out male voice (per-family intervals overlap). Latencies in the
-records drift with the load (see the benchmark for interleaved ratios).
+cost is smallest, in points, for that held-out male voice (per-family intervals overlap).
+Latencies in the records drift with the load (see the benchmark for interleaved ratios).
 `:smoke` (the reference original_s1_1x16, c = 16, and compact_s2_1x16, c = 2; 2 members,
 4 steps on 64 utterances, `mesh.member_shards=1` so both members share one compiled step,
 compiled at XLA:CPU backend optimisation level 0 by the binary, recorded in each record's
-environment): 204 s wall, 56.6 s CPU (user + sys) at load ~18 with the tests' 8 simulated
-devices; the same two variants at the default level 2 took 589 s wall, 66.5 s CPU at load
-~15, with identical DERs (every member, every split), FLOPs and parameter counts (only the
-latencies differ; the report says they are of unoptimised code). The smoke is over the
-30 s target: ~60% of its time is XLA compilation of the two models' training steps (SPMD
-over the 8 test devices, ~10 s CPU each), population init and forward passes, ~5 s imports.
+environment; one shared frontier figure): 26.3 s wall, 33.9 s CPU (32.4 user + 1.5 sys) on
+idle cores (load 0.4-0.9), 1 CPU device; before this change (four frontier figures) 28.3 s
+wall, 35.8 s CPU at load 0-0.4. Level 0 still pays: the smoke model's train step compiles in
+3.4 s CPU at level 0 against 10.2 s at the default level, its init in 1.9 s against 7.9 s.
+What is left is fixed cost: per variant the init, train step, predict and batch-1 forward
+compiles and the population's split/join/stack programs (~10 s CPU), ~6 s of imports and
+~3 s of report figures; shorter padded utterances would not help (compile time does not
+depend on the length: 4,240 vs 15,440 samples, 3.24 vs 3.37 s).
 Expected (not tuned): squeezing cuts the Transformer's share of the FLOPs and latency by
 about s; the compact extractor cuts the extractor's FLOPs several-fold; what either costs
 in digit error rate, and for which voices, is what the study measures.
@@ -70,6 +89,7 @@ def get_config(arg=None):
   # only blanks (the usual Transformer-from-scratch instability), not a tuned setting.
   c.optimizer.update(dict(learning_rate=2e-3, schedule="warmup_cosine", warmup_steps=30,
                           grad_clip_norm=1.0))
+  # 300 steps: 150 left the best encoder at 53% DER (probe in the docstring).
   c.train.update(dict(steps=300, batch_size=16, steps_per_dispatch=100, log_every=100,
                       checkpoint_every=300, eval_every=300, loss="ctc"))
   c.eval.batch_size = 150
@@ -77,18 +97,22 @@ def get_config(arg=None):
       extractors=("original", "compact"),
       squeezes=(1, 2, 4),
       # "<layers>x<d_model>": FFN 4·d, 4 heads.
-      encoders=("1x32", "2x64"),
+      # d_model 64 at both depths: d 32 did not learn in 300 steps (see the docstring).
+      encoders=("1x64", "2x64"),
       # c of each extractor: original uses c everywhere, compact grows c..8c; SEW's ratio
       # (WFE-O 512 = 8 x WFE-C's c = 64), so both end at the same width.
       original_channels=32, compact_channels=4,
       # Variant names to run out of the grid (empty: all); each size's reference included.
       only=(),
       # XLA:CPU backend (LLVM) optimisation level the binary compiles with; None: XLA's
-      # default. Only the smoke lowers it: O0 code runs slower, so latencies measured under
-      # it are not the architectures' (the level is in every record's environment).
-      xla_backend_optimization_level=None))
+      # default (2). 1 compiles 25-65% faster at the same step and forward time (docstring);
+      # the smoke's 0 compiles faster still but runs ~2.6x slower, so its latencies are not
+      # the architectures' (the level is in every record's environment).
+      xla_backend_optimization_level=1))
+  # Batch 1 only: the report reads batch-1 latency, FLOPs and memory; a second batch size
+  # would compile and time a second forward program per variant for nothing it shows.
   c.efficiency = ml_collections.ConfigDict(dict(latency_repeats=20, time_latency=True,
-                                                measure_batch=16))
+                                                measure_batch=1))
   c.report = ml_collections.ConfigDict(dict(
       title="Squeezed speech encoders: what SEW's squeeze and compact extractor cost",
       axes=("efficiency.latency_ms", "efficiency.flops", "efficiency.params",
@@ -109,5 +133,7 @@ def get_config(arg=None):
                         encoders=("1x16",), original_channels=16, compact_channels=2,
                         only=("original_s1_1x16", "compact_s2_1x16"),
                         xla_backend_optimization_level=0))
-    c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
+    c.efficiency.update(dict(latency_repeats=2))
+    # One shared frontier figure (latency) instead of four: the same plotting code runs.
+    c.report.axes = ("efficiency.latency_ms",)
   return c

@@ -51,14 +51,15 @@ def test_plan_is_every_encoder_extractor_and_squeeze_against_one_reference():
   variants = runner.plan(study, config_lib.get_config())
   assert len(variants) == 2 * 2 * 3
   by = {v.name: v for v in variants}
-  assert by["original_s1_1x32"].source is None and by["original_s1_2x64"].source is None
+  assert by["original_s1_1x64"].source is None and by["original_s1_2x64"].source is None
   assert by["compact_s4_2x64"].source == "original_s1_2x64"
-  assert by["compact_s2_1x32"].source == "original_s1_1x32"
+  assert by["compact_s2_1x64"].source == "original_s1_1x64"
   kwargs = by["compact_s4_2x64"].train_config.model.kwargs
   assert (kwargs.extractor, kwargs.squeeze, kwargs.num_layers, kwargs.d_model,
           kwargs.ffn_dim, kwargs.conv_channels) == ("compact", 4, 2, 64, 256, 4)
-  assert by["original_s2_1x32"].train_config.model.kwargs.conv_channels == 32
-  assert by["original_s2_1x32"].train_config.train.loss == "ctc"
+  small = by["original_s2_1x64"].train_config.model.kwargs
+  assert (small.num_layers, small.d_model, small.conv_channels) == (1, 64, 32)
+  assert by["original_s2_1x64"].train_config.train.loss == "ctc"
 
 
 def test_split_scores_count_digit_errors_overall_and_per_family():
@@ -88,7 +89,10 @@ def test_the_smoke_runs_the_reference_and_one_compact_variant_at_backend_o0():
   assert [v.name for v in runner.plan(study, c)] == ["original_s1_1x16", "compact_s2_1x16"]
   assert runner.plan(study, c)[1].source == "original_s1_1x16"
   assert study.xla_flags(c) == ("--xla_backend_optimization_level=0",)
-  assert study.xla_flags(config_lib.get_config()) == ()  # Latencies of optimised code.
+  # The default compiles at O1 (faster compiles, optimised code); None: XLA's default.
+  assert study.xla_flags(config_lib.get_config()) == ("--xla_backend_optimization_level=1",)
+  c.study.xla_backend_optimization_level = None
+  assert study.xla_flags(c) == ()
 
 
 def _record(name, source, der, held, worst, latency):
@@ -120,6 +124,22 @@ def test_claims_are_one_holm_family_against_the_reference():
   blocks = study.sections([ref, worse, same], _config())
   text = " ".join(str(b) for b in blocks)
   assert "latency 0.50×" in text and "FLOPs 0.50×" in text  # original_s4 against the ref
+
+
+def _note(level):
+  ref = _record("original_s1_1x32", None, [0.1, 0.1, 0.1], [0.2] * 3, [0.2] * 3, 4.0)
+  ref["environment"] = {"xla_flags": f"--foo=1 --xla_backend_optimization_level={level}"}
+  return " ".join(str(b) for b in study.sections([ref], _config()))
+
+
+def test_the_report_flags_unoptimised_latencies_at_o0_only():
+  assert "code LLVM did not optimise" in _note(0)
+  at_o1 = _note(1)
+  assert "--xla_backend_optimization_level=1" in at_o1
+  assert "did not optimise" not in at_o1 and "--compare_level" in at_o1
+  no_flag = _record("original_s1_1x32", None, [0.1] * 3, [0.2] * 3, [0.2] * 3, 4.0)
+  assert "xla_backend_optimization_level" not in " ".join(
+      str(b) for b in study.sections([no_flag], _config()))
 
 
 def test_a_squeeze_that_does_not_divide_the_features_is_one_line_on_the_command_line(tmp_path):
