@@ -9,6 +9,11 @@ import jax
 import numpy as np
 
 
+# The fields a paired timing adds for its reference (`measure_latency(reference=...)`).
+REFERENCE_KEYS = ("reference_latency_ms", "reference_latency_p10_ms",
+                  "reference_latency_p90_ms")
+
+
 def measure_latency(fn: Callable[..., Any], *args: Any, repeats: int = 20,
                     warmup: int = 3, jit: bool = True,
                     reference: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
@@ -64,8 +69,7 @@ def measure_latency(fn: Callable[..., Any], *args: Any, repeats: int = 20,
   out = _summary(times[0])
   if reference is not None:
     ref = _summary(times[1])
-    out.update({f"reference_{key}": ref[key]
-                for key in ("latency_ms", "latency_p10_ms", "latency_p90_ms")})
+    out.update({key: ref[key[len("reference_"):]] for key in REFERENCE_KEYS})
   return out
 
 

@@ -16,10 +16,7 @@ import numpy as np
 from tradeoffs.efficiency import cost as cost_lib
 from tradeoffs.efficiency import counting
 from tradeoffs.efficiency import latency as latency_lib
-
-
-REFERENCE_KEYS = ("reference_latency_ms", "reference_latency_p10_ms",
-                  "reference_latency_p90_ms")
+from tradeoffs.efficiency.latency import REFERENCE_KEYS
 
 
 def batch_of(example_input: Any, batch_size: int) -> Any:
