@@ -78,7 +78,8 @@ def base_config() -> ml_collections.ConfigDict:
       steps=1100, batch_size=128, steps_per_dispatch=100, log_every=100,
       checkpoint_every=500, eval_every=500,
       # Execution plan (tradeoffs.train.plan): 'auto' (by backend and model), 'scan_vmap',
-      # 'step_vmap', 'scan_loop' or 'step_loop'; pool: how max-pooling is lowered, 'auto',
+      # 'step_vmap', 'scan_loop', 'step_loop', 'scan_unroll' or 'step_unroll'; pool: how
+      # max-pooling is lowered, 'auto',
       # 'window' or 'reshape'; conv: how convolutions are, 'auto', 'lax' or 'im2col' (same
       # numbers to rounding). A resumed run keeps the plan it started with.
       plan="auto", pool="auto", conv="auto"))

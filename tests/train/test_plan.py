@@ -33,7 +33,7 @@ def test_the_rules_pick_what_they_document():
   rule = lambda backend, **kw: plan_lib.rule(backend, **kw)[0].name
   assert rule("cpu", convolutional=True) == "step_loop"
   assert rule("cpu", convolutional=False) == "scan_vmap"
-  assert rule("cpu", convolutional=True, coupled=True) == "step_vmap"
+  assert rule("cpu", convolutional=True, coupled=True) == "step_unroll"
   assert rule("cpu", convolutional=False, coupled=True) == "scan_vmap"
   for backend in ("gpu", "tpu"):
     assert rule(backend, convolutional=True) == "scan_vmap"
@@ -42,6 +42,8 @@ def test_the_rules_pick_what_they_document():
   assert plan_lib.choose("scan_loop", "gpu", convolutional=True)[0].name == "scan_loop"
   with pytest.raises(ValueError, match="population loss"):
     plan_lib.choose("step_loop", "cpu", convolutional=True, coupled=True)
+  assert plan_lib.choose("scan_unroll", "cpu", convolutional=True,
+                         coupled=True)[0].name == "scan_unroll"
   with pytest.raises(ValueError, match="unknown"):
     plan_lib.choose("scan_pmap", "cpu", convolutional=True)
   assert plan_lib.get(None).name == "scan_vmap"  # make_runner's historical default
@@ -115,8 +117,51 @@ def test_a_population_loss_refuses_a_member_loop(digits):
     train.fit(_tiny_cnn(2, mesh), digits.train, steps=1, batch_size=16, mesh=mesh,
               plan="step_loop", extensions=(coupling,))
   state, _ = train.fit(_tiny_cnn(2, mesh), digits.train, steps=1, batch_size=16, mesh=mesh,
-                       extensions=(coupling,))  # auto: step_vmap on CPU
+                       extensions=(coupling,))  # auto: step_unroll on CPU
   assert np.asarray(state.step).tolist() == [1, 1]
+
+
+def test_unrolled_members_train_the_coupled_population_the_vmapped_one_does(digits):
+  # A population loss that reads every member's logits: the unrolled program must hand it
+  # the same [M, B, C] stack the vmapped one does, member i in row i.
+  coupling = extensions_lib.StepExtension(
+      name="coupling", population_loss=lambda logits, labels, step: 0.1 * jnp.mean(
+          (logits[0] - logits[1]) ** 2) + 0.01 * jnp.mean(logits[1]))
+  mesh = mesh_lib.make_mesh(2, 1)
+  runs = {}
+  for plan in ("step_vmap", "step_unroll", "scan_unroll"):
+    state, m = train.fit(_tiny_cnn(2, mesh), digits.train, steps=6, batch_size=16,
+                         mesh=mesh, plan=plan, conv="lax", extensions=(coupling,),
+                         steps_per_dispatch=3)
+    runs[plan] = (train.predict(state, digits.test.images[:64], mesh=mesh), m)
+  for plan in ("step_unroll", "scan_unroll"):
+    np.testing.assert_allclose(runs[plan][0], runs["step_vmap"][0], atol=TOLERANCE,
+                               rtol=TOLERANCE, err_msg=plan)
+    np.testing.assert_allclose(runs[plan][1]["coupling_loss"],
+                               runs["step_vmap"][1]["coupling_loss"], atol=TOLERANCE,
+                               rtol=TOLERANCE, err_msg=plan)
+  # The coupling term is asymmetric in the members: swapping rows would change the loss.
+  assert runs["step_unroll"][1]["coupling_loss"][0, 0] != 0
+
+
+def test_an_unrolled_program_has_no_batched_convolution():
+  # vmap turns a convolution into a grouped one (feature_group_count = members); the
+  # unrolled program keeps every member's convolution ungrouped.
+  mesh = mesh_lib.make_mesh(1, 1)
+  state = _tiny_cnn(3, mesh)
+  config = pop_lib.StepConfig(batch_size=8)
+  images = jnp.zeros((3, 8, 8, 8, 1))
+  labels = jnp.zeros((3, 8), jnp.int32)
+
+  def text(unrolled):
+    def step(s):
+      with pop_lib.unrolled_members(unrolled):
+        return pop_lib.update_step(s, images, labels, config)[1]["loss"]
+    return str(jax.make_jaxpr(step)(state))
+
+  assert "feature_group_count=1" in text(True)
+  assert "feature_group_count=3" not in text(True)
+  assert text(False).count("conv_general_dilated") < text(True).count("conv_general_dilated")
 
 
 def _cnn_config(plan):
@@ -240,7 +285,9 @@ def test_a_resume_on_another_device_count_keeps_the_recorded_plan(tmp_path, capl
 
 def test_the_conv_rule_follows_the_member_layout():
   plan = plan_lib.rule("cpu", convolutional=True, coupled=True)[0]
-  assert (plan.name, plan.conv) == ("step_vmap", "im2col")
+  assert (plan.name, plan.conv) == ("step_unroll", "lax")
+  assert plan_lib.choose("step_vmap", "cpu", convolutional=True, coupled=True)[0].conv == (
+      "im2col")
   assert plan_lib.rule("cpu", convolutional=True)[0].conv == "lax"  # step_loop
   assert plan_lib.rule("gpu", convolutional=True)[0].conv == "lax"
   assert plan_lib.choose("scan_vmap", "cpu", convolutional=True)[0].conv == "im2col"

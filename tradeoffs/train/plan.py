@@ -6,7 +6,11 @@ A plan has four parts:
   compiled step per dispatch, called from Python.
 * members — `vmap`: every member in one program (`jax.vmap` over the member axis); `loop`:
   a Python loop over members, each member's slice of the population state stepped by its
-  own compiled single-member program (a population of one: the arithmetic of a lone run).
+  own compiled single-member program (a population of one: the arithmetic of a lone run);
+  `unroll`: one program, but the member axis unrolled at trace time (each member's
+  forward, backward and update written out one after another, unbatched), so a
+  population loss still sees every member's logits while each convolution stays an
+  ordinary, ungrouped one.
 * pool — how a model's max-pooling is lowered, for models with a `pooling` field
   (`tradeoffs.models.layers.POOLINGS`): `window` (`lax.reduce_window`; its gradient is
   XLA's select_and_scatter_add) or `reshape` (the input viewed as windows, max over them,
@@ -19,8 +23,9 @@ A plan has four parts:
   (`tradeoffs.models.layers.CONVOLUTIONS`): `lax` (`lax.conv_general_dilated`) or `im2col`
   (shifted views stacked along the channels, one matmul). Agree to float rounding.
 
-Plans: `scan_vmap` (the historical shape), `step_vmap`, `scan_loop`, `step_loop` (the
-dispatch and members parts, `config.train.plan`), each with a pool (`config.train.pool`);
+Plans: `scan_vmap` (the historical shape), `step_vmap`, `scan_loop`, `step_loop`,
+`scan_unroll`, `step_unroll` (the dispatch and members parts, `config.train.plan`), each
+with a pool (`config.train.pool`);
 `auto` picks by these rules (measured on XLA:CPU, 2 cores, digits CNN 32-64-128, batch
 128, `experiments/benchmarks/populations.py`: select_and_scatter_add made a training step
 ~2x slower than the reshaped pooling; with the reshaped pooling a convolution step still
@@ -29,14 +34,16 @@ population slower than its members one after another; matmul-only models do not 
 these problems):
 
   1. the step couples members (an extension with `population_loss`, e.g. co-training) →
-     members `vmap` (a loop cannot see the other members' logits);
+     members `vmap` or `unroll` (a loop cannot see the other members' logits);
   2. streamed batches (`dataset.pipeline='grain'`) → `step_vmap` (one host batch per step);
-  3. backend `cpu` and a model with convolutions → `step_loop` (`step_vmap` under rule 1);
+  3. backend `cpu` and a model with convolutions → `step_loop`; `step_unroll` under rule 1
+     (the divided CNN ensemble, S=4, co-trained: a step ~1.1x the wide CNN's against ~1.6x
+     vmapped with im2col, `experiments/benchmarks/ensemble_concurrency.py`);
   4. otherwise (matmul-only models on CPU; every model on GPU/TPU) → `scan_vmap`;
   5. pool: backend `cpu` → `reshape`; otherwise `window` (GPU/TPU pooling not measured);
   6. conv: backend `cpu` and members `vmap` → `im2col` (vmapped, a lax convolution becomes
      a grouped convolution, ~7x slower on XLA:CPU than im2col's batched matmul); otherwise
-     `lax` (one member's lax convolution is as fast as im2col on CPU).
+     `lax` (one member's lax convolution, looped or unrolled, is as fast as im2col on CPU).
 
 `config.train.plan`, `config.train.pool` and `config.train.conv` override the rules. The
 plan a run starts with is recorded (`plan.json` next to its checkpoints, and in
@@ -45,7 +52,7 @@ rules would now say, so resume stays bitwise (a record from before pools and con
 recorded resumes with `window`, `lax`).
 
 Plans differ in bits: a vmapped convolution is a different XLA program from its unbatched
-member, so `*_vmap` and `*_loop` runs agree to float rounding, not bitwise (scan and step
+member, so `*_vmap`, `*_unroll` and `*_loop` runs agree to float rounding, not bitwise (scan and step
 dispatch of the same member layout agree to rounding too). That makes the plan a named
 noise source for the determinism study (`train.plan`); the pool and conv lowerings
 (`train.pool`, `train.conv`) are ones too, at the level of rounding only.
@@ -64,7 +71,7 @@ from absl import logging
 
 PLAN_FILE = "plan.json"
 DISPATCH = ("scan", "step")
-MEMBERS = ("vmap", "loop")
+MEMBERS = ("vmap", "loop", "unroll")
 POOLS = ("window", "reshape")  # tradeoffs.models.layers.POOLINGS
 PLANS = tuple(f"{d}_{m}" for d in DISPATCH for m in MEMBERS)  # scan_vmap, scan_loop, ...
 CHOICES = ("auto",) + PLANS
@@ -79,7 +86,7 @@ DEFAULT_POOL = "window"  # what models did before pools were planned
 @dataclasses.dataclass(frozen=True)
 class Plan:
   dispatch: str  # 'scan' | 'step'
-  members: str  # 'vmap' | 'loop'
+  members: str  # 'vmap' | 'loop' | 'unroll'
   pool: str = DEFAULT_POOL  # 'window' | 'reshape'
   conv: str = DEFAULT_CONV  # 'lax' | 'im2col'
 
@@ -102,6 +109,10 @@ class Plan:
   @property
   def looped(self) -> bool:
     return self.members == "loop"
+
+  @property
+  def unrolled(self) -> bool:
+    return self.members == "unroll"
 
   def __str__(self) -> str:
     return f"{self.name} (pool {self.pool}, conv {self.conv})"
@@ -212,8 +223,9 @@ def rule(backend: str, *, convolutional: bool, coupled: bool = False,
   if streamed:
     name, reason = "step_vmap", "streamed (grain) batches arrive one step at a time"
   elif backend == "cpu" and convolutional and coupled:
-    name, reason = "step_vmap", ("cpu + convolutions: one step per dispatch; members "
-                                 "vmapped because a population loss couples them")
+    name, reason = "step_unroll", ("cpu + convolutions: one step per dispatch; members "
+                                   "unrolled in one program because a population loss "
+                                   "couples them (vmapped convolutions are slow on XLA:CPU)")
   elif backend == "cpu" and convolutional:
     name, reason = "step_loop", ("cpu + convolutions: XLA:CPU runs convolutions slower "
                                  "inside lax.scan and under vmap")
@@ -251,7 +263,7 @@ def choose(requested: str | None, backend: str, *, convolutional: bool, coupled:
 def check(plan: Plan, *, coupled: bool = False, streamed: bool = False) -> None:
   if coupled and plan.looped:
     raise ValueError(f"execution plan {plan.name!r} loops over members, but the step has a "
-                     "population loss term coupling them; use a '*_vmap' plan")
+                     "population loss term coupling them; use a '*_vmap' or '*_unroll' plan")
   if streamed and plan.name != "step_vmap":
     raise ValueError(f"execution plan {plan.name!r}: streamed (grain) batches run one step "
                      "per dispatch with vmapped members; use 'step_vmap' or 'auto'")

@@ -16,8 +16,10 @@ The optimizer update is vmapped, so per-member state (e.g. pruning masks) stays 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import threading
 import zlib
 from typing import Any, Callable
 
@@ -89,21 +91,38 @@ def to_device(split: Any, mesh: Mesh, extras: dict[str, Any] | None = None) -> D
 softmax_cross_entropy = losses_lib.softmax_cross_entropy
 
 
+_LAYOUT = threading.local()
+
+
+@contextlib.contextmanager
+def unrolled_members(unrolled: bool = True):
+  """While tracing under this context, `over_members` writes the member axis out as one
+  unbatched call per member (the `*_unroll` execution plans) instead of `jax.vmap`."""
+  previous = getattr(_LAYOUT, "unrolled", False)
+  _LAYOUT.unrolled = unrolled
+  try:
+    yield
+  finally:
+    _LAYOUT.unrolled = previous
+
+
 def over_members(fn: Callable[..., Any], in_axes: Any = 0) -> Callable[..., Any]:
   """`jax.vmap(fn, in_axes)` over the member axis; a population of one runs `fn` unbatched.
 
   XLA:CPU runs matmuls with a batch dimension of 1 measurably slower than plain ones
   (~15% for the digits MLP), so a single model should not pay for being a population.
+  Under `unrolled_members()` every member is such an unbatched call, results stacked.
   """
   vmapped = jax.vmap(fn, in_axes=in_axes)
 
   def call(*args):
     axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
     sizes = {x.shape[0] for a, ax in zip(args, axes) if ax == 0 for x in jax.tree.leaves(a)}
-    if sizes != {1}:
+    if len(sizes) != 1 or (sizes != {1} and not getattr(_LAYOUT, "unrolled", False)):
       return vmapped(*args)
-    squeezed = [jax.tree.map(lambda x: x[0], a) if ax == 0 else a for a, ax in zip(args, axes)]
-    return jax.tree.map(lambda x: x[None], fn(*squeezed))
+    outs = [fn(*[jax.tree.map(lambda x: x[i], a) if ax == 0 else a
+                 for a, ax in zip(args, axes)]) for i in range(sizes.pop())]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
   return call
 
@@ -447,10 +466,10 @@ def make_runner(config: StepConfig, mesh: Mesh, num_steps: int,
 
 
 def _dispatch(config: StepConfig, mesh: Mesh, num_steps: int, plan: plan_lib.Plan):
-  if plan.name == "scan_vmap":
-    return _scan_program(config, mesh, num_steps)
-  if plan.name == "step_vmap":
-    step = _step_program(config, mesh)
+  if not plan.looped and plan.scanned:
+    return _scan_program(config, mesh, num_steps, plan.unrolled)
+  if not plan.looped:
+    step = _step_program(config, mesh, plan.unrolled)
     stack = _stack_program(mesh)
 
     def run_steps(state, data):
@@ -463,25 +482,29 @@ def _dispatch(config: StepConfig, mesh: Mesh, num_steps: int, plan: plan_lib.Pla
     return run_steps
   if any(e.population_loss is not None for e in config.extensions):
     raise ValueError(f"execution plan {plan.name!r} loops over members, but the step has a "
-                     "population loss term coupling them; use a '*_vmap' plan")
+                     "population loss term coupling them; use a '*_vmap' or '*_unroll' plan")
   return _MemberLoop(config, mesh, num_steps, plan.scanned)
 
 
 @functools.lru_cache(maxsize=64)
-def _scan_program(config: StepConfig, mesh: Mesh, num_steps: int):
+def _scan_program(config: StepConfig, mesh: Mesh, num_steps: int, unrolled: bool = False):
   def run(state, data):
-    state, metrics = jax.lax.scan(lambda s, _: train_step(s, data, config, mesh), state,
-                                  None, length=num_steps)
+    with unrolled_members(unrolled):
+      state, metrics = jax.lax.scan(lambda s, _: train_step(s, data, config, mesh), state,
+                                    None, length=num_steps)
     return state, jax.lax.with_sharding_constraint(metrics, mesh_lib.replicated(mesh))
 
   return jax.jit(run, donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=64)
-def _step_program(config: StepConfig, mesh: Mesh):
+def _step_program(config: StepConfig, mesh: Mesh, unrolled: bool = False):
   """One compiled step per dispatch; metrics [M] (stacked per chunk by `_stack_program`)."""
-  return jax.jit(lambda state, data: train_step(state, data, config, mesh),
-                 donate_argnums=(0,))
+  def step(state, data):
+    with unrolled_members(unrolled):
+      return train_step(state, data, config, mesh)
+
+  return jax.jit(step, donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=16)
