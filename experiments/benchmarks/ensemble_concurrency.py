@@ -1,9 +1,12 @@
 r"""Benchmark: divided ensembles against the wide model, on CPU. Prints ratios, asserts nothing.
 
-1. Training step time: S members (vmapped, one compiled program, co-training loss) against
-   the wide model of about equal parameters (an MLP and a small CNN on 8x8x1 digits-sized
+1. Training step time: S members (one compiled program, co-training loss) against the
+   wide model of about equal parameters (an MLP and a small CNN on 8x8x1 digits-sized
    inputs; the CNN's max-pooling and convs lowered as `--pool`, `--conv`, default the
-   execution plan's rules).
+   execution plan's rules). The members vmapped, mapped with `lax.map`, unrolled (the
+   `*_unroll` execution plans: one unbatched call per member, written out at trace time,
+   lax convs) and, last, the project's own population step (`train_step` with the
+   co-training extension, in-jit batches) under the plan the rules pick on this backend.
    Target from the issue: <= 1.2x the wide model per step (issue 17: <= 1.5x for the CNN).
 2. Inference latency: the members sharded over a `members` mesh (concurrent), the members
    vmapped on one device, the sequential loop (one member after another), and the wide
@@ -107,10 +110,20 @@ def run_benchmark(num_devices: int) -> None:
 
     wide_loss = cross_entropy_loss(wide_net)
 
+    unrolled_net = models.get(division.member.name, num_classes=10,
+                              **dict(division.member.kwargs),
+                              **lowering(plan_lib.conv_rule(backend, "unroll")[0]))
+
     def members_loss(params, x, y, loop="vmap"):
       one = lambda p: member_net.apply({"params": p}, x, train=True)
       # lax.map runs the members one after another inside the program: no grouped convs.
-      logits = jax.vmap(one)(params) if loop == "vmap" else jax.lax.map(one, params)
+      if loop == "vmap":
+        logits = jax.vmap(one)(params)
+      elif loop == "map":
+        logits = jax.lax.map(one, params)
+      else:  # unroll: what the '*_unroll' plans trace (one ungrouped call per member)
+        logits = jnp.stack([unrolled_net.apply({"params": jax.tree.map(lambda v: v[i], params)},
+                                               x, train=True) for i in range(s)])
       total, _ = ensembles.cotraining_objective(logits, y, 0.5)
       return total
 
@@ -138,15 +151,27 @@ def run_benchmark(num_devices: int) -> None:
     mapped_step = make_step(lambda p, x, y: members_loss(p, x, y, loop="map"))
     t_map = median_ms(mapped_step, member_params, tx.init(member_params), x_train, y_train,
                       **timing)
+    unrolled_step = make_step(lambda p, x, y: members_loss(p, x, y, loop="unroll"))
+    t_unroll = median_ms(unrolled_step, member_params, tx.init(member_params), x_train,
+                         y_train, **timing)
+    base_net = lambda spec: models.get(spec.name, num_classes=10, **dict(spec.kwargs))  # noqa: E731
+    t_project, project_plan = project_step_ms(base_net(division.member), s, tx, timing,
+                                              convolutional=name == "cnn")
+    t_project_wide, wide_plan = project_step_ms(base_net(division.wide), 1, tx, timing,
+                                                convolutional=name == "cnn")
     mesh = ensembles.members_mesh(s)
     sharded_params = ensembles.shard_members(member_params, mesh)
     t_shard = median_ms(members_step, sharded_params, tx.init(sharded_params), x_train, y_train,
                         **timing)
     print(f"  train step: wide {t_wide:.3f} ms | {s} members co-training (CE + JS): vmapped "
           f"{t_cot:.3f} ms (x{t_cot / t_wide:.2f}) [target <= x1.2], lax.map {t_map:.3f} ms "
-          f"(x{t_map / t_wide:.2f}), vmapped and sharded over {mesh.size} devices "
+          f"(x{t_map / t_wide:.2f}), unrolled {t_unroll:.3f} ms (x{t_unroll / t_wide:.2f}), "
+          f"vmapped and sharded over {mesh.size} devices "
           f"{t_shard:.3f} ms (x{t_shard / t_wide:.2f}) | vmapped, CE only {t_pop:.3f} ms "
           f"(x{t_pop / t_wide:.2f})")
+    print(f"  the project's step: {s} members co-trained, plan {project_plan}: "
+          f"{t_project:.3f} ms | the wide model, plan {wide_plan}: {t_project_wide:.3f} ms | "
+          f"x{t_project / t_project_wide:.2f} [issue 17 target for the CNN: <= x1.5]")
 
     # --- Inference: concurrent (sharded) vs one-device vmap vs sequential loop vs wide.
     wide_apply = jax.jit(lambda p, x: wide_net.apply({"params": p}, x, train=False))
@@ -174,6 +199,44 @@ def run_benchmark(num_devices: int) -> None:
           f"x{t_seq / t_conc_map:.2f} (lax.map) [target > 1] | best concurrent/wide "
           f"x{best / t_wide_inf:.2f} | vmapped-1-device/wide x{t_vmap / t_wide_inf:.2f} | "
           f"sequential/wide x{t_seq / t_wide_inf:.2f}")
+
+
+def project_step_ms(net, s, tx, timing, convolutional):
+  """Median ms of the project's population step of `s` members of `net` (batches gathered
+  in the step; for s > 1 the co-training extension) under the plan `tradeoffs.train.plan`
+  picks here, and the plan. The model comes with the default lowerings: the plan lowers it."""
+  import jax
+  import numpy as np
+
+  from tradeoffs import ensembles, train
+  from tradeoffs.train import extensions as extensions_lib
+  from tradeoffs.train import mesh as mesh_lib
+  from tradeoffs.train import plan as plan_lib
+  from tradeoffs.train import population as pop_lib
+
+  # One device, like the hand-written steps (a mesh over every simulated device would add
+  # the batch's all-reduce on two shared cores).
+  mesh = mesh_lib.make_mesh(s, 1, devices=jax.devices()[:1])
+  state = pop_lib.create_population(net, tx, (8, 8, 1), s, train.Seeds(), mesh)
+  rng = np.random.default_rng(1)
+  split = type("Split", (), dict(images=rng.uniform(size=(2048, 8, 8, 1)).astype(np.float32),
+                                 labels=rng.integers(0, 10, 2048).astype(np.int32),
+                                 groups=np.zeros(2048, np.int32)))
+  data = pop_lib.to_device(split, mesh)
+  coupling = extensions_lib.StepExtension(
+      name="coupling", population_loss=ensembles.cotraining_coupling(s))
+  assert plan_lib.state_has_convolutions(state, (8, 8, 1)) == convolutional
+  plan, _ = plan_lib.rule(jax.default_backend(), convolutional=convolutional, coupled=s > 1)
+  extensions = (coupling,) if s > 1 else ()
+  runner = pop_lib.make_runner(pop_lib.StepConfig(batch_size=_TRAIN_BATCH.value,
+                                                  extensions=extensions), mesh, 1, plan)
+  held = [state]
+
+  def step():  # The runner donates its state: carry it from call to call.
+    held[0], metrics = runner(held[0], data)
+    return metrics
+
+  return median_ms(step, **timing), plan
 
 
 def cross_entropy_loss(net):

@@ -1,8 +1,11 @@
-"""A study's `:smoke` run through its binary, once per test process: the all-studies test
-and a study's own record checks read the same workdir instead of each running the smoke."""
+"""A study's `:smoke` run through its binary, once per test session: the all-studies test
+and a study's own record checks read the same workdir instead of each running the smoke,
+also across pytest-xdist workers (the first worker to need a study runs it under a file
+lock; the others wait for it and read its workdir)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -43,12 +46,21 @@ def smoke_workdir(tmp_path_factory):
   """`smoke_workdir(name)`: the workdir of study `name`'s finished `:smoke` binary run.
   Tests may read it but must not change it (others compare it before and after a rerun)."""
 
+  # Under xdist every worker's base temp sits in one directory of this test run.
+  base = tmp_path_factory.getbasetemp()
+  shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
   def get(name: str) -> str:
     if name not in _SMOKE_RUNS:
-      workdir = str(tmp_path_factory.mktemp(name) / "wd")
-      result = _binary(name, _config(name), f"--workdir={workdir}")
-      assert result.returncode == 0, result.stderr[-3000:]
-      _SMOKE_RUNS[name] = workdir
+      with open(shared / f"smoke_{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = shared / f"smoke_{name}.workdir"
+        if not done.exists():  # a failed attempt writes nothing: the next one reruns
+          workdir = str(tmp_path_factory.mktemp(name) / "wd")
+          result = _binary(name, _config(name), f"--workdir={workdir}")
+          assert result.returncode == 0, result.stderr[-3000:]
+          done.write_text(workdir)
+        _SMOKE_RUNS[name] = done.read_text()
     return _SMOKE_RUNS[name]
 
   return get
