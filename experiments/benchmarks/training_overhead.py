@@ -18,8 +18,8 @@ is excluded (each contender runs once before timing). Prints; asserts nothing.
 
 Measured 2026-12-02 on this 2-core machine (load ~1.1, 1100 steps, median of 3), project /
 bare-step: MLP 0.91 (steps only 1.01; 1151 against 1259 steps/s), digits CNN 0.90 (steps
-only 0.92; 264 against 294 steps/s). Earlier CNN runs of 200 steps read 0.6-0.8: a run that
-short is mostly the final checkpoint's wait and the tempdir, not per-step cost.
+only 0.92; 264 against 294 steps/s). The CNN used to be timed over 200 steps, where the
+final checkpoint's wait is a larger share of a run than in any real one.
 """
 
 from __future__ import annotations
