@@ -1,7 +1,7 @@
 r"""Populations against their members trained one after another, and against PyTorch.
 
     python -m experiments.benchmarks.populations [--members=16] [--steps=220] [--rounds=3]
-        [--sections=mlp,cnn,resnet] [--cnn_steps=60] [--resnet_steps=6]
+        [--sections=mlp,cnn,resnet] [--cnn_steps=300] [--resnet_steps=6]
 
 Convolutional sections (each population runs under its execution plan, `--plan`, default
 'auto': on CPU a convolutional model is stepped one dispatch per step, members looped,
@@ -29,6 +29,12 @@ one process, interleaved rounds, median:
 Achieved FLOP/s = XLA cost analysis of one compiled step × steps/s, against the peak
 measured in the same run with a large float32 matmul. PyTorch rows are skipped when torch
 is not installed (`pip install torch`). Prints; asserts nothing.
+
+Measured 2026-12-02, 2 cores, load 1.3-1.9, PyTorch 2.13 (CPU): digits CNN population of 4
+(step_loop, 300 steps) 1.27x four sequential bare per-step loops, 1.14x PyTorch eager, 0.89x
+the bare loops with the plan's lowering (at 60 steps: 1.09x, 0.96x, 0.79x); ResNet-20
+population of 2: 1.04x its bare loops; MLP H=256 vmapped 1.35x sequential scanned and 1.03x
+torch.func.vmap, H=32 1.22x and 2.00x.
 """
 
 from __future__ import annotations
@@ -59,7 +65,9 @@ _STEPS = flags.DEFINE_integer("steps", 220, "Training steps per member.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
 _HIDDEN = flags.DEFINE_list("hidden", ["256", "32"], "Hidden widths to benchmark.")
 _SECTIONS = flags.DEFINE_list("sections", ["mlp", "cnn", "resnet"], "What to benchmark.")
-_CNN_STEPS = flags.DEFINE_integer("cnn_steps", 60, "Steps per digits CNN run.")
+_CNN_STEPS = flags.DEFINE_integer("cnn_steps", 300, "Steps per digits CNN run (at 60 the "
+                                  "run's fixed costs, its final eval and checkpoint, were "
+                                  "~10% of the project's time).")
 _RESNET_STEPS = flags.DEFINE_integer("resnet_steps", 6, "Steps per ResNet-20 run.")
 _RESNET_BATCH = flags.DEFINE_integer("resnet_batch", 64, "ResNet-20 batch size.")
 _PLAN = flags.DEFINE_string("plan", "auto", "Execution plan of the project's populations.")

@@ -336,3 +336,20 @@ def test_the_conv_lowering_trains_the_same_vmapped_model(digits):
   for a, b in zip(jax.tree.leaves(trained["lax"].params),
                   jax.tree.leaves(trained["im2col"].params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_a_scanned_runner_lowers_to_the_program_it_runs(digits):
+  # Benchmarks read a step's FLOPs from the lowered program; the lowering must be the
+  # plan's (im2col under scan_vmap on CPU: no convolution left in the compiled program).
+  mesh = mesh_lib.make_mesh(2, 1)
+  state = _tiny_cnn(2, mesh)
+  data_on_device = pop_lib.to_device(digits.train, mesh)
+  config = pop_lib.StepConfig(batch_size=16)
+  lowered = pop_lib.make_runner(config, mesh, 2, plan_lib.get("scan_vmap", conv="im2col")
+                                ).lower(state, data_on_device)
+  assert "convolution" not in lowered.as_text()
+  assert "convolution" in pop_lib.make_runner(config, mesh, 2, "scan_vmap").lower(
+      state, data_on_device).as_text()
+  cost = lowered.compile().cost_analysis()
+  assert (cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"] > 0
+  assert not hasattr(pop_lib.make_runner(config, mesh, 2, "step_loop"), "lower")

@@ -462,6 +462,9 @@ def make_runner(config: StepConfig, mesh: Mesh, num_steps: int,
     state, metrics = runner(state.replace(apply_fn=plan_lib.lowered(model_apply, plan)), data)
     return state.replace(apply_fn=model_apply), metrics
 
+  if hasattr(runner, "lower"):  # one compiled program (scan_*): lowerable, e.g. for costs
+    run.lower = lambda state, data: runner.lower(
+        state.replace(apply_fn=plan_lib.lowered(state.apply_fn, plan)), data)
   return run
 
 
