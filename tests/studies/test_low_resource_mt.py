@@ -104,3 +104,40 @@ def test_test_sentence_longer_than_max_length_is_one_config_error():
   with pytest.raises(errors.ConfigError,
                      match=r"--config.study.max_length=8: .*more than the model's max_length 8"):
     study._data(ctx, "low")  # noqa: SLF001
+
+
+def test_null_floors_score_copying_and_the_most_frequent_target_by_sacrebleu():
+  sources = ["In the beginning God created", "Jesus wept."]
+  ood = ["In the beginning God made", "Jesus wept"]
+  refs = ["En el principio creó Dios", "Y lloró Jesús."]
+  train_targets = ["Amén.", "Selah.", "Amén.", "Selah.", "Amén."]  # the mode: "Amén."
+  floors = study.null_floors(sources, ood, refs, train_targets)
+  assert floors["most_frequent_target"] == "Amén."
+  assert floors["copy_source_chrf"] == pytest.approx(
+      sacrebleu.corpus_chrf(sources, [refs]).score)
+  assert floors["copy_source_ood_chrf"] == pytest.approx(
+      sacrebleu.corpus_chrf(ood, [refs]).score)
+  assert floors["copy_source_ood_chrf"] != floors["copy_source_chrf"]  # not swapped
+  assert floors["most_frequent_target_chrf"] == pytest.approx(
+      sacrebleu.corpus_chrf(["Amén.", "Amén."], [refs]).score)
+  # A tie goes to the first seen.
+  assert study.null_floors(sources, ood, refs, ["b", "a", "a", "b"])[
+      "most_frequent_target"] == "b"
+
+
+def _dense_record(name, chrf_values, copy, frequent):
+  return {"variant": name, "source": None, "members": len(chrf_values),
+          "accuracy": {"per_member_chrf": chrf_values},
+          "study_fields": {"floors": {"copy_source_chrf": copy, "copy_source_ood_chrf": copy,
+                                      "most_frequent_target_chrf": frequent}}}
+
+
+def test_the_report_tests_dense_models_against_their_floors():
+  below = study._learned([_dense_record("dense_low", [9.0, 9.5, 8.7], 17.8, 3.0)])
+  text = " ".join(str(b) for b in below)
+  assert "Did the dense models learn?" in text and "Not every dense population" in text
+  above = study._learned([_dense_record("dense_low", [30.0, 31.0, 30.5], 17.8, 3.0)])
+  assert "Every dense population is above both floors" in " ".join(str(b) for b in above)
+  # A pruned variant (with a source) is not tested against the floors.
+  assert study._learned([{**_dense_record("gradual_s70_low", [1, 2, 3], 5, 1),
+                          "source": "dense_low"}]) == []

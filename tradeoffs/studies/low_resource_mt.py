@@ -20,10 +20,17 @@ the in-domain test and the out-of-domain (KJV-source) test, and chrF per source-
 bucket: the mean training-set frequency of each test sentence's source subwords, cut into
 `num_buckets` quantile buckets (bucket 0 = rarest). Δ against the dense population of the
 same level with paired t intervals over members, Holm-corrected per section.
+
+Null floors (`null_floors`): what a model scores without translating — the English source
+copied as the output (English and Spanish share names, numbers and many subword
+characters, so chrF is far from 0) and the most frequent training target sentence for
+every input. The report tests each dense population against both before reading any Δ: a
+Δ between models that are not above copying the source says nothing about translation.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import types
 from typing import Any, Mapping, Sequence
@@ -291,6 +298,27 @@ def score(hypotheses: Sequence[Sequence[str]], ood: Sequence[Sequence[str]],
   return out
 
 
+def null_floors(sources: Sequence[str], ood_sources: Sequence[str], refs: Sequence[str],
+                train_targets: Sequence[str]) -> dict[str, Any]:
+  """chrF of outputs that do not translate: each source copied (in-domain, out-of-domain)
+  and the most frequent training target (ties: the first seen) for every sentence."""
+  mode = collections.Counter(train_targets).most_common(1)[0][0]
+  return {"copy_source_chrf": chrf(sources, refs),
+          "copy_source_ood_chrf": chrf(ood_sources, refs),
+          "most_frequent_target_chrf": chrf([mode] * len(refs), refs),
+          "most_frequent_target": mode}
+
+
+def _floors(ctx: Any, level: str) -> dict[str, Any]:
+  key = f"floors:{level}"
+  if key not in ctx.cache:
+    pairs = bible.load(level, max_test_examples=int(ctx.config.study.max_test_examples) or None)
+    train, fits = _usable(ctx, level)
+    ctx.cache[key] = null_floors(pairs.test.source, pairs.test_ood.source,
+                                 list(pairs.test.target), [train.target[i] for i in fits])
+  return ctx.cache[key]
+
+
 def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
   k, s = variant.knobs, ctx.config.study
   level, sp = str(k["resource"]), float(k["sparsity"])
@@ -323,6 +351,7 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
             "test_sentences": len(data["refs"]), "vocabulary": vocab.digest,
             "vocabulary_size": len(vocab),
             "bucket_sizes": np.bincount(data["buckets"], minlength=int(s.num_buckets)).tolist(),
+            "floors": _floors(ctx, level),
             "example": {"source": bible.load(level).test.source[0], "hypothesis": hyps[0][0],
                         "reference": data["refs"][0]}}
   return base.Outcome(members=int(s.members), logits=None, accuracy=accuracy,
@@ -384,6 +413,7 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
                  _cell(_member_values(r, "ood_chrf"))]
                 + [_cell(_bucket_values(r, b)) for b in range(num_buckets)])
   blocks.append(("table", headers, rows))
+  blocks += _learned(records)
   claims, bind, rare = [], [], []
   for r in records:
     if r.get("source") is None or r["source"] not in by_name:
@@ -422,3 +452,34 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       blocks += [("h2", title), ("p", text + f" {len(family)} claims, Holm-corrected."),
                  verdict_lib.table(family, scale=1.0, unit="chrF")]
   return blocks
+
+
+def _learned(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+  """"Did the dense models learn?": each dense population's chrF against the null floors
+  of its level (one-sample t over members, Holm over the section)."""
+  claims, floors_text = [], []
+  for r in records:
+    floors = (r.get("study_fields") or {}).get("floors")
+    values = _member_values(r, "chrf")
+    if r.get("source") is not None or not floors or not values:
+      continue
+    floors_text.append(f"{r['variant']}: copy the source {floors['copy_source_chrf']:.1f} "
+                       f"(out-of-domain {floors['copy_source_ood_chrf']:.1f}), the most "
+                       f"frequent training target {floors['most_frequent_target_chrf']:.1f}")
+    for key, label in (("copy_source_chrf", "copying the source"),
+                       ("most_frequent_target_chrf", "the most frequent target")):
+      claims.append(stats.compare(values, [float(floors[key])] * len(values), paired=True,
+                                  claim=f"{r['variant']}: chrF − {label}"))
+  if not claims:
+    return []
+  family = stats.family(claims)
+  above = all(c.verdict == stats.HIGHER for c in family)
+  return [("h2", "Did the dense models learn?"),
+          ("p", "chrF of outputs that do not translate (null floors): " + "; ".join(
+              floors_text) + ". Each dense population against them, one-sample t over "
+           f"members, {len(family)} claims, Holm-corrected. " + (
+               "Every dense population is above both floors." if above else
+               "Not every dense population is above both floors: the Δs below compare "
+               "models that have not learned to translate better than these baselines, "
+               "and say little about what pruning costs translation.")),
+          verdict_lib.table(family, scale=1.0, unit="chrF")]
