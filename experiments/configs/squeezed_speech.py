@@ -32,28 +32,30 @@ s1, c = 32, 300 steps, training loss at steps 60/120/180/240/300; DER seen/held-
 so d 32 does not learn in 300 steps at either depth and d 64 does at both: the encoder sizes
 are now 1x64 and 2x64 (a depth contrast). Cheaper settings learned too little: batch 8
 (1x64 1.9 final loss, 27% DER; 2x64 2.5, 32%), c = 16 extractors (1x64 2.5, 34%; compact
-c = 2 81%), 150 steps (1x64 3.7, 59%; 2x64 3.6, 53%; compact c = 4 89-100%). So the
-default keeps 300 steps and is NOT within ~600 CPU s: the changes above save an estimated
-~100-150 CPU s of compiling (level 1, one measured batch size), not measured end to end;
-the new default (1x64 replacing 1x32 costs ~20% more per step) was not run this session
-(out of time), so the results below are the OLD default's (1x32 / 2x64).
-Old default measured 2026-12-02 (`nice -n 10 /usr/bin/time`, 1 CPU device, load 14-18):
-2,322 s wall, 982 s CPU (805 user + 177 sys). Results (mean over 3 members, DER %, seen /
-held-out voices; FLOPs of a batch-1 forward pass):
-    encoder 1x32: original s1 53.2/53.4 (24.5 MFLOPs), s2 58.2/58.4, s4 63.4/66.1;
-                  compact s1 82.6/82.7 (5.4 MFLOPs), s2 90.6/88.0 (1 of 3 members stuck
-                  at all-blank), s4 71.0/73.8 (4.1 MFLOPs)
-    encoder 2x64: original s1 14.2/24.0 (34.5 MFLOPs), s2 33.1/39.2, s4 40.3/44.1;
-                  compact s1 52.9/61.4 (15.4 MFLOPs), s2 67.3/65.5, s4 63.6/66.8 (6.9)
-With 3 members and 15 claims per encoder (Holm), only 2x64 resolves: compact s2 and s4
-+41 to +54 pt DER on every measure, compact s1 on the worst family (+40.6 pt), original
-s4 +26.1 pt [19.7, 32.4] DER and +30.2 pt worst family; the 1x32 ones are undertrained
-(DER 53-91%) and nothing there survives Holm. At this scale, trained from scratch for 300
-steps, the compact extractor cuts FLOPs 2-6× and costs digit errors on seen and held-out
-voices alike; the squeeze costs errors at 2x64. For whom: the best model (original s1
-2x64) errs most on the held-out male voice (39.4% vs 13-16% for every other family and
-split); the cheaper variants are worse for every group (2x64 compact s2: 62-71%), so their
-cost is smallest, in points, for that held-out male voice (per-family intervals overlap).
+c = 2 81%), 150 steps (1x64 3.7, 59%; 2x64 3.6, 53%; compact c = 4 89-100%), so the
+default keeps 300 steps.
+Default measured 2026-12-02 end to end (`/usr/bin/time -v python -m
+experiments.squeezed_speech`, 2 cores, load ~1-2, 1 CPU device): 8 min 24 s wall, 816 CPU s
+(658 user + 158 sys), 2.9 GB peak RSS. Results (mean over 3 members [95% t], DER %, seen /
+held-out voices; FLOPs of a batch-1 forward pass; latency × the reference's):
+    encoder 1x64: original s1 13.6 [10.8, 16.4] / 21.9 (29 MFLOPs), s2 28.0 / 33.9 (1.04x),
+                  s4 42.0 / 46.8 (1.03x); compact s1 68.4 / 74.4 (10 MFLOPs, 0.92x),
+                  s2 61.0 / 63.8 (0.87x), s4 65.8 / 68.8 (5.6 MFLOPs, 0.82x)
+    encoder 2x64: original s1 14.8 [10.8, 18.8] / 24.9 (35 MFLOPs), s2 33.2 / 40.2 (0.94x),
+                  s4 39.9 / 44.7 (0.80x); compact s1 54.7 / 62.1 (15 MFLOPs, 0.79x),
+                  s2 65.9 / 68.2 (0.71x), s4 62.8 / 65.3 (6.9 MFLOPs, 0.71x)
+No member stuck at all-blank. With 3 members and 15 claims per encoder (Holm): compact s2
+and s4 cost +41 to +54 pt DER on every measure at both sizes (one exception: 1x64 compact s4
+on the worst family, Holm p 0.09); compact s1's +37 to +57 pt do not survive Holm (its
+members vary widely); at 2x64 the squeeze costs too (s4 +25.1 pt [20.8, 29.4] DER, s2 and
+s4 on the worst family +17.5 / +28.6 pt); at 1x64 the squeeze's +12 to +32 pt do not
+survive Holm (Holm p 0.06-0.15). At this scale, trained from scratch for 300 steps, the
+compact extractor cuts FLOPs 2-5x and latency 8-29% and costs digit errors on seen and
+held-out voices alike. For whom: the reference models err most on the held-out male voice
+(35.9% at 1x64, 40.1% at 2x64, against 12-16% for every other family and split); the
+cheaper variants are worse for every group, so their cost in points is smallest for that
+held-out male voice (per-family intervals overlap). The old default (1x32 / 2x64, XLA's
+default level) took 982 CPU s at load 14-18; its 1x32 models were undertrained (DER 53-91%).
 Latencies in the records drift with the load (see the benchmark for interleaved ratios).
 `:smoke` (the reference original_s1_1x16, c = 16, and compact_s2_1x16, c = 2; 2 members,
 4 steps on 64 utterances, `mesh.member_shards=1` so both members share one compiled step,
