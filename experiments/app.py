@@ -87,6 +87,18 @@ def quiet_start() -> None:
                                         else py_logging.INFO)
 
 
+def apply_xla_flags(config) -> None:
+  """Appends the XLA_FLAGS the study config asks for (`tradeoffs.studies.base.xla_flags`)
+  to this process's XLA_FLAGS: before anything starts JAX's backend (planning does)."""
+  from tradeoffs.studies import base
+  try:
+    extra = base.xla_flags(config)
+  except ValueError as e:
+    raise errors.ConfigError(str(e)) from None
+  if extra:
+    os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *extra]).strip()
+
+
 def run_study(study_name: str, default_config: str, default_workdir: str | None = None, *,
               extra_flags: Callable[[], None] | None = None,
               alternative: Callable[[Callable[[], object], str], bool] | None = None
@@ -129,6 +141,7 @@ def run_study(study_name: str, default_config: str, default_workdir: str | None 
 
     def body():
       workdir = workdir_flag.value
+      apply_xla_flags(load_config(config_flag))
       if alternative is not None and alternative(lambda: load_config(config_flag), workdir):
         return
       study = studies.get(study_name)

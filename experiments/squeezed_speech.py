@@ -8,28 +8,12 @@ seen and held-out voices against latency per utterance, FLOPs, parameters and me
     python -m experiments.squeezed_speech --workdir=workdirs/squeezed_speech --report_only
 
 The study is `tradeoffs.studies.squeezed_speech`; flags and errors are `experiments.app`'s.
-Before JAX starts, the XLA flags the config asks for (`study.xla_backend_optimization_level`,
-the smoke's O0) are appended to XLA_FLAGS, so they apply to this process's compiles only.
+Before JAX starts, `experiments.app` appends the XLA flags the config asks for
+(`study.xla_backend_optimization_level`, the smoke's O0) to XLA_FLAGS, so they apply to this
+process's compiles only.
 """
-
-import os
 
 from experiments import app
 
-
-def _compile_flags(load_config, workdir) -> bool:
-  del workdir
-  from tradeoffs import errors
-  from tradeoffs.studies import squeezed_speech
-  try:  # Before anything touches JAX (planning already starts its backend).
-    extra = squeezed_speech.xla_flags(load_config())
-  except ValueError as e:
-    raise errors.ConfigError(str(e)) from None
-  if extra:
-    os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *extra]).strip()
-  return False  # Not handled: the study runs next.
-
-
 if __name__ == "__main__":
-  app.run_study("squeezed_speech", default_config="squeezed_speech.py",
-                alternative=_compile_flags)
+  app.run_study("squeezed_speech", default_config="squeezed_speech.py")

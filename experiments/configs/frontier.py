@@ -37,9 +37,11 @@ compiles each program once per run (the pruned and N:M fine-tunes share one step
 populations of one shape one evaluation, the EG rounds one step). Where CPU goes (per
 variant, measured under load): the two divided ensembles ~12 s each (16 and 32 networks),
 DP-SGD ~11-13 s each (its per-example-gradient step compiles anew for each noise
-multiplier), dense_w256 ~9 s, Selective Backprop ~8 s. `:smoke` (11 variants), same
-conditions: 34.1 s wall, 45.1 s of CPU (one device; the report's per-variant seconds sum to
-~24 s, DP-SGD 4.6 s the largest) — over the 30 s smoke budget by ~4 s.
+multiplier), dense_w256 ~9 s, Selective Backprop ~8 s. `:smoke` (11 variants, compiled at
+XLA:CPU backend level 0, `study.xla_backend_optimization_level`, which the report flags):
+24.4 and 25.1 s wall, 29.4 and 30.4 s of CPU on idle cores (2026-12-02, one device); at
+backend level 2 27.4 s wall, 35.5 s CPU (earlier, before the DP-SGD noise draw was one
+kernel: 34.1 s wall, 45.1 s CPU).
 The report's "Seconds" column gives each variant's time. Populations (8 members) and steps
 are unchanged from the 14-variant job.
 Variants: `:smoke` (2 members, 2 widths, one variant of every technique: one sparsity,
@@ -141,6 +143,8 @@ def get_config(arg=None):
                         nm=((2, 4),), finetune_steps_axis=(), distilled=("robust",),
                         cascade_rates=(0.5,), dp_noise_multipliers=(1.0,),
                         distill_eg_rounds=2))
+    # Compiling is most of a smoke: XLA:CPU's backend level 0 (experiments.app sets it).
+    c.study.xla_backend_optimization_level = 0
     c.efficiency.update(dict(latency_repeats=2, measure_batch=1))
   elif args.variant == "full":
     # The expensive extras: 16 members per population, the fine-tune axis to 1,600

@@ -11,6 +11,7 @@ import pytest
 from experiments.configs import squeezed_speech as config_lib
 from tradeoffs import errors
 from tradeoffs.data import spoken_digits
+from tradeoffs.studies import base
 from tradeoffs.studies import runner
 from tradeoffs.studies import squeezed_speech as study
 
@@ -88,11 +89,11 @@ def test_the_smoke_runs_the_reference_and_one_compact_variant_at_backend_o0():
   c = config_lib.get_config("smoke")
   assert [v.name for v in runner.plan(study, c)] == ["original_s1_1x16", "compact_s2_1x16"]
   assert runner.plan(study, c)[1].source == "original_s1_1x16"
-  assert study.xla_flags(c) == ("--xla_backend_optimization_level=0",)
+  assert base.xla_flags(c) == ("--xla_backend_optimization_level=0",)
   # The default compiles at O1 (faster compiles, optimised code); None: XLA's default.
-  assert study.xla_flags(config_lib.get_config()) == ("--xla_backend_optimization_level=1",)
+  assert base.xla_flags(config_lib.get_config()) == ("--xla_backend_optimization_level=1",)
   c.study.xla_backend_optimization_level = None
-  assert study.xla_flags(c) == ()
+  assert base.xla_flags(c) == ()
 
 
 def _record(name, source, der, held, worst, latency):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 import numpy as np
@@ -125,3 +125,38 @@ class Preempted(Exception):
   def __init__(self, variant: str, step: int | None = None):
     super().__init__(variant)
     self.variant, self.step = variant, step
+
+
+# XLA:CPU backend optimisation levels below this compile code LLVM did not optimise.
+UNOPTIMISED_BELOW = 1
+
+
+def xla_flags(config: Any) -> tuple[str, ...]:
+  """The XLA_FLAGS entries a study config asks for (`study.xla_backend_optimization_level`,
+  0-3, to cut compile time: the smokes use 0). The study binary appends them to XLA_FLAGS
+  before JAX's backend starts (`experiments.app`), so every record's environment shows them."""
+  study = getattr(config, "study", None)
+  level = None if study is None else study.get("xla_backend_optimization_level", None)
+  if level is None:
+    return ()
+  check_number(level, "study.xla_backend_optimization_level", 0, 3, integer=True)
+  return (f"--xla_backend_optimization_level={int(level)}",)
+
+
+def compile_level_blocks(records: Sequence[Mapping[str, Any]], benchmark: str = ""
+                         ) -> list[tuple[str, str]]:
+  """A report paragraph when the records were compiled at a chosen XLA backend level (read
+  from their environments): below level 1 the latencies are of unoptimised code."""
+  levels = sorted({int(flag.split("=")[1]) for r in records for flag in str(
+      (r.get("environment") or {}).get("xla_flags", "")).split()
+      if flag.startswith("--xla_backend_optimization_level=")})
+  if not levels:
+    return []
+  flags = ", ".join(f"--xla_backend_optimization_level={v}" for v in levels)
+  if min(levels) < UNOPTIMISED_BELOW:
+    return [("p", f"Compiled with XLA_FLAGS {flags} (`study.xla_backend_optimization_level`): "
+                  "the latencies are of code LLVM did not optimise, not the models' own; "
+                  "read FLOPs, parameters and memory, not the latency ratios.")]
+  return [("p", f"Compiled with XLA_FLAGS {flags} (`study.xla_backend_optimization_level`, "
+                "to cut compile time): LLVM's lighter pipeline" + (
+                    f"; {benchmark}" if benchmark else "") + ".")]

@@ -603,6 +603,7 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       blocks += [("p", verdict_lib.sentence(c)) for c in claims
                  if c.verdict != stats.NO_DIFFERENCE and "top-1" in c.claim]
   blocks += hardware_lib.blocks(records)
+  blocks += base.compile_level_blocks(records)
   table = ledger_lib.accountability_table(records, {c.claim: c.p_holm for c in claims})
   if table[2]:
     blocks += [("h2", "Accountability ledger"),

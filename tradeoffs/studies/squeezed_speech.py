@@ -24,7 +24,7 @@ Formulations chosen:
     stuck emitting blanks) is counted per variant in the report and stays in every mean.
   * `study.only` runs named variants of the grid (each encoder size's reference among
     them); `study.xla_backend_optimization_level` is applied by the binary to XLA_FLAGS
-    before JAX starts (`xla_flags`), and the report flags latencies measured under it.
+    before JAX starts (`base.xla_flags`), and the report flags latencies measured under it.
   * members of every variant share seeds by index (init, batch order, dropout), so
     verdicts are paired t over members; one Holm family per encoder size (every variant ×
     {DER, held-out DER, worst-family DER} against that size's reference).
@@ -53,7 +53,6 @@ TITLE = "Squeezed speech encoders: what SEW's squeeze and compact extractor cost
 TECHNIQUE = "speech_ctc"
 ENCODER = re.compile(r"^(\d+)x(\d+)$")
 # XLA:CPU backend levels below this compile unoptimised code (latencies not the models').
-UNOPTIMISED_BELOW = 1
 METRICS = {"DER": "accuracy.per_member_der",
            "held-out-voice DER": "accuracy.per_member_der_heldout_voice",
            "worst-family DER": "accuracy.per_member_worst_family_der"}
@@ -146,15 +145,6 @@ def plan(config: Any) -> list[base.Variant]:
         out.append(base.Variant(name, TECHNIQUE, {**kwargs, "encoder": encoder},
                                 None if name == reference else reference, tc))
   return out
-
-
-def xla_flags(config: Any) -> tuple[str, ...]:
-  """The XLA_FLAGS entries the study config asks for; the binary sets them before JAX's
-  backend starts (the environment of every record then shows them)."""
-  level = config.study.get("xla_backend_optimization_level", None)
-  if level is not None:
-    base.check_number(level, "study.xla_backend_optimization_level", 0, 3, integer=True)
-  return () if level is None else (f"--xla_backend_optimization_level={int(level)}",)
 
 
 def split_scores(logits: np.ndarray, split: Any) -> dict[str, Any]:
@@ -357,22 +347,9 @@ def sections(records: Sequence[Mapping[str, Any]], config: Any) -> list[tuple[An
       "`experiments/benchmarks/speech_encoder.py` times every extractor × squeeze "
       "interleaved in one process (ratios per round), the comparison to trust for latency."
       ))]
-  levels = sorted({int(flag.split("=")[1]) for r in records for flag in str(
-      (r.get("environment") or {}).get("xla_flags", "")).split()
-      if flag.startswith("--xla_backend_optimization_level=")})
-  if levels:
-    flags = ", ".join(f"--xla_backend_optimization_level={v}" for v in levels)
-    if min(levels) < UNOPTIMISED_BELOW:
-      blocks.append(("p", f"Compiled with XLA_FLAGS {flags} "
-                          "(`study.xla_backend_optimization_level`): the latencies are of "
-                          "code LLVM did not optimise, not the architectures' own; read FLOPs, "
-                          "parameters and memory, not the latency ratios."))
-    else:
-      blocks.append(("p", f"Compiled with XLA_FLAGS {flags} "
-                          "(`study.xla_backend_optimization_level`, to cut compile time): "
-                          "LLVM's lighter pipeline; `experiments/benchmarks/speech_encoder.py "
-                          "--compare_level` times its forward passes against XLA's default "
-                          "level."))
+  blocks += base.compile_level_blocks(
+      records, "`experiments/benchmarks/speech_encoder.py --compare_level` times its forward "
+      "passes against XLA's default level")
   figure = plot_frontier(records)
   if figure is not None:
     blocks.append(("figure", "squeezed_speech_frontier.png", figure,
