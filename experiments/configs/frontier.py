@@ -30,8 +30,8 @@ Variants, each a population of 8 (so variance, churn and CIE are measured):
     δ = 1e-5, RDP accountant), 400 steps at batch 128.
 Measured runtime (`/usr/bin/time python -m experiments.frontier --workdir=<fresh>`, fresh
 process and workdir, compilation included), 21 variants, 2026-12-02 on 2 idle cores (load
-average 0.9 at the start), after the library's compile savings were merged: 79.6 s wall,
-110.6 s of CPU (106.0 user + 4.7 sys). The 20-variant job before took 1 min 27 s wall /
+~1), with paired timing and the one-draw DP-SGD noise: 64.5 s wall, 89.9 s of CPU (86.0
+user + 3.8 sys); before those two, 79.6 s wall, 110.6 s of CPU. The 20-variant job before took 1 min 27 s wall /
 123 s of CPU on nearly idle cores. The binary's compilation cache (<workdir>/xla_cache)
 compiles each program once per run (the pruned and N:M fine-tunes share one step,
 populations of one shape one evaluation, the EG rounds one step). Where CPU goes (per
