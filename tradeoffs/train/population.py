@@ -469,10 +469,13 @@ def make_runner(config: StepConfig, mesh: Mesh, num_steps: int,
 
 
 def _dispatch(config: StepConfig, mesh: Mesh, num_steps: int, plan: plan_lib.Plan):
+  # `unrolled` only when set: one lru_cache key (and one compiled program) per vmapped
+  # program, however it is reached (the member loop calls these with three arguments).
+  unrolled = (True,) if plan.unrolled else ()
   if not plan.looped and plan.scanned:
-    return _scan_program(config, mesh, num_steps, plan.unrolled)
+    return _scan_program(config, mesh, num_steps, *unrolled)
   if not plan.looped:
-    step = _step_program(config, mesh, plan.unrolled)
+    step = _step_program(config, mesh, *unrolled)
     stack = _stack_program(mesh)
 
     def run_steps(state, data):
