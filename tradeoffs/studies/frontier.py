@@ -483,6 +483,7 @@ def plot_headline(records: Sequence[Mapping[str, Any]]):
   colors = {t: figures.color(i) for i, t in enumerate(techniques)}
   fig, axs = figures.new(len(metrics))
   for ax, metric in zip(axs, metrics):
+    placed = []
     for record in points:
       vx = pareto_lib.as_number(pareto_lib.get_path(record, x_axis))
       vy = pareto_lib.as_number(pareto_lib.get_path(record, metric))
@@ -491,9 +492,19 @@ def plot_headline(records: Sequence[Mapping[str, Any]]):
       cie = pareto_lib.as_number(pareto_lib.get_path(record, "hidden_costs.cie_count")) or 0
       ax.scatter(vx, vy, s=30 + 8 * cie, color=colors[str(record.get("technique"))],
                  alpha=0.75, edgecolors="k", linewidths=0.5, zorder=3)
+      placed.append((record, vx, vy))
+    front = pareto_lib.pareto_front(points, x_axis, metric)
+    # Names only where they can be read: front points first, then from the top down; a
+    # point too close to a named one keeps its colour (the report's tables name them all).
+    on_front = {id(r) for r in front}
+    placed.sort(key=lambda p: (id(p[0]) not in on_front, -p[2]))
+    ax.set_xscale("log")
+    ax.autoscale_view()
+    pixels = ax.transData.transform([(vx, vy) for _, vx, vy in placed]) if placed else []
+    for i in spaced_labels(pixels, min_dx=70.0, min_dy=11.0):
+      record, vx, vy = placed[i]
       ax.annotate(labels[id(record)], (vx, vy), fontsize=8, xytext=(4, -3),
                   textcoords="offset points")
-    front = pareto_lib.pareto_front(points, x_axis, metric)
     line = sorted((pareto_lib.as_number(pareto_lib.get_path(r, x_axis)),
                    pareto_lib.as_number(pareto_lib.get_path(r, metric))) for r in front)
     ax.plot([p[0] for p in line], [p[1] for p in line], "-", color="0.3", lw=1.2,
@@ -505,6 +516,18 @@ def plot_headline(records: Sequence[Mapping[str, Any]]):
   handles = [Line2D([], [], marker="o", ls="", color=colors[t]) for t in techniques]
   axs[0].legend(handles, techniques, loc="lower right")
   return fig
+
+
+def spaced_labels(points: Any, min_dx: float, min_dy: float) -> list[int]:
+  """Indices of `points` (display coordinates, in priority order) that get a label: a point
+  is skipped when a kept one lies closer than `min_dx` horizontally and `min_dy` vertically
+  (its label would overprint that one's)."""
+  points = np.asarray(points, float).reshape(-1, 2)
+  kept: list[int] = []
+  for i, (x, y) in enumerate(points):
+    if all(abs(x - points[j, 0]) >= min_dx or abs(y - points[j, 1]) >= min_dy for j in kept):
+      kept.append(i)
+  return kept
 
 
 def plot_groups(records: Sequence[Mapping[str, Any]]):
