@@ -208,7 +208,7 @@ def project_step_ms(net, s, tx, timing, convolutional):
   import jax
   import numpy as np
 
-  from tradeoffs import ensembles, train
+  from tradeoffs import data, ensembles, train
   from tradeoffs.train import extensions as extensions_lib
   from tradeoffs.train import mesh as mesh_lib
   from tradeoffs.train import plan as plan_lib
@@ -219,10 +219,11 @@ def project_step_ms(net, s, tx, timing, convolutional):
   mesh = mesh_lib.make_mesh(s, 1, devices=jax.devices()[:1])
   state = pop_lib.create_population(net, tx, (8, 8, 1), s, train.Seeds(), mesh)
   rng = np.random.default_rng(1)
-  split = type("Split", (), dict(images=rng.uniform(size=(2048, 8, 8, 1)).astype(np.float32),
-                                 labels=rng.integers(0, 10, 2048).astype(np.int32),
-                                 groups=np.zeros(2048, np.int32)))
-  data = pop_lib.to_device(split, mesh)
+  split = data.ArraySplit(images=rng.uniform(size=(2048, 8, 8, 1)).astype(np.float32),
+                          labels=rng.integers(0, 10, 2048).astype(np.int32),
+                          ids=np.arange(2048, dtype=np.int32),
+                          groups=np.zeros((2048, 0), np.int32), group_names=(), num_classes=10)
+  device_data = pop_lib.to_device(split, mesh)
   coupling = extensions_lib.StepExtension(
       name="coupling", population_loss=ensembles.cotraining_coupling(s))
   assert plan_lib.state_has_convolutions(state, (8, 8, 1)) == convolutional
@@ -233,7 +234,7 @@ def project_step_ms(net, s, tx, timing, convolutional):
   held = [state]
 
   def step():  # The runner donates its state: carry it from call to call.
-    held[0], metrics = runner(held[0], data)
+    held[0], metrics = runner(held[0], device_data)
     return metrics
 
   return median_ms(step, **timing), plan

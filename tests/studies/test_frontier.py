@@ -436,13 +436,3 @@ def test_measured_saving_divides_by_the_paired_source_timing_when_there_is_one()
                                      source, None)
   assert overlap["verdict"] == hardware.UNCHANGED
 
-
-def test_headline_labels_skip_points_that_would_overprint():
-  # Priority order: (10, 5) is inside (0, 0)'s box; (100, 5) is far in x, (10, 20) in y.
-  points = [(0.0, 0.0), (10.0, 5.0), (100.0, 5.0), (10.0, 20.0)]
-  assert frontier.spaced_labels(points, min_dx=70.0, min_dy=11.0) == [0, 2, 3]
-  # The box is open: exactly min_dx or min_dy away is far enough, just inside is not.
-  assert frontier.spaced_labels([(0, 0), (70, 0)], min_dx=70.0, min_dy=11.0) == [0, 1]
-  assert frontier.spaced_labels([(0, 0), (0, 11)], min_dx=70.0, min_dy=11.0) == [0, 1]
-  assert frontier.spaced_labels([(0, 0), (-69.9, 10.9)], min_dx=70.0, min_dy=11.0) == [0]
-  assert frontier.spaced_labels([], min_dx=70.0, min_dy=11.0) == []

@@ -12,6 +12,7 @@ from experiments.configs import low_resource_mt as config_lib
 from tradeoffs import errors
 from tradeoffs.data import subwords
 from tradeoffs.studies import low_resource_mt as study
+from tradeoffs.translation import metrics
 
 
 def test_plan_names_sources_and_knobs():
@@ -56,24 +57,24 @@ def test_model_max_length_is_the_study_field():
 def test_chrf_and_bleu_equal_sacrebleu_and_hand_values():
   hyp = ["the cat sat on the mat", "a dog barked loudly"]
   ref = ["the cat is on the mat", "the dog barked"]
-  assert study.chrf(hyp, ref) == pytest.approx(sacrebleu.CHRF().corpus_score(hyp, [ref]).score)
-  assert study.bleu(hyp, ref) == pytest.approx(sacrebleu.BLEU().corpus_score(hyp, [ref]).score)
-  assert study.chrf(ref, ref) == pytest.approx(100.0)
-  assert study.bleu(ref, ref) == pytest.approx(100.0)
-  assert study.chrf(["xyz"], ["abc"]) == 0.0
+  assert metrics.chrf(hyp, ref) == pytest.approx(sacrebleu.CHRF().corpus_score(hyp, [ref]).score)
+  assert metrics.bleu(hyp, ref) == pytest.approx(sacrebleu.BLEU().corpus_score(hyp, [ref]).score)
+  assert metrics.chrf(ref, ref) == pytest.approx(100.0)
+  assert metrics.bleu(ref, ref) == pytest.approx(100.0)
+  assert metrics.chrf(["xyz"], ["abc"]) == 0.0
   # BLEU by hand for one sentence: hyp 'a b c d', ref 'a b c e': p1..p4 = 3/4, 2/3, 1/2, 0/1
   # -> smoothed (sacrebleu's default 'exp' smoothing) p4 = 1/(2^1 * 1) = 1/2; BP = 1.
   want = 100 * np.exp(np.mean(np.log([3 / 4, 2 / 3, 1 / 2, 1 / 2])))
-  assert study.bleu(["a b c d"], ["a b c e"]) == pytest.approx(want, rel=1e-6)
+  assert metrics.bleu(["a b c d"], ["a b c e"]) == pytest.approx(want, rel=1e-6)
 
 
 def test_score_per_member_and_buckets_partition():
   refs = ["uno dos", "tres cuatro", "cinco", "seis siete"]
   hyps = [refs, ["uno", "tres", "x", "seis siete"]]
   buckets = np.array([0, 1, 0, 1])
-  out = study.score(hyps, hyps, refs, buckets, 2)
+  out = metrics.score(hyps, hyps, refs, buckets, 2)
   assert out["chrf"][0] == pytest.approx(100.0)
-  assert out["bucket_chrf"][1][1] == pytest.approx(study.chrf(["tres", "seis siete"],
+  assert out["bucket_chrf"][1][1] == pytest.approx(metrics.chrf(["tres", "seis siete"],
                                                               [refs[1], refs[3]]))
   assert len(out["bucket_chrf"][1]) == 2
 
@@ -111,7 +112,7 @@ def test_null_floors_score_copying_and_the_most_frequent_target_by_sacrebleu():
   ood = ["In the beginning God made", "Jesus wept"]
   refs = ["En el principio creó Dios", "Y lloró Jesús."]
   train_targets = ["Amén.", "Selah.", "Amén.", "Selah.", "Amén."]  # the mode: "Amén."
-  floors = study.null_floors(sources, ood, refs, train_targets)
+  floors = metrics.null_floors(sources, ood, refs, train_targets)
   assert floors["most_frequent_target"] == "Amén."
   assert floors["copy_source_chrf"] == pytest.approx(
       sacrebleu.corpus_chrf(sources, [refs]).score)
@@ -121,7 +122,7 @@ def test_null_floors_score_copying_and_the_most_frequent_target_by_sacrebleu():
   assert floors["most_frequent_target_chrf"] == pytest.approx(
       sacrebleu.corpus_chrf(["Amén.", "Amén."], [refs]).score)
   # A tie goes to the first seen.
-  assert study.null_floors(sources, ood, refs, ["b", "a", "a", "b"])[
+  assert metrics.null_floors(sources, ood, refs, ["b", "a", "a", "b"])[
       "most_frequent_target"] == "b"
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -48,3 +50,15 @@ def save(figure: Figure, path: str) -> str:
   figure.tight_layout()
   figure.savefig(path, format="png", dpi=DPI)
   return path
+
+
+def spaced_labels(points: Any, min_dx: float, min_dy: float) -> list[int]:
+  """Indices of `points` (display coordinates, in priority order) that get a label: a point
+  is skipped when a kept one lies closer than `min_dx` horizontally and `min_dy` vertically
+  (its label would overprint that one's)."""
+  points = np.asarray(points, float).reshape(-1, 2)
+  kept: list[int] = []
+  for i, (x, y) in enumerate(points):
+    if all(abs(x - points[j, 0]) >= min_dx or abs(y - points[j, 1]) >= min_dy for j in kept):
+      kept.append(i)
+  return kept

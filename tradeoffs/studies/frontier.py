@@ -501,7 +501,7 @@ def plot_headline(records: Sequence[Mapping[str, Any]]):
     ax.set_xscale("log")
     ax.autoscale_view()
     pixels = ax.transData.transform([(vx, vy) for _, vx, vy in placed]) if placed else []
-    for i in spaced_labels(pixels, min_dx=70.0, min_dy=11.0):
+    for i in figures.spaced_labels(pixels, min_dx=70.0, min_dy=11.0):
       record, vx, vy = placed[i]
       ax.annotate(labels[id(record)], (vx, vy), fontsize=8, xytext=(4, -3),
                   textcoords="offset points")
@@ -516,18 +516,6 @@ def plot_headline(records: Sequence[Mapping[str, Any]]):
   handles = [Line2D([], [], marker="o", ls="", color=colors[t]) for t in techniques]
   axs[0].legend(handles, techniques, loc="lower right")
   return fig
-
-
-def spaced_labels(points: Any, min_dx: float, min_dy: float) -> list[int]:
-  """Indices of `points` (display coordinates, in priority order) that get a label: a point
-  is skipped when a kept one lies closer than `min_dx` horizontally and `min_dy` vertically
-  (its label would overprint that one's)."""
-  points = np.asarray(points, float).reshape(-1, 2)
-  kept: list[int] = []
-  for i, (x, y) in enumerate(points):
-    if all(abs(x - points[j, 0]) >= min_dx or abs(y - points[j, 1]) >= min_dy for j in kept):
-      kept.append(i)
-  return kept
 
 
 def plot_groups(records: Sequence[Mapping[str, Any]]):

@@ -21,16 +21,15 @@ bucket: the mean training-set frequency of each test sentence's source subwords,
 `num_buckets` quantile buckets (bucket 0 = rarest). Δ against the dense population of the
 same level with paired t intervals over members, Holm-corrected per section.
 
-Null floors (`null_floors`): what a model scores without translating — the English source
-copied as the output (English and Spanish share names, numbers and many subword
-characters, so chrF is far from 0) and the most frequent training target sentence for
-every input. The report tests each dense population against both before reading any Δ: a
+Null floors (`tradeoffs.translation.metrics.null_floors`): what a model scores without
+translating — the English source copied as the output (English and Spanish share names,
+numbers and many subword characters, so chrF is far from 0) and the most frequent training
+target sentence for every input. The report tests each dense population against both before reading any Δ: a
 Δ between models that are not above copying the source says nothing about translation.
 """
 
 from __future__ import annotations
 
-import collections
 import math
 import types
 from typing import Any, Mapping, Sequence
@@ -39,7 +38,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import sacrebleu
 
 from tradeoffs import errors
 from tradeoffs import models
@@ -49,6 +47,7 @@ from tradeoffs.data import bible
 from tradeoffs.data import subwords
 from tradeoffs.models import transformer as tf
 from tradeoffs.report import format as fmt
+from tradeoffs.translation import metrics
 from tradeoffs.report import verdict as verdict_lib
 from tradeoffs.studies import base
 from tradeoffs.train import mesh as mesh_lib
@@ -201,7 +200,10 @@ def _data(ctx: Any, level: str) -> dict[str, Any]:
       "train_src": src, "train_tgt": tgt, "train_pairs": len(used),
       "dropped": len(train) - len(fits), "unused": len(fits) - len(used),
       "test_src": test_src, "ood_src": ood_src, "refs": list(pairs.test.target),
-      "buckets": subwords.frequency_buckets(test_src, freqs, int(s.num_buckets))}
+      "buckets": subwords.frequency_buckets(test_src, freqs, int(s.num_buckets)),
+      "floors": metrics.null_floors(pairs.test.source, pairs.test_ood.source,
+                                    list(pairs.test.target),
+                                    [train.target[i] for i in fits])}
   return ctx.cache[key]
 
 
@@ -274,51 +276,6 @@ def _decode(ctx: Any, params: Any, source: np.ndarray) -> list[list[str]]:
   return [[vocab.decode(row) for row in member] for member in tokens]
 
 
-def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-  return float(sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score)
-
-
-def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-  return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
-
-
-def score(hypotheses: Sequence[Sequence[str]], ood: Sequence[Sequence[str]],
-          refs: Sequence[str], buckets: np.ndarray, num_buckets: int) -> dict[str, Any]:
-  """Per-member chrF/BLEU (in-domain, out-of-domain) and chrF per frequency bucket."""
-  out: dict[str, Any] = {"chrf": [], "bleu": [], "ood_chrf": [], "ood_bleu": [],
-                         "bucket_chrf": []}
-  for hyp, hyp_ood in zip(hypotheses, ood):
-    out["chrf"].append(chrf(hyp, refs))
-    out["bleu"].append(bleu(hyp, refs))
-    out["ood_chrf"].append(chrf(hyp_ood, refs))
-    out["ood_bleu"].append(bleu(hyp_ood, refs))
-    out["bucket_chrf"].append([chrf([hyp[i] for i in np.flatnonzero(buckets == b)],
-                                    [refs[i] for i in np.flatnonzero(buckets == b)])
-                               for b in range(num_buckets)])
-  return out
-
-
-def null_floors(sources: Sequence[str], ood_sources: Sequence[str], refs: Sequence[str],
-                train_targets: Sequence[str]) -> dict[str, Any]:
-  """chrF of outputs that do not translate: each source copied (in-domain, out-of-domain)
-  and the most frequent training target (ties: the first seen) for every sentence."""
-  mode = collections.Counter(train_targets).most_common(1)[0][0]
-  return {"copy_source_chrf": chrf(sources, refs),
-          "copy_source_ood_chrf": chrf(ood_sources, refs),
-          "most_frequent_target_chrf": chrf([mode] * len(refs), refs),
-          "most_frequent_target": mode}
-
-
-def _floors(ctx: Any, level: str) -> dict[str, Any]:
-  key = f"floors:{level}"
-  if key not in ctx.cache:
-    pairs = bible.load(level, max_test_examples=int(ctx.config.study.max_test_examples) or None)
-    train, fits = _usable(ctx, level)
-    ctx.cache[key] = null_floors(pairs.test.source, pairs.test_ood.source,
-                                 list(pairs.test.target), [train.target[i] for i in fits])
-  return ctx.cache[key]
-
-
 def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
   k, s = variant.knobs, ctx.config.study
   level, sp = str(k["resource"]), float(k["sparsity"])
@@ -336,7 +293,7 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
       params = jax.device_get(_prune(ctx, sp)(params))
   hyps = _decode(ctx, params, data["test_src"])
   ood = _decode(ctx, params, data["ood_src"])
-  per_member = score(hyps, ood, data["refs"], data["buckets"], int(s.num_buckets))
+  per_member = metrics.score(hyps, ood, data["refs"], data["buckets"], int(s.num_buckets))
   accuracy = {m: float(np.mean(v)) for m, v in per_member.items() if m != "bucket_chrf"}
   accuracy.update({f"per_member_{m}": v for m, v in per_member.items()})
   buckets = np.asarray(per_member["bucket_chrf"])
@@ -351,7 +308,7 @@ def produce(ctx: Any, variant: base.Variant) -> base.Outcome:
             "test_sentences": len(data["refs"]), "vocabulary": vocab.digest,
             "vocabulary_size": len(vocab),
             "bucket_sizes": np.bincount(data["buckets"], minlength=int(s.num_buckets)).tolist(),
-            "floors": _floors(ctx, level),
+            "floors": data["floors"],
             "example": {"source": bible.load(level).test.source[0], "hypothesis": hyps[0][0],
                         "reference": data["refs"][0]}}
   return base.Outcome(members=int(s.members), logits=None, accuracy=accuracy,

@@ -469,13 +469,10 @@ def make_runner(config: StepConfig, mesh: Mesh, num_steps: int,
 
 
 def _dispatch(config: StepConfig, mesh: Mesh, num_steps: int, plan: plan_lib.Plan):
-  # `unrolled` only when set: one lru_cache key (and one compiled program) per vmapped
-  # program, however it is reached (the member loop calls these with three arguments).
-  unrolled = (True,) if plan.unrolled else ()
   if not plan.looped and plan.scanned:
-    return _scan_program(config, mesh, num_steps, *unrolled)
+    return _scan_program(config, mesh, num_steps, plan.unrolled)
   if not plan.looped:
-    step = _step_program(config, mesh, *unrolled)
+    step = _step_program(config, mesh, plan.unrolled)
     stack = _stack_program(mesh)
 
     def run_steps(state, data):
@@ -492,8 +489,19 @@ def _dispatch(config: StepConfig, mesh: Mesh, num_steps: int, plan: plan_lib.Pla
   return _MemberLoop(config, mesh, num_steps, plan.scanned)
 
 
-@functools.lru_cache(maxsize=64)
 def _scan_program(config: StepConfig, mesh: Mesh, num_steps: int, unrolled: bool = False):
+  """`num_steps` steps in one compiled `lax.scan`; one program per arguments, however they
+  are passed (lru_cache keys positional and keyword arguments apart)."""
+  return _compiled_scan(config, mesh, num_steps, bool(unrolled))
+
+
+def _step_program(config: StepConfig, mesh: Mesh, unrolled: bool = False):
+  """One compiled step per dispatch; metrics [M] (stacked per chunk by `_stack_program`)."""
+  return _compiled_step(config, mesh, bool(unrolled))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_scan(config: StepConfig, mesh: Mesh, num_steps: int, unrolled: bool):
   def run(state, data):
     with unrolled_members(unrolled):
       state, metrics = jax.lax.scan(lambda s, _: train_step(s, data, config, mesh), state,
@@ -504,8 +512,7 @@ def _scan_program(config: StepConfig, mesh: Mesh, num_steps: int, unrolled: bool
 
 
 @functools.lru_cache(maxsize=64)
-def _step_program(config: StepConfig, mesh: Mesh, unrolled: bool = False):
-  """One compiled step per dispatch; metrics [M] (stacked per chunk by `_stack_program`)."""
+def _compiled_step(config: StepConfig, mesh: Mesh, unrolled: bool):
   def step(state, data):
     with unrolled_members(unrolled):
       return train_step(state, data, config, mesh)
